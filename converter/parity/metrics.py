@@ -1,0 +1,143 @@
+"""Distribution-level comparison of an artifact's logits with the reference's.
+
+Exact logits legitimately differ between engines (llama.cpp picks kernels by batch size), so the
+verdict rests on distributions: KL divergence, top-1 agreement, greedy agreement, perplexity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def kl_divergence(ref_logits: np.ndarray, art_logits: np.ndarray, chunk: int = 64) -> np.ndarray:
+    """KL(reference || artifact) per row, in nats (in row chunks: 262K-token vocabularies are big)."""
+    out = np.empty(ref_logits.shape[0], dtype=np.float64)
+    for start in range(0, ref_logits.shape[0], chunk):
+        ref_lp = log_softmax(ref_logits[start:start + chunk])
+        art_lp = log_softmax(art_logits[start:start + chunk])
+        out[start:start + chunk] = np.maximum((np.exp(ref_lp) * (ref_lp - art_lp)).sum(axis=-1), 0.0)
+    return out
+
+
+def next_token_nll(logits: np.ndarray, ids: list[int], chunk: int = 64) -> float:
+    """Mean negative log-likelihood of each next token: log(perplexity) on the prompt."""
+    targets = np.asarray(ids[1:])
+    if targets.size == 0:
+        return 0.0
+    total = 0.0
+    for start in range(0, targets.size, chunk):
+        lp = log_softmax(logits[start:min(start + chunk, targets.size)])
+        total += float(-lp[np.arange(lp.shape[0]), targets[start:start + lp.shape[0]]].sum())
+    return total / targets.size
+
+
+def common_vocab(ref: np.ndarray, art: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Trim padding rows some checkpoints keep past the tokenizer's vocabulary."""
+    width = min(ref.shape[-1], art.shape[-1])
+    return ref[..., :width], art[..., :width]
+
+
+@dataclass
+class PromptScores:
+    prompt_id: str
+    n_tokens: int
+    kl: np.ndarray  # per position
+    top1: np.ndarray  # bool per position
+    max_abs_logit_diff: float
+    ref_nll: float  # mean next-token negative log-likelihood
+    art_nll: float
+    greedy_match: float  # share of greedy tokens equal before the first divergence
+    decode_kl: np.ndarray  # per decode step while sequences agree
+    tokens_match: bool
+    ref_greedy: list[int]
+    art_greedy: list[int]
+
+
+def score_prompt(prompt_id: str, ids: list[int], ref: np.ndarray, art: np.ndarray,
+                 ref_decode: tuple[list[int], np.ndarray], art_decode: tuple[list[int], np.ndarray],
+                 tokens_match: bool) -> PromptScores:
+    ref, art = common_vocab(ref, art)
+    kl = kl_divergence(ref, art)
+    top1 = ref.argmax(-1) == art.argmax(-1)
+    ref_nll = next_token_nll(ref, ids)
+    art_nll = next_token_nll(art, ids)
+    ref_tokens, ref_steps = ref_decode
+    art_tokens, art_steps = art_decode
+    agree = 0
+    for a, b in zip(ref_tokens, art_tokens):
+        if a != b:
+            break
+        agree += 1
+    steps = min(agree + 1, len(ref_tokens))  # the first diverging step is still comparable
+    r_steps, a_steps = common_vocab(ref_steps[:steps], art_steps[:steps])
+    return PromptScores(
+        prompt_id=prompt_id,
+        n_tokens=len(ids),
+        kl=kl,
+        top1=top1,
+        max_abs_logit_diff=float(np.abs(ref - art).max()),
+        ref_nll=ref_nll,
+        art_nll=art_nll,
+        greedy_match=agree / max(len(ref_tokens), 1),
+        decode_kl=kl_divergence(r_steps, a_steps),
+        tokens_match=tokens_match,
+        ref_greedy=ref_tokens,
+        art_greedy=art_tokens,
+    )
+
+
+def aggregate(scores: list[PromptScores]) -> dict[str, float]:
+    kl = np.concatenate([s.kl for s in scores])
+    top1 = np.concatenate([s.top1 for s in scores])
+    decode_kl = np.concatenate([s.decode_kl for s in scores])
+    weights = np.array([s.n_tokens - 1 for s in scores], dtype=np.float64)
+    ref_nll = float(np.average([s.ref_nll for s in scores], weights=weights))
+    art_nll = float(np.average([s.art_nll for s in scores], weights=weights))
+    return {
+        "top1_agreement": float(top1.mean()),
+        "kl_mean": float(kl.mean()),
+        "kl_p99": float(np.quantile(kl, 0.99)),
+        "kl_max": float(kl.max()),
+        "max_abs_logit_diff": max(s.max_abs_logit_diff for s in scores),
+        "greedy_match": float(np.mean([s.greedy_match for s in scores])),
+        "greedy_full_matches": sum(s.greedy_match == 1.0 for s in scores),
+        "decode_kl_mean": float(decode_kl.mean()) if decode_kl.size else 0.0,
+        "ppl_reference": float(np.exp(ref_nll)),
+        "ppl_artifact": float(np.exp(art_nll)),
+        "ppl_delta": float(np.exp(art_nll - ref_nll) - 1.0),
+        "tokenizer_match": float(np.mean([s.tokens_match for s in scores])),
+        "positions": int(kl.size),
+        "prompts": len(scores),
+    }
+
+
+# metric -> (threshold key, direction): "min" fails below the bound, "max" above it.
+CHECKS: dict[str, tuple[str, str]] = {
+    "top1_agreement": ("top1_min", "min"),
+    "kl_mean": ("kl_mean_max", "max"),
+    "kl_max": ("kl_max_max", "max"),
+    "greedy_match": ("greedy_min", "min"),
+    "ppl_delta": ("ppl_delta_max", "max"),
+    "decode_kl_mean": ("decode_kl_max", "max"),
+}
+
+
+def judge(metrics: dict[str, float], thresholds: dict[str, float]) -> dict[str, dict[str, object]]:
+    """Each metric's verdict; tokenizer_match must be exact whatever the quantization."""
+    verdicts: dict[str, dict[str, object]] = {}
+    for metric, (key, direction) in CHECKS.items():
+        bound = thresholds[key]
+        value = metrics[metric]
+        ok = value >= bound if direction == "min" else abs(value) <= bound
+        verdicts[metric] = {"value": value, "bound": bound, "direction": direction, "passed": bool(ok)}
+    verdicts["tokenizer_match"] = {"value": metrics["tokenizer_match"], "bound": 1.0, "direction": "min",
+                                   "passed": metrics["tokenizer_match"] == 1.0}
+    return verdicts

@@ -1,0 +1,120 @@
+"""`slmkit parity`: hold an artifact to the PyTorch original on the same token ids."""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from slmkit.converter.errors import SlmkitError
+from slmkit.converter.manifest import MANIFEST, read_manifest, sha256_file
+from slmkit.converter.parity.metrics import aggregate, judge, score_prompt
+from slmkit.converter.parity.prompts import Prompt
+
+
+def thresholds_for(quant: str) -> dict[str, float]:
+    table = yaml.safe_load(resources.files("slmkit.converter.parity").joinpath("thresholds.yaml").read_text())
+    if quant not in table:
+        raise SlmkitError(f"No parity thresholds for quantization '{quant}'.", hint=f"Known: {', '.join(table)}.")
+    return table[quant]
+
+
+def open_artifact(folder: Path) -> dict[str, Any]:
+    """The artifact's manifest, after checking every file against its recorded sha256."""
+    if not (folder / MANIFEST).is_file():
+        raise SlmkitError(f"{folder} is not an slmkit artifact: it has no {MANIFEST}.",
+                          hint="Pass the folder written by `slmkit convert`.")
+    try:
+        manifest = read_manifest(folder)
+    except json.JSONDecodeError as exc:
+        raise SlmkitError(f"{folder / MANIFEST} is corrupt: {exc}") from None
+    for name, digest in manifest.get("files", {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise SlmkitError(f"{folder}: {name} is listed in the manifest but missing.")
+        if sha256_file(path) != digest:
+            raise SlmkitError(f"{folder}: {name} does not match its sha256 in the manifest (changed or corrupt).")
+    return manifest
+
+
+def render(prompt: Prompt, reference: Any, has_template: bool) -> str:
+    if prompt.text is not None:
+        return prompt.text
+    assert prompt.messages is not None
+    if has_template:
+        return reference.render_chat(prompt.messages)
+    return "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in prompt.messages) + "Assistant:"
+
+
+def tokenizer_problems(ref_info: Any, art_info: Any, ref: Any, art: Any) -> list[str]:
+    problems = []
+    for field in ("bos_id", "eos_id", "adds_bos"):
+        if getattr(ref_info, field) != getattr(art_info, field):
+            problems.append(f"{field}: reference {getattr(ref_info, field)!r}, artifact {getattr(art_info, field)!r}")
+    if (ref_info.chat_template or None) != (art_info.chat_template or None):
+        problems.append("chat template differs from the reference's")
+    elif ref_info.chat_template and hasattr(art, "render_chat"):
+        sample = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi!"}, {"role": "user", "content": "2+2?"}]
+        if ref.render_chat(sample) != art.render_chat(sample):
+            problems.append("the rendered chat template differs from the reference's")
+    return problems
+
+
+def run_parity(artifact: Path, reference: Any, runner: Any, manifest: dict[str, Any], prompts: list[Prompt],
+               steps: int, on_prompt: Any = None) -> dict[str, Any]:
+    quant = manifest["quant"]
+    thresholds = thresholds_for(quant)
+    started = time.perf_counter()
+    ref_info, art_info = reference.tokenizer_info(), runner.tokenizer_info()
+    problems = tokenizer_problems(ref_info, art_info, reference, runner)
+    scores = []
+    per_prompt = []
+    for prompt in prompts:
+        text = render(prompt, reference, bool(ref_info.chat_template))
+        ids = reference.tokenize(text)
+        art_ids = runner.tokenize(text)
+        if ids != art_ids:
+            first = next((i for i, (a, b) in enumerate(zip(ids, art_ids)) if a != b), min(len(ids), len(art_ids)))
+            problems.append(f"prompt '{prompt.id}': token ids differ from position {first} "
+                            f"(reference {ids[first:first + 4]}, artifact {art_ids[first:first + 4]})")
+        score = score_prompt(prompt.id, ids, reference.logits(ids), runner.logits(ids),
+                             _decode(reference.greedy(ids, steps)), _decode(runner.greedy(ids, steps)),
+                             tokens_match=ids == art_ids)
+        scores.append(score)
+        per_prompt.append({
+            "id": prompt.id, "tokens": score.n_tokens, "kl_mean": float(score.kl.mean()),
+            "kl_max": float(score.kl.max()), "top1_agreement": float(score.top1.mean()),
+            "greedy_match": score.greedy_match, "tokens_match": score.tokens_match,
+            "reference_greedy": score.ref_greedy, "artifact_greedy": score.art_greedy,
+        })
+        if on_prompt:
+            on_prompt(prompt)
+    metrics = aggregate(scores)
+    checks = judge(metrics, thresholds)
+    if problems:
+        checks["tokenizer_match"]["passed"] = False
+    return {
+        "passed": all(c["passed"] for c in checks.values()),
+        "artifact": str(artifact),
+        "target": manifest["target"],
+        "quant": quant,
+        "runner": runner.name,
+        "reference_runner": reference.name,
+        "reference": manifest.get("source", {}),
+        "metrics": metrics,
+        "thresholds": thresholds,
+        "checks": checks,
+        "tokenizer": {"problems": problems, "artifact": vars(art_info) | {"chat_template": bool(art_info.chat_template)},
+                      "reference": vars(ref_info) | {"chat_template": bool(ref_info.chat_template)}},
+        "prompts": per_prompt,
+        "greedy_steps": steps,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _decode(decode: Any) -> tuple[list[int], Any]:
+    return decode.tokens, decode.logits

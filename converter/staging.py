@@ -1,0 +1,49 @@
+"""Write outputs all-or-nothing: build in a hidden sibling folder, rename into place at the end.
+
+An error, a full disk or Ctrl-C leaves the previous output (if any) untouched and no partial one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from slmkit.converter.errors import SlmkitError
+
+GB = 1024**3
+
+
+@contextmanager
+def staged_output(output: Path, *, force: bool) -> Iterator[Path]:
+    output = output.resolve()
+    if output.exists() and not force:
+        raise SlmkitError(f"{output} already exists.", hint="Pass --force to replace it, or choose another --output.")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.parent / f".{output.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        if output.exists():
+            previous = output.parent / f".{output.name}.old-{os.getpid()}"
+            output.rename(previous)
+            staging.rename(output)
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            staging.rename(output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def require_free_space(folder: Path, needed_bytes: int, what: str) -> None:
+    """Refuse to start a job that cannot finish for lack of disk (checked before writing)."""
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes:
+        raise SlmkitError(
+            f"Not enough disk space for {what}: it needs about {needed_bytes / GB:.2f} GB, "
+            f"{free / GB:.2f} GB are free in {folder}.",
+            hint="Free some space or choose another --output.",
+        )

@@ -1,0 +1,59 @@
+"""The small interface every target implements, and the registry the CLI looks targets up in."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from slmkit.converter.errors import SlmkitError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from slmkit.converter.models.checkpoint import Checkpoint
+    from slmkit.converter.parity.runner import Runner
+
+
+@dataclass
+class ConvertResult:
+    model_file: str  # path relative to the artifact folder
+    details: dict[str, object]
+
+
+class Target(Protocol):
+    name: str
+    quants: tuple[str, ...]
+    default_quant: str
+
+    def estimate_bytes(self, ckpt: Checkpoint, quant: str) -> int:
+        """Peak disk the conversion needs in the output folder (checked before writing)."""
+
+    def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress) -> ConvertResult:
+        """Write the artifact's model file(s) into `out`, a fresh staging folder."""
+
+    def runner(self, artifact: Path, manifest: dict, threads: int | None) -> Runner:
+        """A parity Runner over the converted artifact."""
+
+
+# target name -> module defining `TARGET`; imported only when that target is used.
+_TARGET_MODULES = {"gguf": "slmkit.converter.targets.gguf.target"}
+
+
+def target_names() -> list[str]:
+    return list(_TARGET_MODULES)
+
+
+def get_target(name: str) -> Target:
+    if name not in _TARGET_MODULES:
+        raise SlmkitError(f"Unknown target '{name}'.", hint=f"Available targets: {', '.join(_TARGET_MODULES)}.")
+    return importlib.import_module(_TARGET_MODULES[name]).TARGET
+
+
+def check_quant(target: Target, quant: str) -> None:
+    if quant not in target.quants:
+        raise SlmkitError(
+            f"Target '{target.name}' has no quantization '{quant}'.",
+            hint=f"Choose one of: {', '.join(target.quants)}.",
+        )

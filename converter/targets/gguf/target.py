@@ -1,0 +1,65 @@
+"""GGUF target: an unquantized GGUF written by slmkit, then llama.cpp's quantizer if asked."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from slmkit.converter.targets.base import ConvertResult
+from slmkit.converter.targets.gguf.quantize import QUANT_FTYPES, quantize
+from slmkit.converter.targets.gguf.writer import GGUFPlan
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from slmkit.converter.models.checkpoint import Checkpoint
+    from slmkit.converter.parity.runner import Runner
+
+_BITS_PER_WEIGHT = {"f32": 32.0, "f16": 16.0, "bf16": 16.0, "q8_0": 8.5, "q6_k": 6.6, "q5_k_m": 5.7, "q4_k_m": 4.9}
+_SOURCE_FLOAT = {"F32": "f32", "F16": "f16", "BF16": "bf16"}
+
+
+def intermediate_type(ckpt: Checkpoint) -> str:
+    """Quantize from the checkpoint's own float type so the quantizer sees the exact weights."""
+    dtypes = {ref.dtype for ref in ckpt.tensors() if len(ref.shape) > 1}
+    return _SOURCE_FLOAT.get(dtypes.pop(), "f32") if len(dtypes) == 1 else "f32"
+
+
+class GGUFTarget:
+    name = "gguf"
+    quants = ("f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m")
+    default_quant = "q4_k_m"
+
+    def estimate_bytes(self, ckpt: Checkpoint, quant: str) -> int:
+        n_params = sum(math.prod(ref.shape) for ref in ckpt.tensors())
+        final = n_params * _BITS_PER_WEIGHT[quant] / 8
+        staging = 0 if quant not in QUANT_FTYPES else n_params * _BITS_PER_WEIGHT[intermediate_type(ckpt)] / 8
+        return int((final + staging) * 1.05) + (64 << 20)
+
+    def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress) -> ConvertResult:
+        stem = ckpt.recipe.name if ckpt.recipe else ckpt.path.name
+        final = out / f"{stem}-{quant}.gguf"
+        float_type = quant if quant not in QUANT_FTYPES else intermediate_type(ckpt)
+        plan = GGUFPlan(ckpt, float_type)
+        float_file = final if quant not in QUANT_FTYPES else out / f".{stem}-{float_type}.gguf"
+        task = progress.add_task(f"Writing {float_type.upper()} GGUF", total=sum(t.nbytes for t in plan.tensors))
+        plan.write(float_file, stem, ckpt.recipe.license if ckpt.recipe else None,
+                   lambda tensor: progress.advance(task, tensor.nbytes))
+        details: dict[str, object] = {"gguf_arch": plan.arch.gguf_arch.name.lower(), "tokenizer_model": plan.vocab.model,
+                                      "tokenizer_pre": plan.vocab.pre, "tensors": len(plan.tensors)}
+        if quant in QUANT_FTYPES:
+            task = progress.add_task(f"Quantizing to {quant.upper()} with llama.cpp", total=None)
+            quantize(float_file, final, quant)
+            float_file.unlink()
+            progress.update(task, total=1, completed=1)
+            details["quantized_from"] = float_type
+        return ConvertResult(model_file=final.name, details=details)
+
+    def runner(self, artifact: Path, manifest: dict, threads: int | None) -> Runner:
+        from slmkit.converter.parity.llamacpp_runner import LlamaCppRunner
+
+        return LlamaCppRunner(artifact / manifest["model_file"], threads=threads)
+
+
+TARGET = GGUFTarget()

@@ -1,0 +1,154 @@
+"""Tokenizer metadata for GGUF: tokens, scores, types, merges, special ids, chat template.
+
+llama.cpp tokenizes from this metadata alone, so it must reproduce the Hugging Face tokenizer
+token for token. SentencePiece models (tokenizer.model) become llama.cpp's `llama` vocabulary;
+byte-level BPE (tokenizer.json) becomes `gpt2` with an explicit, known pre-tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gguf
+
+from slmkit.converter import pretokenizers
+from slmkit.converter.errors import SlmkitError
+
+_SPIECE_SPACE = "\u2581"
+_LOOKS_SPECIAL_EXACT = {"<pad>", "<mask>", "<2mass>", "[@BOS@]"}
+
+
+def looks_special(token: str) -> bool:
+    """Added tokens that some checkpoints forget to flag as special but that are control tokens."""
+    return (
+        token in _LOOKS_SPECIAL_EXACT
+        or (token.startswith("<|") and token.endswith("|>"))
+        or (token.startswith("<\uff5c") and token.endswith("\uff5c>"))
+        or (token.startswith("<unused") and token.endswith(">"))
+    )
+
+
+@dataclass
+class Vocab:
+    model: str  # llama.cpp tokenizer model: "llama" (SentencePiece) or "gpt2" (byte-level BPE)
+    pre: str
+    tokens: list[str | bytes]
+    token_types: list[int]
+    scores: list[float] | None
+    load_merges: bool
+
+    def add_to(self, writer: gguf.GGUFWriter, checkpoint_dir: Path) -> None:
+        writer.add_tokenizer_model(self.model)
+        writer.add_tokenizer_pre(self.pre)
+        writer.add_token_list(self.tokens)
+        if self.scores is not None:
+            writer.add_token_scores(self.scores)
+        writer.add_token_types(self.token_types)
+        special = gguf.SpecialVocab(checkpoint_dir, load_merges=self.load_merges, n_vocab=len(self.tokens))
+        special.add_to_gguf(writer, quiet=True)
+
+
+def _tokenizer_config(directory: Path) -> dict[str, Any]:
+    path = directory / "tokenizer_config.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def sentencepiece_vocab(directory: Path, vocab_size: int | None) -> Vocab:
+    from sentencepiece import SentencePieceProcessor
+
+    processor = SentencePieceProcessor()
+    try:
+        processor.LoadFromFile(str(directory / "tokenizer.model"))
+    except (OSError, RuntimeError) as exc:
+        raise SlmkitError(f"Cannot read {directory / 'tokenizer.model'}: {exc}") from None
+    size = vocab_size or processor.vocab_size()
+    tokens: list[str | bytes] = [f"[PAD{i}]".encode() for i in range(size)]
+    scores = [-10000.0] * size
+    types = [gguf.TokenType.UNUSED] * size
+    for token_id in range(min(size, processor.vocab_size())):
+        if processor.IsUnknown(token_id):
+            kind = gguf.TokenType.UNKNOWN
+        elif processor.IsControl(token_id):
+            kind = gguf.TokenType.CONTROL
+        elif processor.IsUnused(token_id):
+            kind = gguf.TokenType.UNUSED
+        elif processor.IsByte(token_id):
+            kind = gguf.TokenType.BYTE
+        else:
+            kind = gguf.TokenType.NORMAL
+        tokens[token_id] = processor.IdToPiece(token_id).encode("utf-8")
+        scores[token_id] = processor.GetScore(token_id)
+        types[token_id] = kind
+
+    added_file = directory / "added_tokens.json"
+    if added_file.is_file():
+        for text, token_id in json.loads(added_file.read_text(encoding="utf-8")).items():
+            if token_id < size:
+                tokens[token_id], scores[token_id], types[token_id] = text.encode(), -1000.0, gguf.TokenType.USER_DEFINED
+    for key, data in _tokenizer_config(directory).get("added_tokens_decoder", {}).items():
+        token_id, text = int(key), data["content"]
+        if token_id >= size:
+            continue
+        if data.get("special") or looks_special(text):
+            types[token_id] = gguf.TokenType.CONTROL
+        else:
+            text = text.replace(_SPIECE_SPACE, " ")
+            types[token_id] = gguf.TokenType.USER_DEFINED
+        tokens[token_id] = text.encode("utf-8")
+    return Vocab("llama", "default", tokens, [int(t) for t in types], scores, load_merges=False)
+
+
+def bpe_vocab(directory: Path, vocab_size: int | None) -> Vocab:
+    from tokenizers import Tokenizer
+
+    path = directory / "tokenizer.json"
+    try:
+        tokenizer_json = json.loads(path.read_text(encoding="utf-8"))
+        tokenizer = Tokenizer.from_file(str(path))
+    except (OSError, ValueError, Exception) as exc:  # tokenizers raises plain Exception
+        raise SlmkitError(f"Cannot read {path}: {exc}") from None
+    if tokenizer_json.get("model", {}).get("type") != "BPE":
+        raise SlmkitError(f"{path} holds a {tokenizer_json.get('model', {}).get('type')} model; GGUF export supports BPE and SentencePiece.")
+    pre = pretokenizers.identify(tokenizer_json)
+    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    size = vocab_size or len(vocab)
+    if max(vocab.values()) >= size:
+        raise SlmkitError(f"The tokenizer has ids up to {max(vocab.values())} but the model's vocab_size is {size}.")
+    by_id = {token_id: text for text, token_id in vocab.items()}
+    added = {entry["id"]: entry for entry in tokenizer_json.get("added_tokens", [])}
+    tokens: list[str | bytes] = []
+    types: list[int] = []
+    for token_id in range(size):
+        if token_id not in by_id:
+            tokens.append(f"[PAD{token_id}]")
+            types.append(gguf.TokenType.UNUSED)
+            continue
+        text = by_id[token_id]
+        entry = added.get(token_id)
+        if entry is None:
+            types.append(gguf.TokenType.NORMAL)
+        else:
+            if not entry.get("normalized", False):
+                # llama.cpp expects control and user tokens pre-normalized.
+                text = tokenizer.decode(tokenizer.encode(text, add_special_tokens=False).ids, skip_special_tokens=False)
+            if entry.get("special") or looks_special(text):
+                types.append(gguf.TokenType.CONTROL)
+            else:
+                text = text.replace(_SPIECE_SPACE, " ")
+                types.append(gguf.TokenType.USER_DEFINED)
+        tokens.append(text)
+    return Vocab("gpt2", pre, tokens, [int(t) for t in types], None, load_merges=True)
+
+
+def read_vocab(directory: Path, vocab_size: int | None) -> Vocab:
+    if (directory / "tokenizer.model").is_file():
+        return sentencepiece_vocab(directory, vocab_size)
+    if (directory / "tokenizer.json").is_file():
+        return bpe_vocab(directory, vocab_size)
+    raise SlmkitError(
+        f"{directory} has no tokenizer (tokenizer.model or tokenizer.json).",
+        hint="A GGUF must carry its tokenizer; add the tokenizer files to the checkpoint folder.",
+    )

@@ -1,0 +1,1 @@
+"""App templates (iOS SwiftPM package, Android Gradle module) rendered by `slmkit package`."""
