@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 

@@ -12,18 +12,21 @@ import numpy as np
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
-    logits = logits.astype(np.float64)
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    """float64 log-probabilities (torch's kernel: numpy takes ~10x longer on 262K-token rows)."""
+    import torch
+
+    return torch.log_softmax(torch.from_numpy(np.ascontiguousarray(logits)).double(), dim=-1).numpy()
 
 
 def kl_divergence(ref_logits: np.ndarray, art_logits: np.ndarray, chunk: int = 64) -> np.ndarray:
     """KL(reference || artifact) per row, in nats (in row chunks: 262K-token vocabularies are big)."""
+    import torch
+
     out = np.empty(ref_logits.shape[0], dtype=np.float64)
     for start in range(0, ref_logits.shape[0], chunk):
-        ref_lp = log_softmax(ref_logits[start:start + chunk])
-        art_lp = log_softmax(art_logits[start:start + chunk])
-        out[start:start + chunk] = np.maximum((np.exp(ref_lp) * (ref_lp - art_lp)).sum(axis=-1), 0.0)
+        ref_lp = torch.from_numpy(log_softmax(ref_logits[start:start + chunk]))
+        art_lp = torch.from_numpy(log_softmax(art_logits[start:start + chunk]))
+        out[start:start + chunk] = (ref_lp.exp() * (ref_lp - art_lp)).sum(dim=-1).clamp_min(0.0).numpy()
     return out
 
 

@@ -39,6 +39,7 @@ class Vocab:
     token_types: list[int]
     scores: list[float] | None
     load_merges: bool
+    add_space_prefix: bool | None = None  # SentencePiece's add_dummy_prefix, stated explicitly
 
     def add_to(self, writer: gguf.GGUFWriter, checkpoint_dir: Path) -> None:
         writer.add_tokenizer_model(self.model)
@@ -47,8 +48,29 @@ class Vocab:
         if self.scores is not None:
             writer.add_token_scores(self.scores)
         writer.add_token_types(self.token_types)
+        if self.add_space_prefix is not None:
+            writer.add_add_space_prefix(self.add_space_prefix)
         special = gguf.SpecialVocab(checkpoint_dir, load_merges=self.load_merges, n_vocab=len(self.tokens))
+        # llama.cpp's default for a missing add_bos differs per pre-tokenizer; state what HF does.
+        special.add_special_token.update(observed_special_tokens(checkpoint_dir))
         special.add_to_gguf(writer, quiet=True)
+
+
+def observed_special_tokens(directory: Path) -> dict[str, bool]:
+    """Whether the Hugging Face tokenizer really adds BOS / EOS when encoding text."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+    except (OSError, ValueError) as exc:
+        raise SlmkitError(f"transformers cannot load the tokenizer in {directory}: {exc}") from None
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    return {
+        "bos": bos is not None and len(ids) > len(plain) and ids[0] == bos,
+        "eos": eos is not None and len(ids) > len(plain) and ids[-1] == eos,
+    }
 
 
 def _tokenizer_config(directory: Path) -> dict[str, Any]:
@@ -57,31 +79,26 @@ def _tokenizer_config(directory: Path) -> dict[str, Any]:
 
 
 def sentencepiece_vocab(directory: Path, vocab_size: int | None) -> Vocab:
-    from sentencepiece import SentencePieceProcessor
+    """Pieces, scores and types straight from the SentencePiece model proto.
 
-    processor = SentencePieceProcessor()
+    Reading the proto (not SentencePieceProcessor) keeps USER_DEFINED pieces, such as Gemma's
+    whitespace runs, which llama.cpp must match literally to tokenize like Hugging Face.
+    """
+    from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+
+    proto = sp_pb2.ModelProto()
     try:
-        processor.LoadFromFile(str(directory / "tokenizer.model"))
-    except (OSError, RuntimeError) as exc:
+        proto.ParseFromString((directory / "tokenizer.model").read_bytes())
+    except Exception as exc:  # protobuf's DecodeError and friends
         raise SlmkitError(f"Cannot read {directory / 'tokenizer.model'}: {exc}") from None
-    size = vocab_size or processor.vocab_size()
+    size = vocab_size or len(proto.pieces)
     tokens: list[str | bytes] = [f"[PAD{i}]".encode() for i in range(size)]
     scores = [-10000.0] * size
-    types = [gguf.TokenType.UNUSED] * size
-    for token_id in range(min(size, processor.vocab_size())):
-        if processor.IsUnknown(token_id):
-            kind = gguf.TokenType.UNKNOWN
-        elif processor.IsControl(token_id):
-            kind = gguf.TokenType.CONTROL
-        elif processor.IsUnused(token_id):
-            kind = gguf.TokenType.UNUSED
-        elif processor.IsByte(token_id):
-            kind = gguf.TokenType.BYTE
-        else:
-            kind = gguf.TokenType.NORMAL
-        tokens[token_id] = processor.IdToPiece(token_id).encode("utf-8")
-        scores[token_id] = processor.GetScore(token_id)
-        types[token_id] = kind
+    types = [int(gguf.TokenType.UNUSED)] * size
+    for token_id, piece in enumerate(proto.pieces[:size]):
+        tokens[token_id] = piece.piece.encode("utf-8")
+        scores[token_id] = piece.score
+        types[token_id] = int(piece.type)  # SentencePiece and GGUF number token types alike
 
     added_file = directory / "added_tokens.json"
     if added_file.is_file():
@@ -98,7 +115,8 @@ def sentencepiece_vocab(directory: Path, vocab_size: int | None) -> Vocab:
             text = text.replace(_SPIECE_SPACE, " ")
             types[token_id] = gguf.TokenType.USER_DEFINED
         tokens[token_id] = text.encode("utf-8")
-    return Vocab("llama", "default", tokens, [int(t) for t in types], scores, load_merges=False)
+    return Vocab("llama", "default", tokens, [int(t) for t in types], scores, load_merges=False,
+                 add_space_prefix=proto.normalizer_spec.add_dummy_prefix)
 
 
 def bpe_vocab(directory: Path, vocab_size: int | None) -> Vocab:

@@ -57,25 +57,23 @@ def rope_parameters(h: dict[str, Any]) -> dict[str, Any]:
 
 
 def llama3_rope_factors(params: dict[str, Any], rope_dim: int) -> np.ndarray:
-    """Per-frequency divisors for Llama 3's long-context RoPE; llama.cpp reads them as rope_freqs."""
-    base = params["rope_theta"]
-    factor = params.get("factor", 8.0)
-    low_freq_factor = params.get("low_freq_factor", 1.0)
-    high_freq_factor = params.get("high_freq_factor", 4.0)
-    old_context = params.get("original_max_position_embeddings", 8192)
-    low_wavelen = old_context / low_freq_factor
-    high_wavelen = old_context / high_freq_factor
-    factors = []
-    for freq in 1.0 / (base ** (np.arange(0, rope_dim, 2, dtype=np.float32) / rope_dim)):
-        wavelen = 2 * math.pi / freq
-        if wavelen < high_wavelen:
-            factors.append(1.0)
-        elif wavelen > low_wavelen:
-            factors.append(factor)
-        else:
-            smooth = (old_context / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
-            factors.append(1.0 / ((1 - smooth) / factor + smooth))
-    return np.asarray(factors, dtype=np.float32)
+    """Per-frequency divisors for Llama 3's long-context RoPE; llama.cpp reads them as rope_freqs.
+
+    Computed in float32 torch, the arithmetic transformers itself uses for these frequencies.
+    """
+    import torch
+
+    factor = float(params.get("factor", 8.0))
+    low = float(params.get("low_freq_factor", 1.0))
+    high = float(params.get("high_freq_factor", 4.0))
+    old_context = float(params.get("original_max_position_embeddings", 8192))
+    freqs = 1.0 / (params["rope_theta"] ** (torch.arange(0, rope_dim, 2, dtype=torch.float32) / rope_dim))
+    wavelen = 2 * math.pi / freqs
+    smooth = (old_context / wavelen - low) / (high - low)
+    blended = 1 / ((1 - smooth) / factor + smooth)
+    factors = torch.where(wavelen < old_context / high, torch.ones_like(freqs),
+                          torch.where(wavelen > old_context / low, torch.full_like(freqs, factor), blended))
+    return factors.to(torch.float32).numpy()
 
 
 class GGUFPlan:

@@ -1,0 +1,48 @@
+# Setup and the two jobs the README starts with. `make demo` and `make test` create .venv on
+# first use.
+#
+# llama-cpp-python is built from source, about 9 minutes on 2 cores, once per machine: the wheel
+# is kept in $(WHEELS) and reused by every later setup. It is built portable (GGML_NATIVE=OFF):
+# a -march=native build enables AMX/AVX-512 kernels that die with "Illegal instruction" on VMs
+# whose CPU advertises AMX without granting it (seen on our CI machines with Q8_0/Q4_K models).
+# pip's own wheel cache ignores CMAKE_ARGS, so we build with --no-cache-dir into our own folder.
+VENV ?= .venv
+WHEELS ?= $(HOME)/.cache/slmkit/wheels
+LLAMA_CPP := llama_cpp_python-0.3.36
+PY := $(VENV)/bin/python
+SLMKIT := $(VENV)/bin/slmkit
+MODEL ?= smollm2-135m
+QUANT ?= q4_k_m
+OUT := out/$(MODEL)-gguf-$(QUANT)
+
+.PHONY: setup demo test test-slow bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	@if ! ls $(WHEELS)/$(LLAMA_CPP)-*.whl >/dev/null 2>&1; then \
+	  echo "Building llama-cpp-python 0.3.36 from source (portable, ~9 minutes on 2 cores, once)..."; \
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(PY) -m pip wheel -v --no-deps --no-cache-dir \
+	    -w $(WHEELS) llama-cpp-python==0.3.36 2>&1 | grep --line-buffered -E "^\s*\[ *[0-9]+%\]|Successfully|error" ; \
+	  ls $(WHEELS)/$(LLAMA_CPP)-*.whl >/dev/null 2>&1 || { echo "llama-cpp-python build failed"; exit 1; }; \
+	fi
+	$(PY) -m pip install --progress-bar on --find-links $(WHEELS) -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(SLMKIT) convert $(MODEL) --target gguf --quant $(QUANT) --output $(OUT) --force
+	$(SLMKIT) parity $(OUT) --report $(OUT).parity.json --junit $(OUT).parity.xml
+
+test: setup
+	$(PY) -m pytest
+
+test-slow: setup
+	$(PY) -m pytest -m slow
+
+bench: setup
+	$(PY) bench/convert_gguf.py
+
+clean:
+	rm -rf out .pytest_cache

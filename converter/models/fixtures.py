@@ -1,0 +1,106 @@
+"""Tiny random checkpoints with a trained tokenizer: the fast test fixtures for every architecture.
+
+Each has the real layout of its family (GQA, tied or untied output, Q/K/V biases, Gemma's
+sliding + full layers, Llama 3 RoPE scaling, a multimodal Gemma 3 wrapper) at a size that
+converts in seconds. Weights are random but scaled so the logits are peaked: argmax
+comparisons are then meaningful, as on a trained model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from slmkit.converter import pretokenizers
+
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+_CORPUS = [
+    "The quick brown fox jumps over the lazy dog. " * 3,
+    "def add(a: int, b: int) -> int:\n    return a + b\n",
+    "Invoice 2024-0193: 3 x $19.99 = $59.97, tax 8.25%, total $64.92 on 03/07/2024.",
+    "Café, naïve, São Paulo, Kraków, Ελληνικά, русский, 日本語, 한국어, 🚀🙂, ∑ x² ≤ ∞.",
+    "Hi! Can you tell me what a language model is? A language model predicts the next token.",
+    "My card was charged twice for the same coffee. Please refund the second payment.",
+    "The Rhine rises in the Swiss Alps and flows to the North Sea through Basel and Cologne.",
+    "{\"user\": {\"id\": 4821, \"name\": \"Ana\", \"tags\": [\"beta\", \"ios\"]}}",
+    "Line one\n\n    indented line\ttab\n\n\nthree newlines   and   spaces",
+]
+
+# fixture name -> (pre-tokenizer, transformers config class, config overrides)
+FIXTURES: dict[str, tuple[str, str, dict]] = {
+    "llama": ("smollm", "LlamaConfig", {"num_key_value_heads": 2, "tie_word_embeddings": True}),
+    "llama3-rope": ("llama-bpe", "LlamaConfig", {
+        "num_key_value_heads": 2, "tie_word_embeddings": True, "max_position_embeddings": 4096,
+        "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                            "high_freq_factor": 4.0, "original_max_position_embeddings": 256}}),
+    "gemma3": ("gpt-2", "Gemma3TextConfig", {
+        "num_hidden_layers": 6, "num_key_value_heads": 1, "head_dim": 32, "sliding_window": 16,
+        "query_pre_attn_scalar": 32, "tie_word_embeddings": True}),
+    "qwen2": ("qwen2", "Qwen2Config", {"num_key_value_heads": 2, "tie_word_embeddings": False}),
+}
+MULTIMODAL_FIXTURES = {"gemma3-multimodal": "gemma3"}
+
+
+def train_tokenizer(pre: str, vocab_size: int = 400):
+    """A byte-level BPE trained on a small mixed corpus, with the named llama.cpp pre-tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer_json = json.loads(tokenizer.to_str())
+    tokenizer_json["pre_tokenizer"] = pretokenizers.pre_tokenizer_json(pre)
+    tokenizer = Tokenizer.from_str(json.dumps(tokenizer_json))
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    return tokenizer
+
+
+def _tiny_text_config(kind: str, vocab_size: int, overrides: dict):
+    import transformers
+
+    config_class = getattr(transformers, FIXTURES[kind][1])
+    base = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, max_position_embeddings=2048, initializer_range=0.25,
+                bos_token_id=1, eos_token_id=2, pad_token_id=0, rms_norm_eps=1e-6)
+    base.update(overrides)
+    return config_class(**base)
+
+
+def build_fixture(name: str, out: Path, seed: int = 0) -> Path:
+    """Write a tiny random checkpoint (config, safetensors, tokenizer, chat template) to `out`."""
+    import torch
+    import transformers
+    from transformers import PreTrainedTokenizerFast
+
+    kind = MULTIMODAL_FIXTURES.get(name, name)
+    pre, _, overrides = FIXTURES[kind]
+    tokenizer = train_tokenizer(pre)
+    torch.manual_seed(seed)
+    text_config = _tiny_text_config(kind, tokenizer.get_vocab_size(), overrides)
+    if name in MULTIMODAL_FIXTURES:
+        vision = transformers.SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                                 num_attention_heads=2, image_size=28, patch_size=14)
+        config = transformers.Gemma3Config(text_config=text_config.to_dict(), vision_config=vision.to_dict(),
+                                           mm_tokens_per_image=4, image_token_index=3, boi_token_index=4,
+                                           eoi_token_index=5, initializer_range=0.25)
+        model = transformers.Gemma3ForConditionalGeneration(config)
+    else:
+        model = transformers.AutoModelForCausalLM.from_config(text_config)
+    with torch.no_grad():
+        for param_name, param in model.named_parameters():
+            if param_name.endswith("norm.weight"):
+                param.normal_(0.0, 0.1)  # Gemma stores (w - 1): random here so the +1 rule is exercised
+            elif param.dim() == 1:
+                param.normal_(0.0, 0.1)
+    model.save_pretrained(out, safe_serialization=True)
+    wrapper = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                      unk_token=None, pad_token="<|endoftext|>")
+    wrapper.chat_template = CHATML
+    wrapper.save_pretrained(out)
+    return out

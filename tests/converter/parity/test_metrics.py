@@ -1,0 +1,63 @@
+"""Parity metrics against values computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from slmkit.converter.parity.metrics import aggregate, judge, kl_divergence, next_token_nll, score_prompt
+
+
+def test_kl_of_identical_distributions_is_zero() -> None:
+    logits = np.random.default_rng(0).normal(size=(5, 50)).astype(np.float32)
+    assert np.allclose(kl_divergence(logits, logits), 0.0, atol=1e-12)
+
+
+def test_kl_matches_hand_computation() -> None:
+    p = np.array([[0.7, 0.2, 0.1]])
+    q = np.array([[0.5, 0.3, 0.2]])
+    expected = float((p * np.log(p / q)).sum())
+    assert kl_divergence(np.log(p), np.log(q))[0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_kl_is_chunked_consistently() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(130, 20)), rng.normal(size=(130, 20))
+    assert np.allclose(kl_divergence(a, b, chunk=7), kl_divergence(a, b, chunk=1000))
+
+
+def test_nll_is_perplexity_log() -> None:
+    uniform = np.zeros((4, 8))
+    assert next_token_nll(uniform, [0, 1, 2, 3]) == pytest.approx(np.log(8))
+
+
+def _decode(tokens: list[int], vocab: int = 6) -> tuple[list[int], np.ndarray]:
+    rows = np.full((len(tokens), vocab), -5.0)
+    rows[np.arange(len(tokens)), tokens] = 5.0
+    return tokens, rows
+
+
+def test_greedy_match_counts_tokens_before_first_divergence() -> None:
+    logits = np.eye(6)[[1, 2, 3]] * 4
+    score = score_prompt("p", [0, 1, 2], logits, logits, _decode([1, 2, 3, 4]), _decode([1, 2, 5, 4]), True)
+    assert score.greedy_match == 0.5
+    assert score.decode_kl.shape == (3,)  # agreeing steps plus the diverging one
+
+
+def test_judge_fails_each_bound_it_should() -> None:
+    logits = np.eye(6)[[1, 2, 3]] * 4
+    shifted = np.roll(logits, 1, axis=1)
+    scores = [score_prompt("p", [0, 1, 2], logits, shifted, _decode([1]), _decode([2]), False)]
+    metrics = aggregate(scores)
+    verdicts = judge(metrics, {"top1_min": 0.9, "kl_mean_max": 0.01, "kl_max_max": 0.1, "greedy_min": 0.5,
+                               "ppl_delta_max": 0.1, "decode_kl_max": 0.1})
+    assert metrics["top1_agreement"] == 0.0
+    assert not any(v["passed"] for v in verdicts.values())
+
+
+def test_judge_passes_identical_outputs() -> None:
+    logits = np.eye(6)[[1, 2, 3]] * 4
+    scores = [score_prompt("p", [0, 1, 2], logits, logits, _decode([1, 2]), _decode([1, 2]), True)]
+    verdicts = judge(aggregate(scores), {"top1_min": 1.0, "kl_mean_max": 0.0, "kl_max_max": 0.0, "greedy_min": 1.0,
+                                         "ppl_delta_max": 0.0, "decode_kl_max": 0.0})
+    assert all(v["passed"] for v in verdicts.values())

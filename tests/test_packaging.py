@@ -1,0 +1,42 @@
+"""The namespace layout and the import boundaries the product design fixes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TOP_LEVEL = {"converter": "slmkit.converter", "runtime": "slmkit.runtime", "recipes": "slmkit.recipes",
+             "mobile_templates": "slmkit.mobile_templates"}
+
+
+def test_every_package_folder_is_installed() -> None:
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = set()
+    for folder, package in TOP_LEVEL.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / folder)
+            found.add(".".join([package, *relative.parts]))
+    assert found == listed
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport sys; print(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_runtime_never_imports_torch_or_transformers() -> None:
+    modules = _modules_after("import slmkit.runtime")
+    assert not {"torch", "transformers", "coremltools"} & modules
+
+
+def test_cli_help_does_not_load_heavy_libraries() -> None:
+    result = subprocess.run([sys.executable, "-c", "import sys\nfrom slmkit.converter import cli\nsys.argv=['slmkit','--help']\n"
+                             "try:\n    cli.main()\nexcept SystemExit:\n    pass\nprint('LOADED', ' '.join(sys.modules))"],
+                            capture_output=True, text=True, check=True)
+    loaded = set(result.stdout.split("LOADED", 1)[1].split())
+    assert "convert" in result.stdout and "parity" in result.stdout
+    assert not {"torch", "transformers", "llama_cpp", "gguf"} & loaded
