@@ -107,17 +107,21 @@ def models_list() -> None:
     from slmkit.converter.models.pull import is_pulled
     from slmkit.converter.models.recipe import all_recipes
 
+    from huggingface_hub import try_to_load_from_cache
+
     table = Table(title="slmkit recipes")
-    for column in ("name", "params", "arch", "context", "RAM q4_k_m / q8_0 / f16 (GB)", "licence", "local"):
-        table.add_column(column)
+    for column in ("name", "params", "arch", "context", "RAM q4_k_m / q8_0 / f16 (GB)", "licence", "source", "local"):
+        table.add_column(column, no_wrap=column == "name")
     for recipe in all_recipes().values():
         if recipe.packaged:
-            local = "pulled" if is_pulled(recipe) else f"packaged ({recipe.packaged.pypi})"
+            source = f"PyPI {recipe.packaged.pypi}"
+            local = "pulled" if is_pulled(recipe) else "not pulled (offline OK)"
         else:
-            local = "hub: " + recipe.hf_repo
+            source = f"hub {recipe.hf_repo}"
+            local = "cached" if isinstance(try_to_load_from_cache(recipe.hf_repo, "config.json"), str) else "not cached"
         ram = recipe.ram_gb
         table.add_row(recipe.name, f"{recipe.params_billion:g}B", recipe.model_type, f"{recipe.context_length:,}",
-                      f"{ram['q4_k_m']} / {ram['q8_0']} / {ram['f16']}", recipe.license, local)
+                      f"{ram['q4_k_m']} / {ram['q8_0']} / {ram['f16']}", recipe.license, source, local)
     out.print(table)
 
 

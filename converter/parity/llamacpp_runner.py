@@ -32,16 +32,11 @@ class LlamaCppRunner:
         if n > self.llm.n_ctx():
             raise SlmkitError(f"A parity prompt needs {n} tokens; the llama.cpp context holds {self.llm.n_ctx()}.")
 
-    def logits(self, ids: list[int]) -> np.ndarray:
-        self._check_fits(len(ids))
-        self.llm.reset()
-        self.llm.eval(ids)
-        return np.array(self.llm.scores[: len(ids)], dtype=np.float32)
-
     def greedy(self, ids: list[int], steps: int) -> Decode:
         self._check_fits(len(ids) + steps)
         self.llm.reset()
         self.llm.eval(ids)
+        prefill = np.array(self.llm.scores[: len(ids)], dtype=np.float32)
         tokens: list[int] = []
         rows: list[np.ndarray] = []
         for _ in range(steps):
@@ -50,12 +45,28 @@ class LlamaCppRunner:
             token = int(row.argmax())
             tokens.append(token)
             self.llm.eval([token])
-        return Decode(tokens, np.stack(rows))
+        return Decode(prefill, tokens, np.stack(rows))
+
+    def _token_text(self, key: str) -> str:
+        token_id = self.llm.metadata.get(key)
+        return "" if token_id is None else self.llm.detokenize([int(token_id)], special=True).decode("utf-8", "replace")
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """The GGUF's own chat template rendered as llama-cpp-python's chat handler renders it."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        formatter = Jinja2ChatFormatter(self.llm.metadata["tokenizer.chat_template"],
+                                        eos_token=self._token_text("tokenizer.ggml.eos_token_id"),
+                                        bos_token=self._token_text("tokenizer.ggml.bos_token_id"),
+                                        add_generation_prompt=True)
+        return formatter(messages=messages).prompt
 
     def tokenizer_info(self) -> TokenizerInfo:
         meta = self.llm.metadata
+
         def as_int(key: str) -> int | None:
             return int(meta[key]) if key in meta else None
+
         bos = as_int("tokenizer.ggml.bos_token_id")
         probe = self.llm.tokenize(b"a", add_bos=True, special=True)
         return TokenizerInfo(

@@ -81,9 +81,9 @@ def run_parity(artifact: Path, reference: Any, runner: Any, manifest: dict[str, 
             first = next((i for i, (a, b) in enumerate(zip(ids, art_ids)) if a != b), min(len(ids), len(art_ids)))
             problems.append(f"prompt '{prompt.id}': token ids differ from position {first} "
                             f"(reference {ids[first:first + 4]}, artifact {art_ids[first:first + 4]})")
-        score = score_prompt(prompt.id, ids, reference.logits(ids), runner.logits(ids),
-                             _decode(reference.greedy(ids, steps)), _decode(runner.greedy(ids, steps)),
-                             tokens_match=ids == art_ids)
+        ref_run, art_run = reference.greedy(ids, steps), runner.greedy(ids, steps)
+        score = score_prompt(prompt.id, ids, ref_run.prefill, art_run.prefill, (ref_run.tokens, ref_run.logits),
+                             (art_run.tokens, art_run.logits), tokens_match=ids == art_ids)
         scores.append(score)
         per_prompt.append({
             "id": prompt.id, "tokens": score.n_tokens, "kl_mean": float(score.kl.mean()),
@@ -114,7 +114,3 @@ def run_parity(artifact: Path, reference: Any, runner: Any, manifest: dict[str, 
         "greedy_steps": steps,
         "seconds": round(time.perf_counter() - started, 2),
     }
-
-
-def _decode(decode: Any) -> tuple[list[int], Any]:
-    return decode.tokens, decode.logits

@@ -13,10 +13,11 @@ import numpy as np
 
 @dataclass
 class Decode:
-    """Greedy continuation produced one token at a time through the engine's KV cache."""
+    """One prefill pass, then a greedy continuation one token at a time through the KV cache."""
 
+    prefill: np.ndarray  # [len(ids), vocab]: logits at every prompt position
     tokens: list[int]
-    logits: np.ndarray  # [steps, vocab]: the distribution each token was chosen from
+    logits: np.ndarray  # [steps, vocab]: the distribution each new token was chosen from
 
 
 @dataclass
@@ -34,11 +35,8 @@ class Runner(Protocol):
     def tokenize(self, text: str) -> list[int]:
         """Ids as the engine's own tokenizer produces them, special tokens included."""
 
-    def logits(self, ids: list[int]) -> np.ndarray:
-        """[len(ids), vocab] float32 logits from one full-sequence (prefill) pass."""
-
     def greedy(self, ids: list[int], steps: int) -> Decode:
-        """Prefill `ids`, then decode `steps` tokens one by one through the KV cache."""
+        """Prefill `ids` (keeping every position's logits), then decode `steps` tokens via the cache."""
 
     def tokenizer_info(self) -> TokenizerInfo: ...
 

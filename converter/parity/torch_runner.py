@@ -26,24 +26,20 @@ class TorchRunner:
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
-    def logits(self, ids: list[int]) -> np.ndarray:
-        with self._torch.inference_mode():
-            out = self.model(input_ids=self._torch.tensor([ids]), use_cache=False)
-        return out.logits[0].float().numpy()
-
     def greedy(self, ids: list[int], steps: int) -> Decode:
         torch = self._torch
         tokens: list[int] = []
         rows: list[np.ndarray] = []
         with torch.inference_mode():
             out = self.model(input_ids=torch.tensor([ids]), use_cache=True)
+            prefill = out.logits[0].float().numpy()
             for _ in range(steps):
                 row = out.logits[0, -1].float().numpy()
                 rows.append(row)
                 token = int(row.argmax())
                 tokens.append(token)
-                out = self.model(input_ids=torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
-        return Decode(tokens, np.stack(rows))
+                out = self.model(input_ids=torch.tensor([[token]]), cache=out.cache, use_cache=True)
+        return Decode(prefill, tokens, np.stack(rows))
 
     def tokenizer_info(self) -> TokenizerInfo:
         tok = self.tokenizer
