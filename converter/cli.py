@@ -69,7 +69,7 @@ def parity(
     from slmkit.converter.models.resolve import resolve
     from slmkit.converter.parity import report as reports
     from slmkit.converter.parity.prompts import builtin_prompts, load_prompts
-    from slmkit.converter.parity.run import open_artifact, run_parity
+    from slmkit.converter.parity.run import context_needed, open_artifact, run_parity
     from slmkit.converter.parity.torch_runner import TorchRunner
     from slmkit.converter.targets.base import get_target
 
@@ -83,7 +83,8 @@ def parity(
     with console.status(f"Loading the reference ({reference}) and the artifact"):
         ckpt = resolve(reference)
         ref_runner = TorchRunner(ckpt.path, threads=threads)
-        art_runner = get_target(manifest["target"]).runner(artifact, manifest, threads)
+        n_ctx = context_needed(ref_runner, prompt_set, steps)
+        art_runner = get_target(manifest["target"]).runner(artifact, manifest, threads, n_ctx)
     with _progress() as progress:
         task = progress.add_task("Comparing", total=len(prompt_set))
         result = run_parity(artifact, ref_runner, art_runner, manifest, prompt_set, steps,

@@ -13,7 +13,7 @@ from slmkit.converter.parity.runner import Decode, TokenizerInfo
 class LlamaCppRunner:
     name = "llama.cpp"
 
-    def __init__(self, path: Path, n_ctx: int = 4096, threads: int | None = None) -> None:
+    def __init__(self, path: Path, n_ctx: int, threads: int | None = None) -> None:
         from llama_cpp import Llama
 
         try:

@@ -126,6 +126,7 @@ def aggregate(scores: list[PromptScores]) -> dict[str, float]:
 CHECKS: dict[str, tuple[str, str]] = {
     "top1_agreement": ("top1_min", "min"),
     "kl_mean": ("kl_mean_max", "max"),
+    "kl_p99": ("kl_p99_max", "max"),
     "kl_max": ("kl_max_max", "max"),
     "greedy_match": ("greedy_min", "min"),
     "ppl_delta": ("ppl_delta_max", "max"),

@@ -50,6 +50,16 @@ def render(prompt: Prompt, reference: Any, has_template: bool) -> str:
     return "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in prompt.messages) + "Assistant:"
 
 
+def context_needed(reference: Any, prompts: list[Prompt], steps: int) -> int:
+    """Tokens the artifact's engine must hold: the longest prompt plus its greedy continuation.
+
+    Sizing the context to this keeps llama.cpp's per-position logits buffer small (Gemma's
+    262K vocabulary costs 1 MB per position).
+    """
+    has_template = bool(reference.tokenizer_info().chat_template)
+    return max(len(reference.tokenize(render(p, reference, has_template))) for p in prompts) + steps + 1
+
+
 def tokenizer_problems(ref_info: Any, art_info: Any, ref: Any, art: Any) -> list[str]:
     problems = []
     for field in ("bos_id", "eos_id", "adds_bos"):

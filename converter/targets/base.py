@@ -33,8 +33,8 @@ class Target(Protocol):
     def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress) -> ConvertResult:
         """Write the artifact's model file(s) into `out`, a fresh staging folder."""
 
-    def runner(self, artifact: Path, manifest: dict, threads: int | None) -> Runner:
-        """A parity Runner over the converted artifact."""
+    def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int) -> Runner:
+        """A parity Runner over the converted artifact, holding at least `n_ctx` tokens."""
 
 
 # target name -> module defining `TARGET`; imported only when that target is used.

@@ -56,10 +56,10 @@ class GGUFTarget:
             details["quantized_from"] = float_type
         return ConvertResult(model_file=final.name, details=details)
 
-    def runner(self, artifact: Path, manifest: dict, threads: int | None) -> Runner:
+    def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int) -> Runner:
         from slmkit.converter.parity.llamacpp_runner import LlamaCppRunner
 
-        return LlamaCppRunner(artifact / manifest["model_file"], threads=threads)
+        return LlamaCppRunner(artifact / manifest["model_file"], n_ctx=n_ctx, threads=threads)
 
 
 TARGET = GGUFTarget()

@@ -49,7 +49,7 @@ def test_judge_fails_each_bound_it_should() -> None:
     shifted = np.roll(logits, 1, axis=1)
     scores = [score_prompt("p", [0, 1, 2], logits, shifted, _decode([1]), _decode([2]), False)]
     metrics = aggregate(scores)
-    verdicts = judge(metrics, {"top1_min": 0.9, "kl_mean_max": 0.01, "kl_max_max": 0.1, "greedy_min": 0.5,
+    verdicts = judge(metrics, {"top1_min": 0.9, "kl_mean_max": 0.01, "kl_p99_max": 0.05, "kl_max_max": 0.1, "greedy_min": 0.5,
                                "ppl_delta_max": 0.1, "decode_kl_max": 0.1})
     assert metrics["top1_agreement"] == 0.0
     assert not any(v["passed"] for v in verdicts.values())
@@ -58,6 +58,19 @@ def test_judge_fails_each_bound_it_should() -> None:
 def test_judge_passes_identical_outputs() -> None:
     logits = np.eye(6)[[1, 2, 3]] * 4
     scores = [score_prompt("p", [0, 1, 2], logits, logits, _decode([1, 2]), _decode([1, 2]), True)]
-    verdicts = judge(aggregate(scores), {"top1_min": 1.0, "kl_mean_max": 0.0, "kl_max_max": 0.0, "greedy_min": 1.0,
+    verdicts = judge(aggregate(scores), {"top1_min": 1.0, "kl_mean_max": 0.0, "kl_p99_max": 0.0, "kl_max_max": 0.0, "greedy_min": 1.0,
                                          "ppl_delta_max": 0.0, "decode_kl_max": 0.0})
     assert all(v["passed"] for v in verdicts.values())
+
+
+def test_every_quantization_has_every_bound() -> None:
+    import yaml
+    from importlib import resources
+
+    from slmkit.converter.parity.metrics import CHECKS
+    from slmkit.converter.targets.gguf.target import GGUFTarget
+
+    table = yaml.safe_load(resources.files("slmkit.converter.parity").joinpath("thresholds.yaml").read_text())
+    assert set(GGUFTarget.quants) <= set(table)
+    for quant, bounds in table.items():
+        assert set(bounds) == {key for key, _ in CHECKS.values()}, quant
