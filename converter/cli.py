@@ -151,24 +151,19 @@ def models_path(name: Annotated[str, typer.Argument(help="Recipe name.")]) -> No
 
 
 def main() -> None:
+    """Entry point: user errors become one red line and an exit code, never a traceback."""
     try:
         code = app(standalone_mode=False)
     except SlmkitError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(1)
-    except KeyboardInterrupt:
-        console.print("[bold red]interrupted:[/] nothing was written.")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
+    except Exception as exc:
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click usage errors (typer vendors click)
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            console.print("[bold red]interrupted:[/] nothing was written.")
-            sys.exit(130)
         raise
+    if code == 130:  # typer turns Ctrl-C into exit code 130
+        console.print("[bold red]interrupted:[/] nothing was written.")
     sys.exit(code if isinstance(code, int) else 0)
