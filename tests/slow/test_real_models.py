@@ -18,7 +18,8 @@ MODELS = ["smollm2-135m", "gemma-3-270m"]
 # A prompt each model should complete with a well-known fact (SmolLM2 is instruction-tuned, Gemma 270M is base).
 FACT = {
     "smollm2-135m": ([{"role": "user", "content": "What is the capital of France? Answer in one word."}], "paris"),
-    "gemma-3-270m": ("The capital of France is", "paris"),
+    "gemma-3-270m": ("Q: What is the capital of Germany?\nA: Berlin\nQ: What is the capital of Italy?\nA: Rome\n"
+                     "Q: What is the capital of France?\nA:", "paris"),
 }
 
 
