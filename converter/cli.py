@@ -23,10 +23,13 @@ console = Console(stderr=True)
 out = Console()
 
 
-def _progress():
-    from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+def _progress(counting: str = "bytes"):
+    """A rich progress display counting bytes (conversion) or items (parity prompts)."""
+    from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                               TimeElapsedColumn)
 
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+    amount = DownloadColumn() if counting == "bytes" else MofNCompleteColumn()
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), amount,
                     TimeElapsedColumn(), console=console, transient=False)
 
 
@@ -85,8 +88,8 @@ def parity(
         ref_runner = TorchRunner(ckpt.path, threads=threads)
         n_ctx = context_needed(ref_runner, prompt_set, steps)
         art_runner = get_target(manifest["target"]).runner(artifact, manifest, threads, n_ctx)
-    with _progress() as progress:
-        task = progress.add_task("Comparing", total=len(prompt_set))
+    with _progress("items") as progress:
+        task = progress.add_task("Comparing prompts", total=len(prompt_set))
         result = run_parity(artifact, ref_runner, art_runner, manifest, prompt_set, steps,
                             on_prompt=lambda _p: progress.advance(task))
     art_runner.close()

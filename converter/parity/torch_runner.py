@@ -15,7 +15,9 @@ class TorchRunner:
     def __init__(self, path: Path, threads: int | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # slmkit shows its own progress
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch

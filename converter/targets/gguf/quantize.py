@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 from pathlib import Path
 
@@ -19,6 +20,9 @@ QUANT_FTYPES: dict[str, str] = {
 
 def quantize(source: Path, dest: Path, quant: str, threads: int | None = None) -> None:
     import llama_cpp
+
+    # llama.cpp logs one line per tensor; keep its warnings (e.g. K-quant fallbacks), drop the rest.
+    logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, QUANT_FTYPES[quant])

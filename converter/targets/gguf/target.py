@@ -49,10 +49,11 @@ class GGUFTarget:
         details: dict[str, object] = {"gguf_arch": plan.arch.gguf_arch.name.lower(), "tokenizer_model": plan.vocab.model,
                                       "tokenizer_pre": plan.vocab.pre, "tensors": len(plan.tensors)}
         if quant in QUANT_FTYPES:
-            task = progress.add_task(f"Quantizing to {quant.upper()} with llama.cpp", total=None)
+            size = float_file.stat().st_size
+            task = progress.add_task(f"Quantizing to {quant.upper()} with llama.cpp", total=size)
             quantize(float_file, final, quant)
             float_file.unlink()
-            progress.update(task, total=1, completed=1)
+            progress.update(task, completed=size)
             details["quantized_from"] = float_type
         return ConvertResult(model_file=final.name, details=details)
 
