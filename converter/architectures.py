@@ -30,6 +30,10 @@ class Architecture:
     writes_rope_dimension_count: bool = False
     writes_sliding_window: bool = False
     writes_final_logit_softcapping: bool = False
+    # Phi-3 family: llama.cpp reads longrope as two factor tensors plus an attention factor,
+    # and the pre-scaling context length; it wants no head_dim or rope-scaling-type keys.
+    longrope_tensors: bool = False
+    writes_head_dim: bool = True
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,14 @@ ARCHITECTURES: dict[str, Architecture] = {
         writes_final_logit_softcapping=True,
     ),
     "qwen2": Architecture("qwen2", gguf.MODEL_ARCH.QWEN2),
+    "phi3": Architecture(
+        "phi3",
+        gguf.MODEL_ARCH.PHI3,
+        writes_rope_dimension_count=True,
+        writes_sliding_window=True,
+        longrope_tensors=True,
+        writes_head_dim=False,
+    ),
 }
 
 MULTIMODAL: dict[str, MultimodalLayout] = {

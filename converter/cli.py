@@ -158,7 +158,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except SlmkitError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)  # paths stay copyable
         sys.exit(1)
     except (KeyboardInterrupt, typer.Abort):
         code = 130

@@ -42,8 +42,17 @@ FIXTURES: dict[str, tuple[str, str, dict]] = {
         "num_hidden_layers": 6, "num_key_value_heads": 1, "head_dim": 32, "sliding_window": 16,
         "query_pre_attn_scalar": 32, "tie_word_embeddings": True}),
     "qwen2": ("qwen2", "Qwen2Config", {"num_key_value_heads": 2, "tie_word_embeddings": False}),
+    "phi4-mini": ("gpt-4o", "Phi3Config", {
+        "num_key_value_heads": 2, "tie_word_embeddings": True, "max_position_embeddings": 4096,
+        "original_max_position_embeddings": 256, "partial_rotary_factor": 0.75,
+        "rope_parameters": {"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
+                            "original_max_position_embeddings": 256,
+                            "short_factor": [1.0 + 0.05 * i for i in range(6)],
+                            "long_factor": [1.0 + 0.5 * i for i in range(6)]}}),
 }
 MULTIMODAL_FIXTURES = {"gemma3-multimodal": "gemma3"}
+# The tokenizer class the real family declares (Phi-4's converters read it to pick the BPE path).
+TOKENIZER_CLASS = {"phi4-mini": "GPT2Tokenizer"}
 
 
 def train_tokenizer(pre: str, vocab_size: int = 400):
@@ -103,4 +112,9 @@ def build_fixture(name: str, out: Path, seed: int = 0) -> Path:
                                       unk_token=None, pad_token="<|endoftext|>")
     wrapper.chat_template = CHATML
     wrapper.save_pretrained(out)
+    if kind in TOKENIZER_CLASS:
+        config_path = out / "tokenizer_config.json"
+        tokenizer_config = json.loads(config_path.read_text(encoding="utf-8"))
+        tokenizer_config["tokenizer_class"] = TOKENIZER_CLASS[kind]
+        config_path.write_text(json.dumps(tokenizer_config, indent=2), encoding="utf-8")
     return out

@@ -39,7 +39,7 @@ def test_hub_model_offline_names_repo_and_local_path(tmp_path: Path) -> None:
 def test_unsupported_architecture_lists_supported(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
-    assert_clean_failure(run_cli("convert", str(tmp_path / "m")), "Unsupported architecture 'gpt2'", "Supported: gemma3_text, llama, qwen2")
+    assert_clean_failure(run_cli("convert", str(tmp_path / "m")), "Unsupported architecture 'gpt2'", "Supported: gemma3_text, llama, phi3, qwen2")
 
 
 def test_not_a_checkpoint(tmp_path: Path) -> None:

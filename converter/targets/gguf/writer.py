@@ -97,6 +97,10 @@ class GGUFPlan:
 
     @property
     def rope_dim(self) -> int:
+        """Rotary dimensions per head (Phi-3/4 rotate only a fraction of each head)."""
+        fraction = self.rope.get("partial_rotary_factor", self.h.get("partial_rotary_factor"))
+        if fraction is not None:
+            return int(float(fraction) * self.h["hidden_size"]) // int(self.h["num_attention_heads"])
         return int(self._p("head_dim") or self.h["hidden_size"] // self.h["num_attention_heads"])
 
     def add_metadata(self, writer: gguf.GGUFWriter, name: str, license_name: str | None) -> None:
@@ -114,7 +118,9 @@ class GGUFPlan:
         writer.add_layer_norm_rms_eps(float(self._p("rms_norm_eps")))
         full = self.rope.get("full_attention", self.rope)
         rope_type = full.get("rope_type", "default")
-        if rope_type == "linear" and full.get("factor") is not None:
+        if self.arch.longrope_tensors:
+            self._add_longrope(writer, full)
+        elif rope_type == "linear" and full.get("factor") is not None:
             writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
             writer.add_rope_scaling_factor(float(full["factor"]))
         elif rope_type == "yarn" and full.get("factor") is not None:
@@ -128,7 +134,7 @@ class GGUFPlan:
             writer.add_rope_freq_base(float(theta))
         if (local := self.rope.get("sliding_attention", {}).get("rope_theta")) is not None:
             writer.add_rope_freq_base_swa(float(local))
-        if self.h.get("head_dim") is not None or "head_dim" in self.arch.defaults:
+        if self.arch.writes_head_dim and (self.h.get("head_dim") is not None or "head_dim" in self.arch.defaults):
             writer.add_key_length(int(self._p("head_dim")))
             writer.add_value_length(int(self._p("head_dim")))
         if self.arch.writes_vocab_size:
@@ -138,9 +144,35 @@ class GGUFPlan:
         if self.arch.writes_final_logit_softcapping and self.h.get("final_logit_softcapping"):
             writer.add_final_logit_softcapping(float(self.h["final_logit_softcapping"]))
         if self.arch.writes_sliding_window and self.h.get("sliding_window_pattern") != 1:
-            writer.add_sliding_window(int(self.h["sliding_window"]))
+            writer.add_sliding_window(int(self.h.get("sliding_window") or 0))  # 0: no sliding window
         writer.add_file_type(self.file_type)
         self.vocab.add_to(writer, self.ckpt.path)
+
+    def _add_longrope(self, writer: gguf.GGUFWriter, full: dict[str, Any]) -> None:
+        """Phi-3/4: the pre-scaling context, and for longrope the attention factor for the long regime."""
+        original = int(full.get("original_max_position_embeddings") or self.h["original_max_position_embeddings"])
+        writer.add_rope_scaling_orig_ctx_len(original)
+        rope_type = full.get("rope_type", "default")
+        if rope_type not in ("default", "longrope", "su"):
+            raise SlmkitError(f"RoPE type '{rope_type}' is not supported for {self.arch.model_type} GGUF export.")
+        if not full.get("long_factor"):
+            return
+        scale = int(self._p("max_position_embeddings")) / original
+        writer.add_rope_scaling_attn_factors(math.sqrt(1 + math.log(scale) / math.log(original)) if scale > 1.0 else 1.0)
+
+    def _longrope_factor_tensors(self) -> list[PlannedTensor]:
+        full = self.rope.get("full_attention", self.rope)
+        if not (self.arch.longrope_tensors and full.get("long_factor")):
+            return []
+        planned = []
+        for key, tensor in (("long_factor", gguf.MODEL_TENSOR.ROPE_FACTORS_LONG),
+                            ("short_factor", gguf.MODEL_TENSOR.ROPE_FACTORS_SHORT)):
+            factors = np.asarray(full[key], dtype=np.float32)
+            if factors.shape != (self.rope_dim // 2,):
+                raise SlmkitError(f"rope {key} has {factors.size} values; {self.rope_dim // 2} expected.")
+            planned.append(PlannedTensor(gguf.TENSOR_NAMES[tensor] + ".weight", factors.shape,
+                                         gguf.GGMLQuantizationType.F32, lambda f=factors: f))
+        return planned
 
     # -- tensors ----------------------------------------------------------------------------
     def _plan_tensors(self) -> list[PlannedTensor]:
@@ -153,6 +185,7 @@ class GGUFPlan:
             planned.append(PlannedTensor(
                 gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight",
                 factors.shape, gguf.GGMLQuantizationType.F32, lambda f=factors: f))
+        planned.extend(self._longrope_factor_tensors())
         for ref in self.ckpt.tensors():
             if ref.name.endswith("rotary_emb.inv_freq") or (tied and ref.name == "lm_head.weight"):
                 continue

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from gguf import GGUFReader
 
-from tests.conftest import run_cli
+from tests.conftest import FIXTURE_NAMES, run_cli
 
 
 def convert(model_dir: Path, out: Path, quant: str) -> Path:
@@ -22,7 +22,7 @@ def metadata(path: Path) -> dict:
     return {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
 
 
-@pytest.mark.parametrize("name", ["llama", "llama3-rope", "gemma3", "qwen2", "gemma3-multimodal"])
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_f16_conversion_passes_parity(name: str, fixture_dir, tmp_path: Path) -> None:
     artifact = convert(fixture_dir(name), tmp_path / "art", "f16")
     result = run_cli("parity", str(artifact), "--report", str(tmp_path / "parity.json"), "--steps", "8",

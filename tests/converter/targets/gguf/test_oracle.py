@@ -11,6 +11,7 @@ import pytest
 from slmkit.converter import oracle, pretokenizers
 from slmkit.converter.models.checkpoint import Checkpoint
 from slmkit.converter.targets.gguf.writer import GGUFPlan
+from tests.conftest import FIXTURE_NAMES
 
 pytestmark = pytest.mark.oracle
 
@@ -29,7 +30,7 @@ def write_ours(model_dir: Path, out: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", ["llama", "llama3-rope", "gemma3", "qwen2", "gemma3-multimodal"])
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_same_tensors_and_metadata_as_official(name: str, fixture_dir, official: Path, tmp_path: Path) -> None:
     model_dir = fixture_dir(name)
     pre = pretokenizers.identify(json.loads((model_dir / "tokenizer.json").read_text()))
