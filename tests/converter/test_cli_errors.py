@@ -119,3 +119,23 @@ def test_parity_rejects_a_tampered_artifact(fixture_dir, tmp_path: Path) -> None
 
 def test_parity_on_a_folder_that_is_not_an_artifact(tmp_path: Path) -> None:
     assert_clean_failure(run_cli("parity", str(tmp_path)), "not an slmkit artifact")
+
+
+def test_parity_on_an_unloadable_gguf_is_one_clear_error(fixture_dir, tmp_path: Path) -> None:
+    from slmkit.converter.manifest import read_manifest, write_manifest
+
+    out = tmp_path / "art"
+    assert run_cli("convert", str(fixture_dir("llama")), "--quant", "f16", "--output", str(out)).returncode == 0
+    manifest = read_manifest(out)
+    gguf_file = out / manifest["model_file"]
+    gguf_file.write_bytes(gguf_file.read_bytes()[:4096])  # truncated, and re-hashed so only llama.cpp can tell
+    write_manifest(out, {k: manifest[k] for k in ("target", "quant", "model_file", "source")})
+    assert_clean_failure(run_cli("parity", str(out)), "llama.cpp cannot load")
+
+
+def test_bad_prompts_file(fixture_dir, tmp_path: Path) -> None:
+    out = tmp_path / "art"
+    assert run_cli("convert", str(fixture_dir("llama")), "--quant", "f16", "--output", str(out)).returncode == 0
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"text": "fine"}\n{"txt": "typo"}\n')
+    assert_clean_failure(run_cli("parity", str(out), "--prompts", str(prompts)), "prompts.jsonl line 2")

@@ -81,3 +81,13 @@ def test_manifest_records_source_versions_and_hashes(fixture_dir, tmp_path: Path
     for name, digest in manifest["files"].items():
         assert sha256_file(artifact / name) == digest
     assert "tokenizer/tokenizer.json" in manifest["files"]
+
+
+def test_user_prompts_are_added_to_the_builtin_set(fixture_dir, tmp_path: Path) -> None:
+    artifact = convert(fixture_dir("llama"), tmp_path / "art", "f16")
+    prompts = tmp_path / "mine.txt"
+    prompts.write_text("Refund my order 1234, please.\n{\"id\": \"chat\", \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}\n")
+    result = run_cli("parity", str(artifact), "--prompts", str(prompts), "--steps", "4", "--report", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    ids = [p["id"] for p in json.loads((tmp_path / "r.json").read_text())["prompts"]]
+    assert ids[-2:] == ["mine.txt:1", "chat"] and len(ids) == 11
