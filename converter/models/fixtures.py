@@ -50,7 +50,12 @@ FIXTURES: dict[str, tuple[str, str, dict]] = {
                             "short_factor": [1.0 + 0.05 * i for i in range(6)],
                             "long_factor": [1.0 + 0.5 * i for i in range(6)]}}),
 }
-MULTIMODAL_FIXTURES = {"gemma3-multimodal": "gemma3"}
+# multimodal fixture -> (text decoder fixture, overrides): Gemma 3 4B/12B scale full-attention RoPE linearly.
+MULTIMODAL_FIXTURES = {
+    "gemma3-multimodal": ("gemma3", {"rope_parameters": {
+        "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1_000_000.0},
+        "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0}}}),
+}
 # The tokenizer class the real family declares (Phi-4's converters read it to pick the BPE path).
 TOKENIZER_CLASS = {"phi4-mini": "GPT2Tokenizer"}
 
@@ -87,8 +92,9 @@ def build_fixture(name: str, out: Path, seed: int = 0) -> Path:
     import transformers
     from transformers import PreTrainedTokenizerFast
 
-    kind = MULTIMODAL_FIXTURES.get(name, name)
+    kind, extra = MULTIMODAL_FIXTURES.get(name, (name, {}))
     pre, _, overrides = FIXTURES[kind]
+    overrides = {**overrides, **extra}
     tokenizer = train_tokenizer(pre)
     torch.manual_seed(seed)
     text_config = _tiny_text_config(kind, tokenizer.get_vocab_size(), overrides)
