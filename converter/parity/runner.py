@@ -15,7 +15,7 @@ import numpy as np
 class Decode:
     """One prefill pass, then a greedy continuation one token at a time through the KV cache."""
 
-    prefill: np.ndarray  # [len(ids), vocab]: logits at every prompt position
+    prefill: np.ndarray  # [len(ids), vocab]: logits at every prompt position (may be an engine buffer view)
     tokens: list[int]
     logits: np.ndarray  # [steps, vocab]: the distribution each new token was chosen from
 
