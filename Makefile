@@ -3,8 +3,8 @@
 #
 # llama-cpp-python is built from source, about 9 minutes on 2 cores, once per machine: the wheel
 # is kept in $(WHEELS) and reused by every later setup. It is built portable (GGML_NATIVE=OFF):
-# a -march=native build enables AMX/AVX-512 kernels that die with "Illegal instruction" on VMs
-# whose CPU advertises AMX without granting it (seen on our CI machines with Q8_0/Q4_K models).
+# a -march=native build died with "Illegal instruction" on Q8_0/Q4_K models on our CI VMs, whose
+# CPU advertises AMX and AVX-512.
 # pip's own wheel cache ignores CMAKE_ARGS, so we build with --no-cache-dir into our own folder.
 VENV ?= .venv
 WHEELS ?= $(HOME)/.cache/slmkit/wheels

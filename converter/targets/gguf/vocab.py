@@ -8,6 +8,7 @@ byte-level BPE (tokenizer.json) becomes `gpt2` with an explicit, known pre-token
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ class Vocab:
         writer.add_token_types(self.token_types)
         if self.add_space_prefix is not None:
             writer.add_add_space_prefix(self.add_space_prefix)
+        # gguf-py warns about pair templates (sentence pairs), which llama.cpp never uses.
+        logging.getLogger("gguf.vocab").setLevel(logging.ERROR)
         special = gguf.SpecialVocab(checkpoint_dir, load_merges=self.load_merges, n_vocab=len(self.tokens))
         # llama.cpp's default for a missing add_bos differs per pre-tokenizer; state what HF does.
         special.add_special_token.update(observed_special_tokens(checkpoint_dir))
