@@ -43,6 +43,7 @@ test-slow: setup
 
 bench: setup
 	$(PY) bench/convert_gguf.py
+	$(PY) bench/onnx_decode.py
 
 clean:
 	rm -rf out .pytest_cache

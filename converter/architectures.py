@@ -34,6 +34,9 @@ class Architecture:
     # and the pre-scaling context length; it wants no head_dim or rope-scaling-type keys.
     longrope_tensors: bool = False
     writes_head_dim: bool = True
+    # onnxruntime-genai's `model.type` for this decoder; None = the ONNX target refuses it (why below).
+    genai_type: str | None = None
+    onnx_unsupported: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         permute_qk=True,
         writes_vocab_size=True,
         writes_rope_dimension_count=True,
+        genai_type="llama",
     ),
     "gemma3_text": Architecture(
         "gemma3_text",
@@ -69,8 +73,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         },
         writes_sliding_window=True,
         writes_final_logit_softcapping=True,
+        genai_type="gemma3_text",
     ),
-    "qwen2": Architecture("qwen2", gguf.MODEL_ARCH.QWEN2),
+    "qwen2": Architecture("qwen2", gguf.MODEL_ARCH.QWEN2, genai_type="qwen2"),
     "phi3": Architecture(
         "phi3",
         gguf.MODEL_ARCH.PHI3,
@@ -78,6 +83,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         writes_sliding_window=True,
         longrope_tensors=True,
         writes_head_dim=False,
+        # longrope switches factor tables on the sequence length; a traced graph would freeze one.
+        onnx_unsupported="its longrope scaling picks RoPE factors by sequence length, which one exported graph "
+        "cannot do yet",
     ),
 }
 

@@ -36,15 +36,17 @@ def _progress(counting: str = "bytes"):
 @app.command()
 def convert(
     model: Annotated[str, typer.Argument(help="Recipe name, local checkpoint folder, or Hugging Face repo id.")],
-    target: Annotated[str, typer.Option(help="gguf")] = "gguf",
-    quant: Annotated[Optional[str], typer.Option(help="gguf: f16 bf16 q8_0 q6_k q5_k_m q4_k_m (default: the recipe's)")] = None,
+    target: Annotated[str, typer.Option(help="gguf (llama.cpp) | onnx (ONNX Runtime Mobile, onnxruntime-genai)")] = "gguf",
+    quant: Annotated[Optional[str], typer.Option(
+        help="gguf: f16 bf16 q8_0 q6_k q5_k_m q4_k_m; onnx: fp32 fp16 int8 int4 (default: the recipe's)")] = None,
+    block_size: Annotated[Optional[int], typer.Option(help="onnx int8/int4: weights per quantization block (32).")] = None,
     output: Annotated[Optional[Path], typer.Option(help="Artifact folder (default out/<model>-<target>-<quant>).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Convert a checkpoint into an on-device artifact (model file, tokenizer, manifest)."""
     from slmkit.converter.convert import convert as run_convert
     from slmkit.converter.models.resolve import resolve
-    from slmkit.converter.targets.base import get_target
+    from slmkit.converter.targets.base import ConvertOptions, get_target
 
     get_target(target)  # unknown target: fail before loading anything
     with console.status(_resolving_message(model)):
@@ -52,7 +54,8 @@ def convert(
     for note in ckpt.notes:
         console.print(f"[yellow]note:[/] {note}")
     with _progress() as progress:
-        folder = run_convert(model, ckpt, target, quant, output, force=force, progress=progress)
+        folder = run_convert(model, ckpt, target, quant, output, force=force, progress=progress,
+                             options=ConvertOptions(block_size=block_size))
     console.print(f"[green]Wrote[/] {folder}")
     out.print(str(folder))
 
@@ -77,6 +80,9 @@ def parity(
     junit: Annotated[Optional[Path], typer.Option(help="Also write a JUnit XML report.")] = None,
     steps: Annotated[int, typer.Option(help="Greedy decode steps per prompt through the KV cache.")] = 16,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for both engines.")] = None,
+    engine: Annotated[Optional[str], typer.Option(
+        help="Engine running the artifact. gguf: llama.cpp; onnx: onnxruntime-genai (default), onnxruntime, "
+             "onnxruntime-mobile, onnxruntime-genai-mobile (the last two run the .ort file).")] = None,
 ) -> None:
     """Compare an artifact with the PyTorch original; exit 1 if any metric is out of bounds."""
     from slmkit.converter.manifest import PARITY, record_parity
@@ -85,11 +91,13 @@ def parity(
     from slmkit.converter.parity.prompts import builtin_prompts, load_prompts
     from slmkit.converter.parity.run import context_needed, open_artifact, run_parity
     from slmkit.converter.parity.torch_runner import TorchRunner
-    from slmkit.converter.targets.base import get_target
+    from slmkit.converter.targets.base import check_engine, get_target
 
     if not artifact.is_dir():
         raise SlmkitError(f"{artifact} is not a folder.", hint="Pass the folder written by `slmkit convert`.")
     manifest = open_artifact(artifact)
+    art_target = get_target(manifest["target"])
+    engine = check_engine(art_target, engine)
     prompt_set = builtin_prompts() + (load_prompts(prompts) if prompts else [])
     reference = reference or manifest.get("source", {}).get("model")
     if not reference:
@@ -98,7 +106,7 @@ def parity(
         ckpt = resolve(reference)
         ref_runner = TorchRunner(ckpt.path, threads=threads)
         n_ctx = context_needed(ref_runner, prompt_set, steps)
-        art_runner = get_target(manifest["target"]).runner(artifact, manifest, threads, n_ctx)
+        art_runner = art_target.runner(artifact, manifest, threads, n_ctx, engine)
     with _progress("items") as progress:
         task = progress.add_task("Comparing prompts", total=len(prompt_set))
         result = run_parity(artifact, ref_runner, art_runner, manifest, prompt_set, steps,

@@ -10,7 +10,7 @@ from slmkit.converter.errors import SlmkitError
 from slmkit.converter.manifest import sha256_file, write_manifest
 from slmkit.converter.models.checkpoint import Checkpoint
 from slmkit.converter.staging import require_free_space, staged_output
-from slmkit.converter.targets.base import check_quant, get_target
+from slmkit.converter.targets.base import ConvertOptions, check_quant, get_target
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
                    "chat_template.jinja", "chat_template.json", "generation_config.json", "added_tokens.json")
@@ -30,22 +30,24 @@ def source_record(model: str, ckpt: Checkpoint) -> dict[str, Any]:
 
 
 def convert(model: str, ckpt: Checkpoint, target_name: str, quant: str | None, output: Path | None,
-            *, force: bool, progress: Any) -> Path:
+            *, force: bool, progress: Any, options: ConvertOptions | None = None) -> Path:
     target = get_target(target_name)
+    options = options or ConvertOptions()
     quant = quant or (ckpt.recipe.default_quant.get(target_name) if ckpt.recipe else None) or target.default_quant
     check_quant(target, quant)
+    target.check_supported(ckpt, options)
     output = output or default_output(ckpt, target_name, quant)
     if output.exists() and not force:
         raise SlmkitError(f"{output} already exists.", hint="Pass --force to replace it, or choose another --output.")
     output.resolve().parent.mkdir(parents=True, exist_ok=True)
     require_free_space(output.resolve().parent, target.estimate_bytes(ckpt, quant), f"{target_name}/{quant}")
     with staged_output(output, force=force) as staging:
-        result = target.convert(ckpt, quant, staging, progress)
-        tokenizer_dir = staging / "tokenizer"
-        tokenizer_dir.mkdir()
-        for name in TOKENIZER_FILES:
+        tokenizer_dir = staging / target.tokenizer_dir
+        tokenizer_dir.mkdir(exist_ok=True)
+        for name in TOKENIZER_FILES:  # first, so a target can state what its runtime needs in them
             if (ckpt.path / name).is_file():
                 shutil.copy2(ckpt.path / name, tokenizer_dir / name)
+        result = target.convert(ckpt, quant, staging, progress, options)
         write_manifest(staging, {
             "target": target_name,
             "quant": quant,

@@ -80,7 +80,7 @@ def _tiny_text_config(kind: str, vocab_size: int, overrides: dict):
 
     config_class = getattr(transformers, FIXTURES[kind][1])
     base = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                num_attention_heads=4, max_position_embeddings=2048, initializer_range=0.25,
+                num_attention_heads=4, max_position_embeddings=4096, initializer_range=0.25,
                 bos_token_id=1, eos_token_id=2, pad_token_id=0, rms_norm_eps=1e-6)
     base.update(overrides)
     return config_class(**base)

@@ -22,23 +22,38 @@ class ConvertResult:
     details: dict[str, object]
 
 
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Knobs some targets take; a target that has no use for one refuses it rather than ignoring it."""
+
+    block_size: int | None = None
+
+
 class Target(Protocol):
     name: str
     quants: tuple[str, ...]
     default_quant: str
+    # Where tokenizer files go inside the artifact ("." when the runtime reads them beside the model).
+    tokenizer_dir: str
+    # Engines `slmkit parity --engine` can run the artifact with; the first is the default.
+    engines: tuple[str, ...]
+
+    def check_supported(self, ckpt: Checkpoint, options: ConvertOptions) -> None:
+        """Refuse early (before any writing) what this target cannot convert."""
 
     def estimate_bytes(self, ckpt: Checkpoint, quant: str) -> int:
         """Peak disk the conversion needs in the output folder (checked before writing)."""
 
-    def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress) -> ConvertResult:
+    def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress,
+                options: ConvertOptions) -> ConvertResult:
         """Write the artifact's model file(s) into `out`, a fresh staging folder."""
 
-    def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int) -> Runner:
+    def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int, engine: str) -> Runner:
         """A parity Runner over the converted artifact, holding at least `n_ctx` tokens."""
 
 
 # target name -> module defining `TARGET`; imported only when that target is used.
-_TARGET_MODULES = {"gguf": "slmkit.converter.targets.gguf.target"}
+_TARGET_MODULES = {"gguf": "slmkit.converter.targets.gguf.target", "onnx": "slmkit.converter.targets.onnx.target"}
 
 
 def target_names() -> list[str]:
@@ -49,6 +64,15 @@ def get_target(name: str) -> Target:
     if name not in _TARGET_MODULES:
         raise SlmkitError(f"Unknown target '{name}'.", hint=f"Available targets: {', '.join(_TARGET_MODULES)}.")
     return importlib.import_module(_TARGET_MODULES[name]).TARGET
+
+
+def check_engine(target: Target, engine: str | None) -> str:
+    if engine is None:
+        return target.engines[0]
+    if engine not in target.engines:
+        raise SlmkitError(f"Target '{target.name}' cannot be run with engine '{engine}'.",
+                          hint=f"Choose one of: {', '.join(target.engines)}.")
+    return engine
 
 
 def check_quant(target: Target, quant: str) -> None:

@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from slmkit.converter.targets.base import ConvertResult
+from slmkit.converter.errors import SlmkitError
+from slmkit.converter.targets.base import ConvertOptions, ConvertResult
 from slmkit.converter.targets.gguf.quantize import QUANT_FTYPES, quantize
 from slmkit.converter.targets.gguf.writer import GGUFPlan
 
@@ -30,6 +31,13 @@ class GGUFTarget:
     name = "gguf"
     quants = ("f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m")
     default_quant = "q4_k_m"
+    tokenizer_dir = "tokenizer"  # the GGUF embeds its tokenizer; the files are kept for reference
+    engines = ("llama.cpp",)
+
+    def check_supported(self, ckpt: Checkpoint, options: ConvertOptions) -> None:
+        if options.block_size is not None:
+            raise SlmkitError("--block-size does not apply to GGUF: llama.cpp's quant types fix their block sizes.",
+                              hint="Drop --block-size, or use --target onnx.")
 
     def estimate_bytes(self, ckpt: Checkpoint, quant: str) -> int:
         n_params = sum(math.prod(ref.shape) for ref in ckpt.tensors())
@@ -37,7 +45,8 @@ class GGUFTarget:
         staging = 0 if quant not in QUANT_FTYPES else n_params * _BITS_PER_WEIGHT[intermediate_type(ckpt)] / 8
         return int((final + staging) * 1.05) + (64 << 20)
 
-    def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress) -> ConvertResult:
+    def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress,
+                options: ConvertOptions) -> ConvertResult:
         stem = ckpt.recipe.name if ckpt.recipe else ckpt.path.name
         final = out / f"{stem}-{quant}.gguf"
         float_type = quant if quant not in QUANT_FTYPES else intermediate_type(ckpt)
@@ -57,7 +66,7 @@ class GGUFTarget:
             details["quantized_from"] = float_type
         return ConvertResult(model_file=final.name, details=details)
 
-    def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int) -> Runner:
+    def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int, engine: str) -> Runner:
         from slmkit.converter.parity.llamacpp_runner import LlamaCppRunner
 
         return LlamaCppRunner(artifact / manifest["model_file"], n_ctx=n_ctx, threads=threads)

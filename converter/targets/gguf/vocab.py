@@ -17,6 +17,7 @@ import gguf
 
 from slmkit.converter import pretokenizers
 from slmkit.converter.errors import SlmkitError
+from slmkit.converter.tokenizer_files import observed_special_tokens
 
 _SPIECE_SPACE = "\u2581"
 _LOOKS_SPECIAL_EXACT = {"<pad>", "<mask>", "<2mass>", "[@BOS@]"}
@@ -57,23 +58,6 @@ class Vocab:
         # llama.cpp's default for a missing add_bos differs per pre-tokenizer; state what HF does.
         special.add_special_token.update(observed_special_tokens(checkpoint_dir))
         special.add_to_gguf(writer, quiet=True)
-
-
-def observed_special_tokens(directory: Path) -> dict[str, bool]:
-    """Whether the Hugging Face tokenizer really adds BOS / EOS when encoding text."""
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(directory)
-    except (OSError, ValueError) as exc:
-        raise SlmkitError(f"transformers cannot load the tokenizer in {directory}: {exc}") from None
-    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
-    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    return {
-        "bos": bos is not None and len(ids) > len(plain) and ids[0] == bos,
-        "eos": eos is not None and len(ids) > len(plain) and ids[-1] == eos,
-    }
 
 
 def _tokenizer_config(directory: Path) -> dict[str, Any]:

@@ -1,0 +1,88 @@
+"""The artifact folder run by onnxruntime-genai, exactly as an Android/iOS app using it would.
+
+Its own tokenizer (onnxruntime-extensions), chat template and generation loop are used; the
+greedy tokens are genai's choices (`generate_next_token`), the logits are read after each step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from slmkit.converter.errors import SlmkitError
+from slmkit.converter.parity.runner import Decode, TokenizerInfo
+
+
+class GenaiRunner:
+    def __init__(self, artifact: Path, threads: int | None, model_file: str | None = None,
+                 name: str = "onnxruntime-genai") -> None:
+        import onnxruntime_genai as og
+
+        self.name = name
+        self._og = og
+        config = og.Config(str(artifact))
+        decoder: dict = {}
+        if threads:
+            decoder["session_options"] = {"intra_op_num_threads": threads, "inter_op_num_threads": 1}
+        if model_file:
+            decoder["filename"] = model_file
+        if decoder:
+            config.overlay(json.dumps({"model": {"decoder": decoder}}))
+        try:
+            self.model = og.Model(config)
+        except Exception as exc:  # genai raises RuntimeError with ORT's message
+            raise SlmkitError(f"onnxruntime-genai cannot load {artifact}: {exc}") from None
+        self.tokenizer = og.Tokenizer(self.model)
+        # genai's encode() adds no special tokens by default (Gemma would lose its BOS); an app makes
+        # the same call to tokenize as transformers does (docs/onnx.md).
+        self.tokenizer.update_options(add_special_tokens="true")
+        self.context_length = json.loads((artifact / "genai_config.json").read_text(encoding="utf-8"))["model"]["context_length"]
+        self.chat_template = _chat_template(artifact)
+
+    def tokenize(self, text: str) -> list[int]:
+        return [int(t) for t in self.tokenizer.encode(text)]
+
+    def greedy(self, ids: list[int], steps: int) -> Decode:
+        og = self._og
+        if len(ids) + steps > self.context_length:
+            raise SlmkitError(f"A parity prompt needs {len(ids) + steps} tokens; the model's context is {self.context_length}.",
+                              hint="Shorten the prompts passed with --prompts, or lower --steps.")
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(max_length=len(ids) + steps + 1, do_sample=False, top_k=1)
+        generator = og.Generator(self.model, params)
+        generator.append_tokens(np.array([ids], dtype=np.int32))
+        prefill = np.array(generator.get_output("logits"), dtype=np.float32)[0]
+        tokens: list[int] = []
+        rows: list[np.ndarray] = []
+        for _ in range(steps):
+            rows.append(np.array(generator.get_logits(), dtype=np.float32).reshape(-1))
+            generator.generate_next_token()
+            tokens.append(int(generator.get_next_tokens()[0]))
+        return Decode(prefill, tokens, np.stack(rows) if rows else np.zeros((0, prefill.shape[-1]), np.float32))
+
+    def tokenizer_info(self) -> TokenizerInfo:
+        bos = int(self.tokenizer.bos_token_id) if self.tokenizer.bos_token_id >= 0 else None
+        eos_ids = [int(t) for t in self.tokenizer.eos_token_ids]
+        probe = self.tokenize("a")
+        return TokenizerInfo(bos_id=bos, eos_id=eos_ids[0] if eos_ids else None,
+                             adds_bos=bos is not None and bool(probe) and probe[0] == bos,
+                             chat_template=self.chat_template, extra={"eos_ids": eos_ids})
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        # No template_str: genai must find the template in the artifact by itself, as an app's call would.
+        return self.tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
+
+    def close(self) -> None:
+        del self.tokenizer
+        del self.model
+
+
+def _chat_template(artifact: Path) -> str | None:
+    """The template genai's tokenizer applies: the one in tokenizer_config.json."""
+    config_file = artifact / "tokenizer_config.json"
+    if not config_file.is_file():
+        return None
+    template = json.loads(config_file.read_text(encoding="utf-8")).get("chat_template")
+    return template if isinstance(template, str) else None

@@ -1,0 +1,107 @@
+"""An ONNX (or .ort) decoder run by a plain onnxruntime InferenceSession, as a hand-written app loop runs it.
+
+Prefill with an empty past, then one token at a time feeding each `present.*` back as `past_key_values.*`.
+Tokenization uses the artifact's own tokenizer files through transformers, so this runner checks the
+graph; the onnxruntime-genai runner checks genai's tokenizer and generation loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from slmkit.converter.errors import SlmkitError
+from slmkit.converter.parity.runner import Decode, TokenizerInfo
+
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+def load_session(path: Path, threads: int | None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own pybind error classes
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        hint = "The file is corrupt or was written for another ONNX Runtime."
+        if "opset" in message.lower() or "version" in message.lower():
+            hint = (f"This onnxruntime ({ort.__version__}) does not support the model's opset or operator versions; "
+                    "install the onnxruntime version recorded in the artifact's manifest.json.")
+        raise SlmkitError(f"ONNX Runtime cannot load {path}: {message}", hint=hint) from None
+
+
+class OrtSession:
+    """The KV-cache loop over one session; knows the cache layout from the graph's inputs."""
+
+    def __init__(self, path: Path, threads: int | None) -> None:
+        self.session = load_session(path, threads)
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        self.past_names = [name for name in inputs if name.startswith("past_key_values.")]
+        self.present_names = [name.replace("past_key_values.", "present.") for name in self.past_names]
+        first = inputs[self.past_names[0]]
+        self.kv_heads, self.head_dim = first.shape[1], first.shape[3]
+        self.kv_dtype = _ORT_TYPES[first.type]
+        self.has_positions = "position_ids" in inputs
+
+    def _run(self, ids: list[int], past: list[np.ndarray], start: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        total = start + len(ids)
+        feed = {"input_ids": np.array([ids], dtype=np.int64), "attention_mask": np.ones((1, total), dtype=np.int64)}
+        if self.has_positions:
+            feed["position_ids"] = np.arange(start, total, dtype=np.int64)[None]
+        feed.update(zip(self.past_names, past))
+        logits, *present = self.session.run(["logits", *self.present_names], feed)
+        return logits[0], present
+
+    def greedy_logits(self, ids: list[int], steps: int) -> list[np.ndarray]:
+        """[prefill logits, step 1 logits, ...]: what greedy decoding through the cache sees."""
+        empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=self.kv_dtype)
+        logits, past = self._run(ids, [empty] * len(self.past_names), 0)
+        rows = [logits]
+        position = len(ids)
+        for _ in range(steps):
+            token = int(rows[-1][-1].argmax())
+            logits, past = self._run([token], past, position)
+            position += 1
+            rows.append(logits)
+        return rows
+
+
+class OrtRunner:
+    def __init__(self, artifact: Path, model_file: str, threads: int | None, name: str = "onnxruntime") -> None:
+        from transformers import AutoTokenizer
+
+        self.name = name
+        self.cache = OrtSession(artifact / model_file, threads)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(artifact)
+        except (OSError, ValueError) as exc:
+            raise SlmkitError(f"{artifact} has no usable tokenizer files: {exc}") from None
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def greedy(self, ids: list[int], steps: int) -> Decode:
+        rows = self.cache.greedy_logits(ids, max(steps - 1, 0))
+        # Step i's distribution is the last position of run i (run 0 is the prefill).
+        chosen = [rows[i][-1] for i in range(steps)]
+        tokens = [int(row.argmax()) for row in chosen]
+        return Decode(rows[0].astype(np.float32, copy=False), tokens, np.stack(chosen).astype(np.float32, copy=False))
+
+    def tokenizer_info(self) -> TokenizerInfo:
+        tok = self.tokenizer
+        probe = tok("a", add_special_tokens=True)["input_ids"]
+        adds_bos = tok.bos_token_id is not None and len(probe) > 0 and probe[0] == tok.bos_token_id
+        template = tok.chat_template if isinstance(tok.chat_template, str) else None
+        return TokenizerInfo(tok.bos_token_id, tok.eos_token_id, adds_bos, template)
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def close(self) -> None:
+        del self.cache

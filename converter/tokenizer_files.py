@@ -1,0 +1,42 @@
+"""Facts about a checkpoint's tokenizer that runtimes other than transformers need stated explicitly.
+
+transformers decides some behaviour from code defaults per tokenizer class (Gemma adds BOS with no
+`add_bos_token` key) and keeps the chat template in `chat_template.jinja`; llama.cpp and
+onnxruntime-extensions read only what the files say, so slmkit writes it down.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from slmkit.converter.errors import SlmkitError
+
+
+def observed_special_tokens(directory: Path) -> dict[str, bool]:
+    """Whether the Hugging Face tokenizer really adds BOS / EOS when encoding text."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+    except (OSError, ValueError) as exc:
+        raise SlmkitError(f"transformers cannot load the tokenizer in {directory}: {exc}") from None
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    return {
+        "bos": bos is not None and len(ids) > len(plain) and ids[0] == bos,
+        "eos": eos is not None and len(ids) > len(plain) and ids[-1] == eos,
+    }
+
+
+
+def state_tokenizer_config(folder: Path, observed: dict[str, bool]) -> None:
+    """Make `folder/tokenizer_config.json` say what the HF tokenizer does: BOS/EOS and the chat template."""
+    path = folder / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    config["add_bos_token"], config["add_eos_token"] = observed["bos"], observed["eos"]
+    template = folder / "chat_template.jinja"
+    if "chat_template" not in config and template.is_file():
+        config["chat_template"] = template.read_text(encoding="utf-8")
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
