@@ -1,8 +1,9 @@
 """Prompt and decode speed of the int4 ONNX artifact vs the Q4_K_M GGUF, on the same prompts.
 
-Engines: onnxruntime-genai (what an app runs), a plain onnxruntime session loop, and llama.cpp.
-Each figure is tokens per second, best of --repeat runs (the machine is noisy). Missing artifacts
-are converted first into out/. Usage:
+Engines: onnxruntime-genai (what an app runs), a plain onnxruntime session loop, and llama.cpp;
+plus, for comparison, the same int4 model made by onnxruntime-genai's own builder (fused
+GroupQueryAttention) where that builder can convert the model. Each figure is tokens per second,
+best of --repeat runs (the machine is noisy). Missing artifacts are converted first into out/. Usage:
     python bench/onnx_decode.py [MODEL ...] [--threads 2] [--decode 64] [--repeat 3]
 """
 
@@ -25,6 +26,21 @@ def ensure(model: str, target: str, quant: str) -> Path:
     if not (folder / "manifest.json").is_file():
         subprocess.run([sys.executable, "-m", "slmkit.converter", "convert", model, "--target", target,
                         "--quant", quant, "--output", str(folder), "--force"], check=True)
+    return folder
+
+
+def ensure_builder(model: str) -> Path | str:
+    """onnxruntime-genai's builder output for the same checkpoint, or why it could not be made."""
+    folder = Path("out") / f"{model}-genai-builder-int4"
+    if (folder / "genai_config.json").is_file():
+        return folder
+    checkpoint = subprocess.run([sys.executable, "-m", "slmkit.converter", "models", "path", model],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    result = subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", checkpoint, "-o",
+                             str(folder), "-p", "int4", "-e", "cpu", "-c", str(folder) + ".cache"],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        return result.stderr.strip().splitlines()[-1]
     return folder
 
 
@@ -132,6 +148,11 @@ def main() -> None:
             "onnxruntime-genai int4": (bench_genai, onnx_dir),
             "onnxruntime int4": (bench_onnxruntime, onnx_dir),
         }
+        builder = ensure_builder(model)
+        if isinstance(builder, Path):
+            runs["genai builder int4 (genai)"] = (bench_genai, builder)
+        else:
+            print(f"{model:<14} genai builder int4: cannot convert this model ({builder})")
         results = {}
         for engine, (bench, folder) in runs.items():
             trials = [bench(folder, texts, args.decode, args.threads) for _ in range(args.repeat)]

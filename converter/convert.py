@@ -35,7 +35,7 @@ def convert(model: str, ckpt: Checkpoint, target_name: str, quant: str | None, o
     options = options or ConvertOptions()
     quant = quant or (ckpt.recipe.default_quant.get(target_name) if ckpt.recipe else None) or target.default_quant
     check_quant(target, quant)
-    target.check_supported(ckpt, options)
+    target.check_supported(ckpt, quant, options)
     output = output or default_output(ckpt, target_name, quant)
     if output.exists() and not force:
         raise SlmkitError(f"{output} already exists.", hint="Pass --force to replace it, or choose another --output.")

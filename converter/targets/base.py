@@ -38,7 +38,7 @@ class Target(Protocol):
     # Engines `slmkit parity --engine` can run the artifact with; the first is the default.
     engines: tuple[str, ...]
 
-    def check_supported(self, ckpt: Checkpoint, options: ConvertOptions) -> None:
+    def check_supported(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> None:
         """Refuse early (before any writing) what this target cannot convert."""
 
     def estimate_bytes(self, ckpt: Checkpoint, quant: str) -> int:

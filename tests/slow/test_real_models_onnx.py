@@ -45,6 +45,7 @@ def test_onnxruntime_genai_generates_coherent_text(name: str, int4_artifacts: di
 
     model = og.Model(str(int4_artifacts[name]))
     tokenizer = og.Tokenizer(model)
+    tokenizer.update_options(add_special_tokens="true")  # as transformers tokenizes (Gemma's BOS)
     prompt, expected = FACT[name]
     if isinstance(prompt, list):
         prompt = tokenizer.apply_chat_template(json.dumps(prompt), add_generation_prompt=True)

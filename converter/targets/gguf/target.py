@@ -34,7 +34,7 @@ class GGUFTarget:
     tokenizer_dir = "tokenizer"  # the GGUF embeds its tokenizer; the files are kept for reference
     engines = ("llama.cpp",)
 
-    def check_supported(self, ckpt: Checkpoint, options: ConvertOptions) -> None:
+    def check_supported(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> None:
         if options.block_size is not None:
             raise SlmkitError("--block-size does not apply to GGUF: llama.cpp's quant types fix their block sizes.",
                               hint="Drop --block-size, or use --target onnx.")

@@ -37,12 +37,14 @@ class OnnxTarget:
     # "-mobile" engines run the .ort file instead of model.onnx.
     engines = ("onnxruntime-genai", "onnxruntime", "onnxruntime-mobile", "onnxruntime-genai-mobile")
 
-    def check_supported(self, ckpt: Checkpoint, options: ConvertOptions) -> None:
+    def check_supported(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> None:
         arch = ckpt.architecture
         if arch.onnx_unsupported or arch.genai_type is None:
             raise SlmkitError(f"The ONNX target does not support {arch.model_type} yet: {arch.onnx_unsupported}.",
                               hint="Use --target gguf for this model.")
         block = options.block_size
+        if block is not None and quant not in ("int8", "int4"):
+            raise SlmkitError(f"--block-size applies to int8/int4 only, not {quant}.", hint="Drop --block-size.")
         if block is not None and (block < 16 or block & (block - 1)):
             raise SlmkitError(f"--block-size {block} is not supported.",
                               hint="Use a power of two >= 16 (32 is the default).")

@@ -25,6 +25,7 @@ def test_unsupported_architecture_is_refused_before_writing(fixture_dir, tmp_pat
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--target", "onnx", "--block-size", "48"], "--block-size 48 is not supported"),
+    (["--target", "onnx", "--quant", "fp32", "--block-size", "32"], "applies to int8/int4 only"),
     (["--target", "gguf", "--block-size", "32"], "does not apply to GGUF"),
     (["--target", "onnx", "--quant", "q4_k_m"], "has no quantization 'q4_k_m'"),
 ])
