@@ -63,21 +63,24 @@ def bench_genai(folder: Path, texts: list[str], decode: int, threads: int) -> tu
     config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}}))
     model = og.Model(config)
     tokenizer = og.Tokenizer(model)
+    tokenizer.update_options(add_special_tokens="true")
     prompt_tokens = prefill_s = decode_s = 0.0
+    generated = 0
     for text in texts:
         ids = np.array([tokenizer.encode(text)], dtype=np.int32)
         params = og.GeneratorParams(model)
-        params.set_search_options(max_length=ids.shape[1] + decode + 1, do_sample=False)
+        params.set_search_options(max_length=ids.shape[1] + decode, do_sample=False)
         generator = og.Generator(model, params)
         start = time.perf_counter()
         generator.append_tokens(ids)
         prefill_s += time.perf_counter() - start
         start = time.perf_counter()
-        for _ in range(decode):
+        while not generator.is_done():  # an app's loop: stops at EOS or max_length
             generator.generate_next_token()
+            generated += 1
         decode_s += time.perf_counter() - start
         prompt_tokens += ids.shape[1]
-    return int(prompt_tokens), prompt_tokens / prefill_s, decode * len(texts) / decode_s
+    return int(prompt_tokens), prompt_tokens / prefill_s, generated / decode_s
 
 
 def bench_onnxruntime(folder: Path, texts: list[str], decode: int, threads: int) -> tuple[int, float, float]:

@@ -1,7 +1,7 @@
 """The artifact folder run by onnxruntime-genai, exactly as an Android/iOS app using it would.
 
-Its own tokenizer (onnxruntime-extensions), chat template and generation loop are used; the
-greedy tokens are genai's choices (`generate_next_token`), the logits are read after each step.
+Its own tokenizer (onnxruntime-extensions), chat template, model session and KV-cache handling
+are used; the logits are read after the prefill and after each appended token.
 """
 
 from __future__ import annotations
@@ -57,9 +57,12 @@ class GenaiRunner:
         tokens: list[int] = []
         rows: list[np.ndarray] = []
         for _ in range(steps):
-            rows.append(np.array(generator.get_logits(), dtype=np.float32).reshape(-1))
-            generator.generate_next_token()
-            tokens.append(int(generator.get_next_tokens()[0]))
+            row = np.array(generator.get_logits(), dtype=np.float32).reshape(-1)
+            rows.append(row)
+            # Greedy choice fed back with append_tokens, not generate_next_token: genai stops at
+            # EOS, while parity keeps comparing the continuation the reference produces.
+            tokens.append(int(row.argmax()))
+            generator.append_tokens(np.array([[tokens[-1]]], dtype=np.int32))
         return Decode(prefill, tokens, np.stack(rows) if rows else np.zeros((0, prefill.shape[-1]), np.float32))
 
     def tokenizer_info(self) -> TokenizerInfo:

@@ -197,6 +197,25 @@ def _gather_packed(graph: onnx.GraphProto, gather: onnx.NodeProto, packed: str, 
     ])
 
 
+def topological_sort(graph: onnx.GraphProto) -> None:
+    """Order nodes so each comes after its inputs' producers (ORT's mobile tools require it; the
+    fp16 converter appends its input Casts at the end)."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered: list[onnx.NodeProto] = []
+    while pending:
+        ready = [n for n in pending if all(name in available for name in n.input)]
+        if not ready:
+            raise SlmkitError(f"The graph has a cycle or a missing input near node '{pending[0].name}'.")
+        ready_ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ready_ids]
+        for node in ready:
+            available.update(node.output)
+        ordered.extend(ready)
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
 def _int64(values: list[int]):
     import numpy as np
 

@@ -141,3 +141,4 @@ def _to_fp16(model: onnx.ModelProto) -> None:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     _replace(model, convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=True))
+    rewrite.topological_sort(model.graph)
