@@ -142,14 +142,15 @@ def main() -> None:
     args = parser.parse_args()
     texts = prompt_texts()
     print(f"{len(texts)} prompts, {args.decode} greedy tokens after each, {args.threads} threads, best of {args.repeat}")
-    print(f"{'model':<14} {'engine':<24} {'prompt tok':>10} {'prompt tok/s':>13} {'decode tok/s':>13} "
+    print(f"{'model':<14} {'engine':<27} {'prompt tok':>10} {'prompt tok/s':>13} {'decode tok/s':>13} "
           f"{'prompt ratio':>13} {'decode ratio':>13}")
     for model in args.models:
-        onnx_dir, gguf_dir = ensure(model, "onnx", "int4"), ensure(model, "gguf", "q4_k_m")
+        onnx_dir, rtn_dir = ensure(model, "onnx", "int4"), ensure(model, "onnx", "int4-rtn")
         runs = {
-            "llama.cpp Q4_K_M": (bench_llamacpp, gguf_dir),
+            "llama.cpp Q4_K_M": (bench_llamacpp, ensure(model, "gguf", "q4_k_m")),
             "onnxruntime-genai int4": (bench_genai, onnx_dir),
             "onnxruntime int4": (bench_onnxruntime, onnx_dir),
+            "onnxruntime-genai int4-rtn": (bench_genai, rtn_dir),
         }
         builder = ensure_builder(model)
         if isinstance(builder, Path):
@@ -162,7 +163,7 @@ def main() -> None:
             results[engine] = (trials[0][0], max(t[1] for t in trials), max(t[2] for t in trials))
         base = results["llama.cpp Q4_K_M"]
         for engine, (tokens, prompt_rate, decode_rate) in results.items():
-            print(f"{model:<14} {engine:<24} {tokens:>10} {prompt_rate:>13.1f} {decode_rate:>13.1f} "
+            print(f"{model:<14} {engine:<27} {tokens:>10} {prompt_rate:>13.1f} {decode_rate:>13.1f} "
                   f"{prompt_rate / base[1]:>13.2f} {decode_rate / base[2]:>13.2f}")
     print("(ratio = engine / llama.cpp; > 1 means faster than llama.cpp)")
 

@@ -1,12 +1,14 @@
 """Quantize the exported fp32 decoder with onnxruntime's own quantizers.
 
-Weight-only, block-wise `MatMulNBits` (the op family onnxruntime-genai runs):
-- int8: every MatMul at 8 bits, symmetric; fp32 activations (accuracy level 0).
-- int4: the transformer body at 4 bits with HQQ (float zero points, no calibration data); the
-  output projection, v_proj and down_proj at 8 bits, as llama.cpp's Q4_K_M spends more bits on
-  `output`, `attn_v` and `ffn_down`. Measured on SmolLM2-135M (docs/onnx.md): plain symmetric
-  4-bit RTN everywhere gives KL 0.40 and 69 % top-1. Activations run in int8 per block
-  (accuracy level 4, fast).
+Weight-only, block-wise `MatMulNBits` (the op family onnxruntime-genai runs), int8 activations per
+block (accuracy level 4, onnxruntime's fast CPU path):
+- int8: every MatMul at 8 bits, symmetric.
+- int4: the body at 4 bits with HQQ (float zero points, no calibration data); v_proj, down_proj
+  and the output projection at 8 bits, as llama.cpp's Q4_K_M spends more bits on `attn_v`,
+  `ffn_down` and `output`. The accurate 4-bit: passes parity on both embedded models. Its float
+  zero points have no fast kernel in onnxruntime 1.32 on x86 (decode ~10x slower than RTN).
+- int4-rtn: the same mix with round-to-nearest asymmetric 4-bit (uint8 zero points): the fast
+  kernel, but KL 0.11 vs 0.002 on SmolLM2 (docs/onnx.md has both measurements).
 A tied embedding reads the output projection's packed weights through `GatherBlockQuantized`
 (same zero-point convention), so the largest tensor is stored once.
 """
@@ -25,7 +27,9 @@ if TYPE_CHECKING:
 # int4 keeps these projections at 8 bits, as llama.cpp's Q4_K_M gives attn_v / ffn_down more bits:
 # on Gemma 3 270M it halves the KL (0.110 -> 0.053) for 4 % more bytes (docs/onnx.md).
 INT4_EIGHT_BIT_WEIGHTS = (".v_proj.weight", ".down_proj.weight")
-ACCURACY_LEVEL = {"int8": 0, "int4": 4}
+# Accuracy level 4 (int8 activations per block) is onnxruntime's fast CPU path; level 0 and HQQ's
+# float zero points fall back to kernels 5-10x slower at decode (docs/onnx.md).
+ACCURACY_LEVEL = {"int8": 4, "int4": 4, "int4-rtn": 4}
 
 
 @dataclass
@@ -51,11 +55,15 @@ def quantize(model: onnx.ModelProto, quant: str, block_size: int) -> QuantizeRep
     share = tied is not None and hidden % block_size == 0
     accuracy = ACCURACY_LEVEL[quant]
     details: dict[str, object] = {"block_size": block_size, "accuracy_level": accuracy}
-    if quant == "int4":
+    if quant.startswith("int4"):
         eight_bit = _matmuls_reading(model, INT4_EIGHT_BIT_WEIGHTS)
-        _hqq(model, block_size, exclude=[head.name, *eight_bit])
+        if quant == "int4":
+            _hqq(model, block_size, exclude=[head.name, *eight_bit])
+            details["body"] = "4-bit HQQ (float zero points); v_proj and down_proj 8-bit symmetric"
+        else:
+            _rtn(model, 4, block_size, accuracy, exclude=[head.name, *eight_bit], symmetric=False)
+            details["body"] = "4-bit asymmetric (uint8 zero points); v_proj and down_proj 8-bit symmetric"
         _rtn(model, 8, block_size, accuracy, include=[head.name, *eight_bit])
-        details["body"] = "4-bit HQQ (float zero points); v_proj and down_proj 8-bit symmetric"
         details["output_projection"] = "8-bit symmetric"
     else:
         _rtn(model, 8, block_size, accuracy)
@@ -66,7 +74,7 @@ def quantize(model: onnx.ModelProto, quant: str, block_size: int) -> QuantizeRep
         return QuantizeReport("shared", details)
     width = hidden if tied else _embedding_width(model)
     if width % block_size == 0:  # untied: the table gets its own packed copy
-        bits = 4 if quant == "int4" else 8
+        bits = 4 if quant.startswith("int4") else 8
         rewrite.quantize_embedding(model, bits, block_size)
         details["embedding"] = f"{bits}-bit symmetric (GatherBlockQuantized)"
         return QuantizeReport("untied", details)
@@ -102,13 +110,13 @@ def _replace(model: onnx.ModelProto, result: onnx.ModelProto) -> None:
 
 
 def _rtn(model: onnx.ModelProto, bits: int, block_size: int, accuracy: int, *,
-         include: list[str] | None = None) -> None:
-    """Round-to-nearest, symmetric (the layout GatherBlockQuantized can share)."""
+         include: list[str] | None = None, exclude: list[str] | None = None, symmetric: bool = True) -> None:
+    """Round-to-nearest; symmetric is the layout GatherBlockQuantized can share."""
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    quantizer = MatMulNBitsQuantizer(model, bits=bits, block_size=block_size, is_symmetric=True,
+    quantizer = MatMulNBitsQuantizer(model, bits=bits, block_size=block_size, is_symmetric=symmetric,
                                      accuracy_level=accuracy or None, op_types_to_quantize=("MatMul",),
-                                     nodes_to_include=include)
+                                     nodes_to_include=include, nodes_to_exclude=exclude)
     _replace(model, _run(quantizer))
 
 
