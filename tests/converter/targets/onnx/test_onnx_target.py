@@ -80,8 +80,9 @@ def test_other_engines_agree(engine: str, onnx_artifact, tmp_path: Path) -> None
     assert report["metrics"]["kl_mean"] < 1e-9
 
 
-def test_int4_stores_a_tied_embedding_once(onnx_artifact) -> None:
-    artifact = onnx_artifact("llama", "int4")
+@pytest.mark.parametrize("quant", ["int4", "int4-rtn"])
+def test_int4_stores_a_tied_embedding_once(quant: str, onnx_artifact) -> None:
+    artifact = onnx_artifact("llama", quant)
     model = onnx.load(artifact / "model.onnx")
     vocab = json.loads((artifact / "genai_config.json").read_text())["model"]["vocab_size"]
     by_name = {i.name: i for i in model.graph.initializer}
@@ -98,6 +99,11 @@ def test_int4_stores_a_tied_embedding_once(onnx_artifact) -> None:
     assert "MatMulNBits" in ops and "GatherBlockQuantized" in ops
     fp32_size = (onnx_artifact("llama", "fp32") / "model.onnx").stat().st_size
     assert (artifact / "model.onnx").stat().st_size < 0.4 * fp32_size
+    four_bit = [n for n in model.graph.node if n.op_type == "MatMulNBits"
+                and next(a.i for a in n.attribute if a.name == "bits") == 4]
+    assert four_bit and all(next(a.i for a in n.attribute if a.name == "accuracy_level") == 4 for n in four_bit)
+    zero_points = {by_name[n.input[3]].data_type for n in four_bit}  # HQQ: float, RTN: packed uint8
+    assert zero_points == ({onnx.TensorProto.FLOAT} if quant == "int4" else {onnx.TensorProto.UINT8})
 
 
 def test_untied_model_quantizes_its_embedding_separately(onnx_artifact) -> None:
