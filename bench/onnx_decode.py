@@ -145,12 +145,12 @@ def main() -> None:
     print(f"{'model':<14} {'engine':<27} {'prompt tok':>10} {'prompt tok/s':>13} {'decode tok/s':>13} "
           f"{'prompt ratio':>13} {'decode ratio':>13}")
     for model in args.models:
-        onnx_dir, rtn_dir = ensure(model, "onnx", "int4"), ensure(model, "onnx", "int4-rtn")
+        onnx_dir, hqq_dir = ensure(model, "onnx", "int4"), ensure(model, "onnx", "int4-hqq")
         runs = {
             "llama.cpp Q4_K_M": (bench_llamacpp, ensure(model, "gguf", "q4_k_m")),
             "onnxruntime-genai int4": (bench_genai, onnx_dir),
             "onnxruntime int4": (bench_onnxruntime, onnx_dir),
-            "onnxruntime-genai int4-rtn": (bench_genai, rtn_dir),
+            "onnxruntime-genai int4-hqq": (bench_genai, hqq_dir),
         }
         builder = ensure_builder(model)
         if isinstance(builder, Path):

@@ -38,7 +38,7 @@ def convert(
     model: Annotated[str, typer.Argument(help="Recipe name, local checkpoint folder, or Hugging Face repo id.")],
     target: Annotated[str, typer.Option(help="gguf (llama.cpp) | onnx (ONNX Runtime Mobile, onnxruntime-genai)")] = "gguf",
     quant: Annotated[Optional[str], typer.Option(
-        help="gguf: f16 bf16 q8_0 q6_k q5_k_m q4_k_m; onnx: fp32 fp16 int8 int4 int4-rtn (default: the recipe's)")] = None,
+        help="gguf: f16 bf16 q8_0 q6_k q5_k_m q4_k_m; onnx: fp32 fp16 int8 int4 int4-hqq (default: the recipe's)")] = None,
     block_size: Annotated[Optional[int], typer.Option(help="onnx int8/int4: weights per quantization block (32).")] = None,
     output: Annotated[Optional[Path], typer.Option(help="Artifact folder (default out/<model>-<target>-<quant>).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,

@@ -3,12 +3,12 @@
 Weight-only, block-wise `MatMulNBits` (the op family onnxruntime-genai runs), int8 activations per
 block (accuracy level 4, onnxruntime's fast CPU path):
 - int8: every MatMul at 8 bits, symmetric.
-- int4: the body at 4 bits with HQQ (float zero points, no calibration data); v_proj, down_proj
+- int4: the body at 4 bits, round-to-nearest asymmetric (uint8 zero points); v_proj, down_proj
   and the output projection at 8 bits, as llama.cpp's Q4_K_M spends more bits on `attn_v`,
-  `ffn_down` and `output`. The accurate 4-bit: passes parity on both embedded models. Its float
-  zero points have no fast kernel in onnxruntime 1.32 on x86 (decode ~10x slower than RTN).
-- int4-rtn: the same mix with round-to-nearest asymmetric 4-bit (uint8 zero points): the fast
-  kernel, but KL 0.11 vs 0.002 on SmolLM2 (docs/onnx.md has both measurements).
+  `ffn_down` and `output`. onnxruntime's fast kernel; passes parity on both embedded models.
+- int4-hqq: the same mix with HQQ (float zero points, no calibration data) for the body: far
+  closer on SmolLM2 (KL 0.002 vs 0.11) but float zero points have no fast kernel in
+  onnxruntime 1.32 on x86 (decode ~10x slower). docs/onnx.md has both measurements.
 A tied embedding reads the output projection's packed weights through `GatherBlockQuantized`
 (same zero-point convention), so the largest tensor is stored once.
 """
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 INT4_EIGHT_BIT_WEIGHTS = (".v_proj.weight", ".down_proj.weight")
 # Accuracy level 4 (int8 activations per block) is onnxruntime's fast CPU path; level 0 and HQQ's
 # float zero points fall back to kernels 5-10x slower at decode (docs/onnx.md).
-ACCURACY_LEVEL = {"int8": 4, "int4": 4, "int4-rtn": 4}
+ACCURACY_LEVEL = {"int8": 4, "int4": 4, "int4-hqq": 4}
 
 
 @dataclass
@@ -57,7 +57,7 @@ def quantize(model: onnx.ModelProto, quant: str, block_size: int) -> QuantizeRep
     details: dict[str, object] = {"block_size": block_size, "accuracy_level": accuracy}
     if quant.startswith("int4"):
         eight_bit = _matmuls_reading(model, INT4_EIGHT_BIT_WEIGHTS)
-        if quant == "int4":
+        if quant == "int4-hqq":
             _hqq(model, block_size, exclude=[head.name, *eight_bit])
             details["body"] = "4-bit HQQ (float zero points); v_proj and down_proj 8-bit symmetric"
         else:
@@ -133,7 +133,7 @@ def _hqq(model: onnx.ModelProto, block_size: int, *, exclude: list[str]) -> None
         _replace(model, _run(quantizer))
     for node in model.graph.node:
         if node.op_type == "MatMulNBits" and node.name not in exclude:
-            _set_accuracy_level(node, ACCURACY_LEVEL["int4"])
+            _set_accuracy_level(node, ACCURACY_LEVEL["int4-hqq"])
 
 
 def _set_accuracy_level(node: onnx.NodeProto, level: int) -> None:

@@ -24,14 +24,14 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.onnx"
 EXTERNAL_DATA = "model.onnx.data"
 DEFAULT_BLOCK_SIZE = 32
-_BYTES_PER_WEIGHT = {"fp32": 4.0, "fp16": 2.0, "int8": 1.13, "int4": 0.8, "int4-rtn": 0.75}
+_BYTES_PER_WEIGHT = {"fp32": 4.0, "fp16": 2.0, "int8": 1.13, "int4": 0.75, "int4-hqq": 0.8}
 # Protobuf cannot serialize a model over 2 GB: larger weights go to one external data file.
 _INLINE_LIMIT = 1800 * 1024**2
 
 
 class OnnxTarget:
     name = "onnx"
-    quants = ("fp32", "fp16", "int8", "int4", "int4-rtn")
+    quants = ("fp32", "fp16", "int8", "int4", "int4-hqq")
     default_quant = "int4"
     tokenizer_dir = "."  # onnxruntime-genai reads tokenizer.json & co. beside genai_config.json
     # "-mobile" engines run the .ort file instead of model.onnx.
@@ -43,7 +43,7 @@ class OnnxTarget:
             raise SlmkitError(f"The ONNX target does not support {arch.model_type} yet: {arch.onnx_unsupported}.",
                               hint="Use --target gguf for this model.")
         block = options.block_size
-        if block is not None and quant not in ("int8", "int4", "int4-rtn"):
+        if block is not None and quant not in ("int8", "int4", "int4-hqq"):
             raise SlmkitError(f"--block-size applies to int8/int4 only, not {quant}.", hint="Drop --block-size.")
         if block is not None and (block < 16 or block & (block - 1)):
             raise SlmkitError(f"--block-size {block} is not supported.",

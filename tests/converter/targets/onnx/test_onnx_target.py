@@ -80,7 +80,7 @@ def test_other_engines_agree(engine: str, onnx_artifact, tmp_path: Path) -> None
     assert report["metrics"]["kl_mean"] < 1e-9
 
 
-@pytest.mark.parametrize("quant", ["int4", "int4-rtn"])
+@pytest.mark.parametrize("quant", ["int4", "int4-hqq"])
 def test_int4_stores_a_tied_embedding_once(quant: str, onnx_artifact) -> None:
     artifact = onnx_artifact("llama", quant)
     model = onnx.load(artifact / "model.onnx")
@@ -103,7 +103,7 @@ def test_int4_stores_a_tied_embedding_once(quant: str, onnx_artifact) -> None:
                 and next(a.i for a in n.attribute if a.name == "bits") == 4]
     assert four_bit and all(next(a.i for a in n.attribute if a.name == "accuracy_level") == 4 for n in four_bit)
     zero_points = {by_name[n.input[3]].data_type for n in four_bit}  # HQQ: float, RTN: packed uint8
-    assert zero_points == ({onnx.TensorProto.FLOAT} if quant == "int4" else {onnx.TensorProto.UINT8})
+    assert zero_points == ({onnx.TensorProto.FLOAT} if quant == "int4-hqq" else {onnx.TensorProto.UINT8})
 
 
 def test_untied_model_quantizes_its_embedding_separately(onnx_artifact) -> None:
