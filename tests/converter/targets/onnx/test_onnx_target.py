@@ -120,3 +120,12 @@ def test_int8_stays_close_to_the_reference(onnx_artifact, tmp_path: Path) -> Non
     report = parity(onnx_artifact("llama", "int8"), tmp_path)
     assert report["metrics"]["top1_agreement"] > 0.9
     assert report["metrics"]["kl_mean"] < 0.02
+
+
+def test_fp16_halves_the_file_and_passes_parity(onnx_artifact, tmp_path: Path) -> None:
+    artifact = onnx_artifact("gemma3", "fp16")
+    report = parity(artifact, tmp_path)
+    assert report["passed"], json.dumps(report["checks"], indent=1)
+    fp32_size = (onnx_artifact("gemma3", "fp32") / "model.onnx").stat().st_size
+    assert (artifact / "model.onnx").stat().st_size < 0.6 * fp32_size
+    assert json.loads((artifact / "manifest.json").read_text())["conversion"]["ort_matches_onnx"] is True
