@@ -36,7 +36,7 @@ class Architecture:
     writes_head_dim: bool = True
     # onnxruntime-genai's `model.type` for this decoder; None = the ONNX target refuses it (why below).
     genai_type: str | None = None
-    onnx_unsupported: str = ""
+    trace_unsupported: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         longrope_tensors=True,
         writes_head_dim=False,
         # longrope switches factor tables on the sequence length; a traced graph would freeze one.
-        onnx_unsupported="its longrope scaling picks RoPE factors by sequence length, which one exported graph "
+        trace_unsupported="its longrope scaling picks RoPE factors by sequence length, which one exported graph "
         "cannot do yet",
     ),
 }

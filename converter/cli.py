@@ -36,10 +36,17 @@ def _progress(counting: str = "bytes"):
 @app.command()
 def convert(
     model: Annotated[str, typer.Argument(help="Recipe name, local checkpoint folder, or Hugging Face repo id.")],
-    target: Annotated[str, typer.Option(help="gguf (llama.cpp) | onnx (ONNX Runtime Mobile, onnxruntime-genai)")] = "gguf",
+    target: Annotated[str, typer.Option(
+        help="gguf (llama.cpp) | onnx (ONNX Runtime Mobile, onnxruntime-genai) | coreml (iOS 18 / macOS 15)")] = "gguf",
     quant: Annotated[Optional[str], typer.Option(
-        help="gguf: f16 bf16 q8_0 q6_k q5_k_m q4_k_m; onnx: fp32 fp16 int8 int4 int4-hqq (default: the recipe's)")] = None,
-    block_size: Annotated[Optional[int], typer.Option(help="onnx int8/int4: weights per quantization block (32).")] = None,
+        help="gguf: f16 bf16 q8_0 q6_k q5_k_m q4_k_m; onnx: fp32 fp16 int8 int4 int4-hqq; "
+             "coreml: fp16 int8 int4 palettize4 fp32 (default: the recipe's)")] = None,
+    block_size: Annotated[Optional[int], typer.Option(
+        help="onnx int8/int4, coreml int4: weights per quantization block (32).")] = None,
+    cache_length: Annotated[Optional[int], typer.Option(
+        help="coreml: tokens the KV-cache states hold, rounded up to a multiple of 32 (4096).")] = None,
+    deployment_target: Annotated[Optional[str], typer.Option(
+        help="coreml: minimum OS, iOS18 (default) or later; stateful models need iOS 18 / macOS 15.")] = None,
     output: Annotated[Optional[Path], typer.Option(help="Artifact folder (default out/<model>-<target>-<quant>).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
@@ -55,7 +62,8 @@ def convert(
         console.print(f"[yellow]note:[/] {note}")
     with _progress() as progress:
         folder = run_convert(model, ckpt, target, quant, output, force=force, progress=progress,
-                             options=ConvertOptions(block_size=block_size))
+                             options=ConvertOptions(block_size=block_size, cache_length=cache_length,
+                                                    deployment_target=deployment_target))
     console.print(f"[green]Wrote[/] {folder}")
     out.print(str(folder))
 
@@ -82,7 +90,8 @@ def parity(
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for both engines.")] = None,
     engine: Annotated[Optional[str], typer.Option(
         help="Engine running the artifact. gguf: llama.cpp; onnx: onnxruntime-genai (default), onnxruntime, "
-             "onnxruntime-mobile, onnxruntime-genai-mobile (the last two run the .ort file).")] = None,
+             "onnxruntime-mobile, onnxruntime-genai-mobile (the last two run the .ort file); coreml: "
+             "coreml-evaluator (numpy, fp16 rounding; default off macOS), coreml-evaluator-fp32, coreml (macOS).")] = None,
 ) -> None:
     """Compare an artifact with the PyTorch original; exit 1 if any metric is out of bounds."""
     from slmkit.converter.manifest import PARITY, record_parity

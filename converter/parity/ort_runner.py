@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.parity.runner import Decode, TokenizerInfo
+from slmkit.converter.parity.hf_tokenizer import HfTokenized, load_tokenizer
+from slmkit.converter.parity.runner import Decode
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
@@ -72,19 +73,11 @@ class OrtSession:
         return rows
 
 
-class OrtRunner:
+class OrtRunner(HfTokenized):
     def __init__(self, artifact: Path, model_file: str, threads: int | None, name: str = "onnxruntime") -> None:
-        from transformers import AutoTokenizer
-
         self.name = name
         self.cache = OrtSession(artifact / model_file, threads)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(artifact)
-        except (OSError, ValueError) as exc:
-            raise SlmkitError(f"{artifact} has no usable tokenizer files: {exc}") from None
-
-    def tokenize(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+        self.tokenizer = load_tokenizer(artifact)
 
     def greedy(self, ids: list[int], steps: int) -> Decode:
         rows = self.cache.greedy_logits(ids, max(steps - 1, 0))
@@ -92,16 +85,6 @@ class OrtRunner:
         chosen = [rows[i][-1] for i in range(steps)]
         tokens = [int(row.argmax()) for row in chosen]
         return Decode(rows[0].astype(np.float32, copy=False), tokens, np.stack(chosen).astype(np.float32, copy=False))
-
-    def tokenizer_info(self) -> TokenizerInfo:
-        tok = self.tokenizer
-        probe = tok("a", add_special_tokens=True)["input_ids"]
-        adds_bos = tok.bos_token_id is not None and len(probe) > 0 and probe[0] == tok.bos_token_id
-        template = tok.chat_template if isinstance(tok.chat_template, str) else None
-        return TokenizerInfo(tok.bos_token_id, tok.eos_token_id, adds_bos, template)
-
-    def render_chat(self, messages: list[dict[str, str]]) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def close(self) -> None:
         del self.cache

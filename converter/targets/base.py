@@ -27,6 +27,8 @@ class ConvertOptions:
     """Knobs some targets take; a target that has no use for one refuses it rather than ignoring it."""
 
     block_size: int | None = None
+    cache_length: int | None = None  # coreml: tokens the KV-cache states hold
+    deployment_target: str | None = None  # coreml: minimum OS (iOS18 / macOS15 or later)
 
 
 class Target(Protocol):
@@ -53,7 +55,8 @@ class Target(Protocol):
 
 
 # target name -> module defining `TARGET`; imported only when that target is used.
-_TARGET_MODULES = {"gguf": "slmkit.converter.targets.gguf.target", "onnx": "slmkit.converter.targets.onnx.target"}
+_TARGET_MODULES = {"gguf": "slmkit.converter.targets.gguf.target", "onnx": "slmkit.converter.targets.onnx.target",
+                   "coreml": "slmkit.converter.targets.coreml.target"}
 
 
 def target_names() -> list[str]:
@@ -73,6 +76,14 @@ def check_engine(target: Target, engine: str | None) -> str:
         raise SlmkitError(f"Target '{target.name}' cannot be run with engine '{engine}'.",
                           hint=f"Choose one of: {', '.join(target.engines)}.")
     return engine
+
+
+def refuse_options(target: str, options: ConvertOptions, *used: str) -> None:
+    """A knob the target has no use for is an error, never silently ignored."""
+    for name, value in vars(options).items():
+        if value is not None and name not in used:
+            flag = "--" + name.replace("_", "-")
+            raise SlmkitError(f"{flag} does not apply to --target {target}.", hint=f"Drop {flag}.")
 
 
 def check_quant(target: Target, quant: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.targets.base import ConvertOptions, ConvertResult
+from slmkit.converter.targets.base import ConvertOptions, ConvertResult, refuse_options
 from slmkit.converter.targets.gguf.quantize import QUANT_FTYPES, quantize
 from slmkit.converter.targets.gguf.writer import GGUFPlan
 
@@ -38,6 +38,7 @@ class GGUFTarget:
         if options.block_size is not None:
             raise SlmkitError("--block-size does not apply to GGUF: llama.cpp's quant types fix their block sizes.",
                               hint="Drop --block-size, or use --target onnx.")
+        refuse_options(self.name, options)
 
     def estimate_bytes(self, ckpt: Checkpoint, quant: str) -> int:
         n_params = sum(math.prod(ref.shape) for ref in ckpt.tensors())

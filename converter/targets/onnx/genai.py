@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from slmkit.converter.models.checkpoint import Checkpoint
-    from slmkit.converter.targets.onnx.export import DecoderShape
+    from slmkit.converter.models.text_decoder import DecoderShape
 
 GENAI_CONFIG = "genai_config.json"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.targets.base import ConvertOptions, ConvertResult
+from slmkit.converter.targets.base import ConvertOptions, ConvertResult, refuse_options
 from slmkit.converter.tokenizer_files import observed_special_tokens, state_tokenizer_config
 
 if TYPE_CHECKING:
@@ -39,9 +39,10 @@ class OnnxTarget:
 
     def check_supported(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> None:
         arch = ckpt.architecture
-        if arch.onnx_unsupported or arch.genai_type is None:
-            raise SlmkitError(f"The ONNX target does not support {arch.model_type} yet: {arch.onnx_unsupported}.",
+        if arch.trace_unsupported or arch.genai_type is None:
+            raise SlmkitError(f"The ONNX target does not support {arch.model_type} yet: {arch.trace_unsupported}.",
                               hint="Use --target gguf for this model.")
+        refuse_options(self.name, options, "block_size")
         block = options.block_size
         if block is not None and quant not in ("int8", "int4", "int4-hqq"):
             raise SlmkitError(f"--block-size applies to int8/int4 only, not {quant}.", hint="Drop --block-size.")
@@ -57,7 +58,8 @@ class OnnxTarget:
     def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress,
                 options: ConvertOptions) -> ConvertResult:
         from slmkit.converter.targets.onnx import genai, mobile
-        from slmkit.converter.targets.onnx.export import decoder_shape, export_decoder, load_text_decoder
+        from slmkit.converter.models.text_decoder import decoder_shape, load_text_decoder
+        from slmkit.converter.targets.onnx.export import export_decoder, input_names
         from slmkit.converter.targets.onnx.quantize import quantize
 
         block_size = options.block_size or DEFAULT_BLOCK_SIZE
@@ -78,7 +80,7 @@ class OnnxTarget:
         gc.collect()
         details: dict[str, object] = {
             "opset": _opset(model_path), "graph": "explicit past/present KV cache, per-layer-type attention masks",
-            "inputs": shape.input_names()[:3] + ["past_key_values.%d.key", "past_key_values.%d.value"],
+            "inputs": input_names(shape)[:3] + ["past_key_values.%d.key", "past_key_values.%d.value"],
             "outputs": ["logits", "present.%d.key", "present.%d.value"],
             "layers": shape.layers, "kv_heads": shape.kv_heads, "head_dim": shape.head_dim,
             "sliding_window": shape.sliding_window, "tied_embeddings": report.tied_embeddings, **report.details,

@@ -1,0 +1,63 @@
+"""A Core ML package driven like an app drives it: prefill, then one token per call, cache in states.
+
+On macOS the engine `coreml` runs the real Core ML runtime (`MLModel.predict` with `make_state()`);
+everywhere, `coreml-evaluator` runs the same program in the numpy reference evaluator with fp16
+rounding after every fp16 op (device-like), and `coreml-evaluator-fp32` without it (exact math,
+to check the conversion itself). Tokenization uses the artifact's tokenizer files.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slmkit.converter.errors import SlmkitError
+from slmkit.converter.parity.hf_tokenizer import HfTokenized, load_tokenizer
+from slmkit.converter.parity.runner import Decode
+
+
+def open_program(package: Path, engine: str) -> Any:
+    """Something with `make_state()` and `predict(inputs, state)`: Core ML itself or the evaluator."""
+    from slmkit.converter.targets.coreml.evaluator import MilEvaluator, quiet_coremltools
+
+    if engine == "coreml":
+        if platform.system() != "Darwin":
+            raise SlmkitError("The Core ML runtime runs on macOS only.",
+                              hint="On this machine use --engine coreml-evaluator (the numpy reference evaluator).")
+        with quiet_coremltools():
+            import coremltools as ct
+
+            try:
+                return ct.models.MLModel(str(package), compute_units=ct.ComputeUnit.CPU_ONLY)
+            except Exception as exc:  # Core ML reports compile failures as generic exceptions
+                raise SlmkitError(f"Core ML cannot load {package}: {exc}") from None
+    return MilEvaluator(package, round_fp16=engine != "coreml-evaluator-fp32")
+
+
+class CoremlRunner(HfTokenized):
+    def __init__(self, package: Path, tokenizer_dir: Path, engine: str, threads: int | None = None) -> None:
+        # The evaluator's numpy matmuls use BLAS's own threading; `threads` does not apply.
+        self.name = engine
+        self.tokenizer = load_tokenizer(tokenizer_dir)
+        self.program = open_program(package, engine)
+
+    def _logits(self, state: Any, ids: list[int], total: int) -> np.ndarray:
+        out = self.program.predict({"input_ids": np.array([ids], dtype=np.int32),
+                                    "attention_mask": np.ones((1, total), dtype=np.int32)}, state)
+        return np.asarray(out["logits"][0], dtype=np.float32)
+
+    def greedy(self, ids: list[int], steps: int) -> Decode:
+        state = self.program.make_state()
+        prefill = self._logits(state, ids, len(ids))
+        rows = [prefill[-1]]
+        tokens = [int(rows[-1].argmax())]
+        for _ in range(steps - 1):
+            rows.append(self._logits(state, [tokens[-1]], len(ids) + len(tokens))[-1])
+            tokens.append(int(rows[-1].argmax()))
+        return Decode(prefill, tokens[:steps], np.stack(rows[:steps]))
+
+    def close(self) -> None:
+        del self.program

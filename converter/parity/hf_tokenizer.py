@@ -1,0 +1,39 @@
+"""The tokenizer half of a Runner, via transformers' AutoTokenizer on the artifact's own files.
+
+Runners for engines without a tokenizer of their own (PyTorch, a plain ONNX Runtime session, the
+Core ML program) tokenize this way, so their parity checks the model, not a second tokenizer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from slmkit.converter.errors import SlmkitError
+from slmkit.converter.parity.runner import TokenizerInfo
+
+
+def load_tokenizer(folder: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise SlmkitError(f"{folder} has no usable tokenizer files: {exc}") from None
+
+
+class HfTokenized:
+    tokenizer: Any
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def tokenizer_info(self) -> TokenizerInfo:
+        tok = self.tokenizer
+        probe = tok("a", add_special_tokens=True)["input_ids"]
+        adds_bos = tok.bos_token_id is not None and len(probe) > 0 and probe[0] == tok.bos_token_id
+        template = tok.chat_template if isinstance(tok.chat_template, str) else None
+        return TokenizerInfo(tok.bos_token_id, tok.eos_token_id, adds_bos, template)
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

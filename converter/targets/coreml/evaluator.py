@@ -1,0 +1,345 @@
+"""A numpy reference evaluator for a converted Core ML program, so parity runs where Core ML cannot.
+
+Core ML prediction exists only on macOS. The `.mlpackage` itself, though, holds a MIL program that
+coremltools can load back (milproto loader); walking its ops in order and evaluating each with the
+op's own `value_inference()` reproduces what the program computes. A few ops have no usable
+`value_inference()` on loaded programs (states, `shape` of flexible tensors, `silu`, `reduce_mean`'s
+loaded `keep_dims`, the constexpr dequantization ops); those have numpy implementations here.
+
+Arithmetic is float32. With `round_fp16=True`, every value the program declares fp16 is rounded
+to fp16 after its op, as a device computing in fp16 would; with `round_fp16=False`, fp16 casts
+are identities, which checks the conversion itself against PyTorch to float32 accuracy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slmkit.converter.errors import SlmkitError
+
+WEIGHTS_DIR = "Data/com.apple.CoreML/weights"
+
+
+class UnsupportedOp(SlmkitError):
+    pass
+
+
+@contextlib.contextmanager
+def quiet_coremltools() -> Iterator[None]:
+    """coremltools logs warnings on import (untested torch / scikit-learn, no macOS runtime) and draws
+    tqdm bars per conversion pass; none of it concerns a user, and slmkit shows its own progress."""
+    logger = logging.getLogger("coremltools")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    patched = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for module_name, attribute in _PROGRESS_BARS:
+                module = importlib.import_module(module_name)
+                patched.append((module, attribute, getattr(module, attribute)))
+                setattr(module, attribute, functools.partial(patched[-1][2], disable=True))
+            yield
+    finally:
+        for module, attribute, original in patched:
+            setattr(module, attribute, original)
+        logger.setLevel(level)
+
+
+# Module-level tqdm references coremltools' PyTorch frontend and pass pipeline draw bars with.
+_PROGRESS_BARS = (("coremltools.converters.mil.frontend.torch.ops", "_tqdm"),
+                  ("coremltools.converters.mil.mil.passes.pass_pipeline", "tqdm"),
+                  ("coremltools.optimize.coreml._quantization_passes", "tqdm"))
+
+
+def load_program(package: Path) -> Any:
+    """The package's MIL program (coremltools `Program`), read without compiling the model."""
+    with quiet_coremltools():
+        import coremltools as ct
+        from coremltools.converters.mil.frontend.milproto.load import load as milproto_load
+
+        try:
+            spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
+        except Exception as exc:  # coremltools raises bare Exceptions for unreadable packages
+            raise SlmkitError(f"{package} is not a readable Core ML package: {_first_line(exc)}",
+                              hint="Convert it again with `slmkit convert --target coreml`.") from None
+        if spec.WhichOneof("Type") != "mlProgram":
+            raise SlmkitError(f"{package} holds a '{spec.WhichOneof('Type')}' model, not an ML program.",
+                              hint="slmkit evaluates ML programs (iOS 15+) only.")
+        try:
+            return milproto_load(spec, spec.specificationVersion, file_weights_dir=str(package / WEIGHTS_DIR))
+        except Exception as exc:  # a truncated weight file or protobuf surfaces as many error types
+            raise SlmkitError(f"{package}: the ML program cannot be loaded: {_first_line(exc)}",
+                              hint="The package is corrupt; convert it again.") from None
+
+
+class MilEvaluator:
+    """Runs a program's `main` like `MLModel.predict`, with states as `make_state()` gives them."""
+
+    def __init__(self, package: Path, round_fp16: bool = True) -> None:
+        with quiet_coremltools():
+            from coremltools.converters.mil.mil import types
+
+        self.types = types
+        self.round_fp16 = round_fp16
+        self.function = load_program(package).functions["main"]
+        self.ops = list(self.function.operations)
+        self.input_names = [name for name, var in self.function.inputs.items() if not types.is_state(var.sym_type)]
+        self.state_shapes = {name: tuple(var.shape) for name, var in self.function.inputs.items()
+                             if types.is_state(var.sym_type)}
+        self.output_names = [var.name for var in self.function.outputs]
+        self._check_supported()
+        self._last_use = self._last_uses()
+        self._index = {op: i for i, op in enumerate(self.ops)}
+        self._last_state_read = {op.inputs["input"].name: i for i, op in enumerate(self.ops) if op.op_type == "read_state"}
+        self._prepare_constants()
+
+    # -- public API (mirrors coremltools' MLModel on macOS) ------------------------------------
+    def make_state(self) -> dict[str, np.ndarray]:
+        return {name: np.zeros(shape, dtype=np.float32) for name, shape in self.state_shapes.items()}
+
+    def predict(self, inputs: dict[str, np.ndarray], state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        missing = set(self.input_names) - set(inputs)
+        if missing:
+            raise SlmkitError(f"Missing model inputs: {', '.join(sorted(missing))}.")
+        for name in self.input_names:
+            self._bind(self.function.inputs[name], np.asarray(inputs[name]))
+        self.state = state
+        try:
+            for index, op in enumerate(self.ops):
+                if not _is_constant(op):
+                    self._run(index, op)
+            return {name: self._value(var) for name, var in zip(self.output_names, self.function.outputs)}
+        finally:
+            for var in self._transient_vars():
+                var._sym_val = None
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def _run(self, index: int, op: Any) -> None:
+        handler = _NUMPY_OPS.get(op.op_type)
+        try:
+            values = handler(self, index, op) if handler else op.value_inference()
+        except SlmkitError:
+            raise
+        except Exception as exc:  # an op's value_inference can fail in many ways; name the op
+            raise UnsupportedOp(f"Cannot evaluate Core ML op '{op.op_type}' ({op.name}): {_first_line(exc)}",
+                                hint="Report the model and this op.") from None
+        if not isinstance(values, (tuple, list)):
+            values = (values,)
+        for var, value in zip(op.outputs, values):
+            self._bind(var, np.asarray(value))
+        for var in _input_vars(op):
+            if self._last_use.get(var.name) == index and var.op is not None and not _is_constant(var.op):
+                var._sym_val = None  # free intermediates as soon as nothing reads them
+
+    def _bind(self, var: Any, value: np.ndarray) -> None:
+        """Store a concrete value (and its concrete type) on the var, where value_inference reads it."""
+        types = self.types
+        if value.dtype == np.float16 or value.dtype == np.float64:
+            value = value.astype(np.float32)
+        if self.round_fp16 and value.dtype == np.float32 and _declared_fp16(var, types):
+            value = value.astype(np.float16).astype(np.float32)
+        builtin = types.numpy_type_to_builtin_type(value.dtype)
+        sym_type = types.tensor(builtin, value.shape) if value.ndim else builtin
+        sym_val = sym_type()
+        sym_val.val = value if value.ndim else value.dtype.type(value)
+        var._sym_type, var._sym_val = sym_type, sym_val
+
+    def _value(self, var: Any) -> np.ndarray:
+        sym_val = var._sym_val
+        if sym_val is None:
+            raise SlmkitError(f"Core ML evaluator: '{var.name}' has no value (evaluation order broken).")
+        return np.asarray(sym_val.val)
+
+    def _prepare_constants(self) -> None:
+        """Weights as float32 once (dequantizing constexpr ops), not on every call."""
+        for op in self.ops:
+            if op.op_type == "const":
+                value = op.outputs[0].val
+                if isinstance(value, np.ndarray) and value.dtype == np.float16:
+                    self._bind(op.outputs[0], value)
+            elif op.op_type.startswith("constexpr_"):
+                try:
+                    dense = op.materialized_val_inference()
+                except Exception as exc:  # unknown compression layouts surface as assorted errors
+                    raise UnsupportedOp(f"Cannot dequantize Core ML op '{op.op_type}' ({op.name}): {_first_line(exc)}",
+                                        hint="Report the model and this op.") from None
+                dense = dense if isinstance(dense, tuple) else (dense,)
+                for var, value in zip(op.outputs, dense):
+                    self._bind(var, np.asarray(value))
+
+    def _check_supported(self) -> None:
+        """Fail before any work on an op that has neither a numpy handler nor a value_inference."""
+        for op in self.ops:
+            kind = op.op_type
+            if kind in _NUMPY_OPS or _is_constant(op):
+                continue
+            if type(op).value_inference is _base_value_inference():
+                raise UnsupportedOp(f"The Core ML evaluator cannot run op '{kind}' ({op.name}): it has no "
+                                    "value_inference() and no numpy implementation.",
+                                    hint="Report the model and this op; on macOS the real Core ML runtime runs it.")
+        if op_blocks := [op.op_type for op in self.ops if op.blocks]:
+            raise UnsupportedOp(f"The Core ML evaluator does not run control flow ({', '.join(sorted(set(op_blocks)))}).")
+
+    def _last_uses(self) -> dict[str, int]:
+        last: dict[str, int] = {}
+        for index, op in enumerate(self.ops):
+            for var in _input_vars(op):
+                last[var.name] = index
+        for var in self.function.outputs:
+            last[var.name] = len(self.ops)
+        return last
+
+    def _transient_vars(self) -> Iterator[Any]:
+        for op in self.ops:
+            if not _is_constant(op):
+                yield from op.outputs
+        yield from (self.function.inputs[name] for name in self.input_names)
+
+    def _owns(self, var: Any, index: int, state_name: str | None) -> bool:
+        """Whether op `index` may overwrite `var`'s array in place: the array is fresh or a state's
+        buffer, and nothing can observe the old contents afterwards."""
+        producer = var.op
+        if producer is None or producer.op_type not in _FRESH_OR_STATE or self._last_use.get(var.name) != index:
+            return False
+        if producer.op_type == "coreml_update_state" and self._last_use.get(producer.value.name) != self._index[producer]:
+            return False  # the value written to the state is still read elsewhere
+        if state_name is None:
+            return True
+        return self._last_state_read.get(state_name, -1) < index and self._writes_state(self.ops[index], state_name)
+
+    def _writes_state(self, op: Any, state_name: str) -> bool:
+        """The op's result reaches `coreml_update_state(state_name)` directly or through casts."""
+        for child in op.outputs[0].child_ops:
+            if child.op_type == "coreml_update_state":
+                return child.state.name == state_name
+            if child.op_type == "cast":
+                return self._writes_state(child, state_name)
+        return False
+
+
+_FRESH_OR_STATE = ("read_state", "coreml_update_state", "slice_update", "cast")
+
+
+def _is_constant(op: Any) -> bool:
+    """Weights: evaluated once at load, never freed."""
+    return op.op_type == "const" or op.op_type.startswith("constexpr_")
+
+
+def _declared_fp16(var: Any, types: Any) -> bool:
+    sym_type = var.sym_type
+    primitive = sym_type.get_primitive() if types.is_tensor(sym_type) else sym_type
+    return primitive is types.fp16
+
+
+def _input_vars(op: Any) -> Iterator[Any]:
+    for value in op.inputs.values():
+        if isinstance(value, (tuple, list)):
+            yield from value
+        else:
+            yield value
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _base_value_inference() -> Callable:
+    from coremltools.converters.mil.mil.operation import Operation
+
+    return Operation.value_inference
+
+
+# -- numpy implementations for ops whose value_inference does not work on a loaded program ---------
+def _silu(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
+    x = op.x.val
+    return x / (1.0 + np.exp(-x))
+
+
+def _reduce_mean(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
+    axes = None if op.axes is None else tuple(int(a) for a in op.axes.val)
+    keep = bool(op.keep_dims.val) if op.keep_dims is not None else False
+    return np.mean(op.x.val, axis=axes, keepdims=keep)
+
+
+def _shape(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
+    return np.array(op.x.val.shape, dtype=np.int32)
+
+
+def _cast(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
+    target = op.dtype.val
+    if target in ("fp16", "fp32"):
+        return op.x.val.astype(np.float16 if target == "fp16" and ev.round_fp16 else np.float32)
+    return op.value_inference()
+
+
+def _select(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
+    # value_inference takes its output type from `a` and `b` only: scalar branches with a tensor
+    # condition (the attention mask) come out as a scalar.
+    return np.where(op.cond.val, op.a.val, op.b.val)
+
+
+def _tile(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
+    # GQA's key/value repeat computes `reps` with real_div, which MIL types as float.
+    return np.tile(op.x.val, np.asarray(op.reps.val).astype(np.int64))
+
+
+def _read_state(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
+    return ev.state[op.inputs["input"].name]
+
+
+def _update_state(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
+    name, value = op.state.name, op.value.val
+    if value.shape != ev.state[name].shape:
+        raise SlmkitError(f"State '{name}' updated with shape {value.shape}, declared {ev.state[name].shape}.")
+    ev.state[name] = value
+    return value
+
+
+def _slice_update(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
+    """The KV-cache write: in place when nothing reads the old array again (a full copy per layer
+    would dominate decode time with a long cache)."""
+    x = op.x
+    state_name = next((name for name, array in ev.state.items() if array is x.val), None)
+    if ev._owns(x, index, state_name) and _is_plain_slice(op):
+        target = x.val
+        target[_slices(op, target.shape)] = op.update.val.reshape(target[_slices(op, target.shape)].shape)
+        return target
+    return op.value_inference()
+
+
+def _is_plain_slice(op: Any) -> bool:
+    no_squeeze = op.squeeze_mask is None or not np.any(op.squeeze_mask.val)
+    unit_stride = op.stride is None or np.all(op.stride.val == 1)
+    return bool(no_squeeze and unit_stride)
+
+
+def _slices(op: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    begin, end = op.begin.val, op.end.val
+    begin_mask = op.begin_mask.val if op.begin_mask is not None else [False] * len(shape)
+    end_mask = op.end_mask.val if op.end_mask is not None else [False] * len(shape)
+    return tuple(slice(None if bm else int(b), None if em else int(e))
+                 for b, e, bm, em in zip(begin, end, begin_mask, end_mask))
+
+
+_NUMPY_OPS: dict[str, Callable[[MilEvaluator, int, Any], np.ndarray]] = {
+    "silu": _silu,
+    "reduce_mean": _reduce_mean,
+    "shape": _shape,
+    "cast": _cast,
+    "select": _select,
+    "tile": _tile,
+    "read_state": _read_state,
+    "coreml_update_state": _update_state,
+    "slice_update": _slice_update,
+}
