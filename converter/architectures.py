@@ -37,6 +37,10 @@ class Architecture:
     # onnxruntime-genai's `model.type` for this decoder; None = the ONNX target refuses it (why below).
     genai_type: str | None = None
     trace_unsupported: str = ""
+    # The residual stream, by module name (last component): modules whose output is added to it
+    # and norms that read it. fp16 targets scale the stream into fp16's range through these.
+    residual_writers: tuple[str, ...] = ("o_proj", "down_proj")
+    residual_readers: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm", "norm")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         writes_sliding_window=True,
         writes_final_logit_softcapping=True,
         genai_type="gemma3_text",
+        # Sandwich norms: each block's output passes a norm before it joins the stream.
+        residual_writers=("post_attention_layernorm", "post_feedforward_layernorm"),
+        residual_readers=("input_layernorm", "pre_feedforward_layernorm", "norm"),
     ),
     "qwen2": Architecture("qwen2", gguf.MODEL_ARCH.QWEN2, genai_type="qwen2"),
     "phi3": Architecture(

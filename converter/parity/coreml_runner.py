@@ -59,5 +59,10 @@ class CoremlRunner(HfTokenized):
             tokens.append(int(rows[-1].argmax()))
         return Decode(prefill, tokens[:steps], np.stack(rows[:steps]))
 
+    def details(self) -> dict[str, object]:
+        """For the report: fp16 overflows the evaluator saw (inf on a device computing in fp16)."""
+        overflows = getattr(self.program, "fp16_overflows", None)
+        return {} if overflows is None else {"fp16_overflows": dict(overflows)}
+
     def close(self) -> None:
         del self.program

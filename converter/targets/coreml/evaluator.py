@@ -13,6 +13,7 @@ are identities, which checks the conversion itself against PyTorch to float32 ac
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import importlib
@@ -91,6 +92,9 @@ class MilEvaluator:
 
         self.types = types
         self.round_fp16 = round_fp16
+        # op type -> outputs that overflowed fp16 (inf where float32 was finite): on a device
+        # computing in fp16 these become inf/NaN.
+        self.fp16_overflows: collections.Counter[str] = collections.Counter()
         self.function = load_program(package).functions["main"]
         self.ops = list(self.function.operations)
         self.input_names = [name for name, var in self.function.inputs.items() if not types.is_state(var.sym_type)]
@@ -100,7 +104,6 @@ class MilEvaluator:
         self._check_supported()
         self._last_use = self._last_uses()
         self._index = {op: i for i, op in enumerate(self.ops)}
-        self._last_state_read = {op.inputs["input"].name: i for i, op in enumerate(self.ops) if op.op_type == "read_state"}
         self._prepare_constants()
 
     # -- public API (mirrors coremltools' MLModel on macOS) ------------------------------------
@@ -135,19 +138,27 @@ class MilEvaluator:
                                 hint="Report the model and this op.") from None
         if not isinstance(values, (tuple, list)):
             values = (values,)
+        inputs = [var._sym_val.val for var in _input_vars(op) if var._sym_val is not None]
         for var, value in zip(op.outputs, values):
-            self._bind(var, np.asarray(value))
+            # An input passed through (a state read or stored, a cache slice written in place) holds
+            # values rounded when they were produced: skip re-rounding a whole cache per layer.
+            passed_through = any(value is array for array in (*inputs, *self.state.values()))
+            self._bind(var, np.asarray(value), rounded=passed_through)
         for var in _input_vars(op):
             if self._last_use.get(var.name) == index and var.op is not None and not _is_constant(var.op):
                 var._sym_val = None  # free intermediates as soon as nothing reads them
 
-    def _bind(self, var: Any, value: np.ndarray) -> None:
+    def _bind(self, var: Any, value: np.ndarray, rounded: bool = False) -> None:
         """Store a concrete value (and its concrete type) on the var, where value_inference reads it."""
         types = self.types
         if value.dtype == np.float16 or value.dtype == np.float64:
             value = value.astype(np.float32)
-        if self.round_fp16 and value.dtype == np.float32 and _declared_fp16(var, types):
-            value = value.astype(np.float16).astype(np.float32)
+        elif self.round_fp16 and not rounded and value.dtype == np.float32 and _declared_fp16(var, types):
+            with np.errstate(over="ignore"):
+                half = value.astype(np.float16)
+            if value.size and not np.isfinite(half).all() and np.isfinite(value).all():
+                self.fp16_overflows[var.op.op_type if var.op is not None else var.name] += 1
+            value = half.astype(np.float32)
         builtin = types.numpy_type_to_builtin_type(value.dtype)
         sym_type = types.tensor(builtin, value.shape) if value.ndim else builtin
         sym_val = sym_type()
@@ -215,16 +226,19 @@ class MilEvaluator:
             return False  # the value written to the state is still read elsewhere
         if state_name is None:
             return True
-        return self._last_state_read.get(state_name, -1) < index and self._writes_state(self.ops[index], state_name)
+        # A state's buffer: only if this result is what gets stored, with no read of the state in between.
+        store = self._state_store(self.ops[index], state_name)
+        return store is not None and not any(
+            op.op_type == "read_state" and op.inputs["input"].name == state_name for op in self.ops[index + 1:store])
 
-    def _writes_state(self, op: Any, state_name: str) -> bool:
-        """The op's result reaches `coreml_update_state(state_name)` directly or through casts."""
+    def _state_store(self, op: Any, state_name: str) -> int | None:
+        """Index of the `coreml_update_state(state_name)` the op's result reaches directly or via casts."""
         for child in op.outputs[0].child_ops:
             if child.op_type == "coreml_update_state":
-                return child.state.name == state_name
+                return self._index[child] if child.state.name == state_name else None
             if child.op_type == "cast":
-                return self._writes_state(child, state_name)
-        return False
+                return self._state_store(child, state_name)
+        return None
 
 
 _FRESH_OR_STATE = ("read_state", "coreml_update_state", "slice_update", "cast")
@@ -266,10 +280,15 @@ def _silu(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
     return x / (1.0 + np.exp(-x))
 
 
-def _reduce_mean(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
-    axes = None if op.axes is None else tuple(int(a) for a in op.axes.val)
-    keep = bool(op.keep_dims.val) if op.keep_dims is not None else False
-    return np.mean(op.x.val, axis=axes, keepdims=keep)
+def _reduction(reduce: Callable[..., np.ndarray]) -> Callable[[MilEvaluator, int, Any], np.ndarray]:
+    """reduce_* ops: their value_inference cannot use a loaded `keep_dims` (a numpy bool)."""
+
+    def run(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
+        axes = None if op.axes is None else tuple(int(a) for a in op.axes.val)
+        keep = bool(op.keep_dims.val) if op.keep_dims is not None else False
+        return reduce(op.x.val, axis=axes, keepdims=keep)
+
+    return run
 
 
 def _shape(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
@@ -307,34 +326,44 @@ def _update_state(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
 
 
 def _slice_update(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
-    """The KV-cache write: in place when nothing reads the old array again (a full copy per layer
-    would dominate decode time with a long cache)."""
+    """The KV-cache write: in place when nothing reads the old array again (a full copy of the
+    cache per layer would dominate decode time with a long cache)."""
     x = op.x
     state_name = next((name for name, array in ev.state.items() if array is x.val), None)
-    if ev._owns(x, index, state_name) and _is_plain_slice(op):
+    if ev._owns(x, index, state_name) and (op.stride is None or np.all(op.stride.val == 1)):
         target = x.val
-        target[_slices(op, target.shape)] = op.update.val.reshape(target[_slices(op, target.shape)].shape)
+        window = _window(op, target.shape)
+        target[window] = op.update.val.reshape(target[window].shape)
         return target
     return op.value_inference()
 
 
-def _is_plain_slice(op: Any) -> bool:
-    no_squeeze = op.squeeze_mask is None or not np.any(op.squeeze_mask.val)
-    unit_stride = op.stride is None or np.all(op.stride.val == 1)
-    return bool(no_squeeze and unit_stride)
+def _window(op: Any, shape: tuple[int, ...]) -> tuple[int | slice, ...]:
+    """slice_update's region as numpy indices (a squeezed axis is a single index)."""
+    rank = len(shape)
 
+    def mask(name: str) -> np.ndarray:
+        var = getattr(op, name)
+        return np.zeros(rank, dtype=bool) if var is None else np.asarray(var.val, dtype=bool)
 
-def _slices(op: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
-    begin, end = op.begin.val, op.end.val
-    begin_mask = op.begin_mask.val if op.begin_mask is not None else [False] * len(shape)
-    end_mask = op.end_mask.val if op.end_mask is not None else [False] * len(shape)
-    return tuple(slice(None if bm else int(b), None if em else int(e))
-                 for b, e, bm, em in zip(begin, end, begin_mask, end_mask))
+    begin, end = np.asarray(op.begin.val), np.asarray(op.end.val)
+    begin_mask, end_mask, squeeze = mask("begin_mask"), mask("end_mask"), mask("squeeze_mask")
+    window: list[int | slice] = []
+    for axis in range(rank):
+        start = 0 if begin_mask[axis] else int(begin[axis])
+        if squeeze[axis]:
+            window.append(start)
+        else:
+            window.append(slice(start, None if end_mask[axis] else int(end[axis])))
+    return tuple(window)
 
 
 _NUMPY_OPS: dict[str, Callable[[MilEvaluator, int, Any], np.ndarray]] = {
     "silu": _silu,
-    "reduce_mean": _reduce_mean,
+    "reduce_mean": _reduction(np.mean),
+    "reduce_sum": _reduction(np.sum),
+    "reduce_max": _reduction(np.max),
+    "reduce_min": _reduction(np.min),
     "shape": _shape,
     "cast": _cast,
     "select": _select,

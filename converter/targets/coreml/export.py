@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 INPUT_IDS, ATTENTION_MASK, LOGITS = "input_ids", "attention_mask", "logits"
 KEY_CACHE, VALUE_CACHE = "key_cache", "value_cache"
 CACHE_MULTIPLE = 32  # Core ML wants state lengths in multiples of 32 (coremltools #2631)
-# fp16 cannot hold float32's lowest value; this is fp16's, still far below any attention score.
-MASKED = -65504.0
+# Far below any attention score, yet a score added to it stays inside fp16 (whose lowest is -65504).
+MASKED = -30000.0
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,6 @@ def stateful_wrapper(model: torch.nn.Module, shape: DecoderShape, layout: Statef
 
 def convert_stateful(model: torch.nn.Module, shape: DecoderShape, layout: StatefulLayout, fp16: bool):
     """Trace the wrapper and convert it to an in-memory `ct.models.MLModel` (not compiled here)."""
-    import coremltools as ct
-    import numpy as np
     import torch
 
     wrapper = stateful_wrapper(model, shape, layout)
@@ -117,6 +115,14 @@ def convert_stateful(model: torch.nn.Module, shape: DecoderShape, layout: Statef
     mask = torch.ones((1, example_past + example_new), dtype=torch.int32)
     with torch.no_grad(), _quiet():
         traced = torch.jit.trace(wrapper, (ids, mask), check_trace=False)
+    return traced_to_coreml(traced, layout, fp16, type(model).__name__)
+
+
+def traced_to_coreml(traced: torch.jit.ScriptModule, layout: StatefulLayout, fp16: bool, model_name: str):
+    """Convert a traced (input_ids, attention_mask) -> logits module with the two cache states."""
+    import coremltools as ct
+    import numpy as np
+
     length = ct.RangeDim(lower_bound=1, upper_bound=layout.cache_length, default=1)
     state = ct.TensorType(shape=layout.state_shape, dtype=np.float16)
     try:
@@ -133,11 +139,11 @@ def convert_stateful(model: torch.nn.Module, shape: DecoderShape, layout: Statef
                 convert_to="mlprogram",
                 skip_model_load=True,
             )
-    except (NotImplementedError, RuntimeError, ValueError, TypeError, IndexError, AssertionError) as exc:
+    except (NotImplementedError, RuntimeError, ValueError, TypeError, IndexError, AssertionError, KeyError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SlmkitError(f"coremltools could not convert {type(model).__name__}: {first_line}",
-                          hint="Nothing was written. An unsupported PyTorch op is named above; "
-                               "use --target gguf or --target onnx for this model.") from exc
+        raise SlmkitError(f"coremltools could not convert {model_name}: {first_line}",
+                          hint="Nothing was written. Use --target gguf or --target onnx for this model, "
+                               "and report the model and this message.") from exc
 
 
 @contextlib.contextmanager

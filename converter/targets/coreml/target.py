@@ -66,6 +66,7 @@ class CoremlTarget:
         from slmkit.converter.models.text_decoder import decoder_shape, load_text_decoder
         from slmkit.converter.targets.coreml.evaluator import quiet_coremltools
         from slmkit.converter.targets.coreml.export import StatefulLayout, cache_length_for, convert_stateful
+        from slmkit.converter.targets.coreml.fp16_range import make_fp16_safe
         from slmkit.converter.targets.coreml.quantize import compress
 
         block_size = options.block_size or DEFAULT_BLOCK_SIZE
@@ -74,9 +75,12 @@ class CoremlTarget:
         shape = decoder_shape(model, ckpt)
         cache = cache_length_for(shape, options.cache_length or min(DEFAULT_CACHE_LENGTH, shape.context_length))
         layout = StatefulLayout(cache, shape.layers, shape.kv_heads, shape.head_dim, shape.vocab_size)
+        fp16 = quant != "fp32"
+        progress.update(task, description="Calibrating the residual stream for fp16" if fp16 else "Rewriting norms")
+        fp16_range = make_fp16_safe(model, ckpt.architecture, ckpt.path if fp16 else None)
         progress.update(task, description="Tracing and converting to a stateful ML program (coremltools)")
         with quiet_coremltools():
-            mlmodel = convert_stateful(model, shape, layout, fp16=quant != "fp32")
+            mlmodel = convert_stateful(model, shape, layout, fp16=fp16)
             del model
             gc.collect()
             progress.update(task, description=f"Compressing weights to {quant}")
@@ -93,7 +97,7 @@ class CoremlTarget:
             "format": "mlprogram", "deployment_target": options.deployment_target or MIN_STATEFUL_TARGET,
             "compute_precision": "fp32" if quant == "fp32" else "fp16", **layout.describe(),
             "tokenizer_dir": TOKENIZER_DIR, "layers": shape.layers, "sliding_window": shape.sliding_window,
-            **weights,
+            **fp16_range.describe(), **weights,
         }
         return ConvertResult(model_file=MODEL_FILE, details=details)
 

@@ -1,0 +1,110 @@
+"""Bad input to the Core ML target: one clear message, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from slmkit.converter.errors import SlmkitError
+from tests.conftest import run_cli
+
+
+def convert(fixture: Path, out: Path, *extra: str):
+    return run_cli("convert", str(fixture), "--target", "coreml", "--output", str(out), *extra)
+
+
+@pytest.mark.parametrize("target,message", [
+    ("iOS17", "Deployment target iOS17 cannot run a stateful model"),
+    ("iOS12", "Unknown deployment target 'iOS12'"),
+])
+def test_deployment_target_older_than_ios18_is_refused(target: str, message: str, fixture_dir, tmp_path: Path) -> None:
+    result = convert(fixture_dir("llama"), tmp_path / "out", "--deployment-target", target)
+    assert result.returncode == 1
+    assert message in result.stderr and "iOS18" in result.stderr
+    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_options_a_target_has_no_use_for_are_refused(fixture_dir, tmp_path: Path) -> None:
+    gguf = run_cli("convert", str(fixture_dir("llama")), "--target", "gguf", "--cache-length", "512",
+                   "--output", str(tmp_path / "g"))
+    assert gguf.returncode == 1 and "--cache-length does not apply to --target gguf" in gguf.stderr
+    palette = convert(fixture_dir("llama"), tmp_path / "p", "--quant", "palettize4", "--block-size", "32")
+    assert palette.returncode == 1 and "--block-size applies to coreml int4 only" in palette.stderr
+    too_long = convert(fixture_dir("llama"), tmp_path / "c", "--cache-length", "100000")
+    assert too_long.returncode == 1 and "exceeds the model's context of 4096" in too_long.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_longrope_architecture_is_refused_before_tracing(fixture_dir, tmp_path: Path) -> None:
+    result = convert(fixture_dir("phi4-mini"), tmp_path / "out")
+    assert result.returncode == 1
+    assert "does not support phi3" in result.stderr and "--target gguf" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_pytorch_op_names_the_op() -> None:
+    import torch
+
+    from slmkit.converter.targets.coreml.evaluator import quiet_coremltools
+    from slmkit.converter.targets.coreml.export import StatefulLayout, traced_to_coreml
+
+    class UsesBessel(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("key_cache", torch.zeros(1, 1, 1, 32, 4, dtype=torch.float16))
+            self.register_buffer("value_cache", torch.zeros(1, 1, 1, 32, 4, dtype=torch.float16))
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return torch.special.i0(input_ids.float().view(1, -1, 1).expand(1, -1, 8))
+
+    traced = torch.jit.trace(UsesBessel().eval(), (torch.zeros(1, 3, dtype=torch.int32),
+                                                   torch.ones(1, 5, dtype=torch.int32)))
+    with quiet_coremltools(), pytest.raises(SlmkitError, match="could not convert UsesBessel: .*'i0' not implemented"):
+        traced_to_coreml(traced, StatefulLayout(32, 1, 1, 4, 8), fp16=True, model_name="UsesBessel")
+
+
+@pytest.fixture(scope="module")
+def small_artifact(fixture_dir, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("coreml-errors") / "llama-fp16"
+    result = convert(fixture_dir("llama"), out, "--quant", "fp16")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_corrupt_package_is_named(small_artifact: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(small_artifact, broken)
+    weights = broken / "model.mlpackage/Data/com.apple.CoreML/weights/weight.bin"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    result = run_cli("parity", str(broken), "--report", str(tmp_path / "p.json"))
+    assert result.returncode == 1
+    assert "model.mlpackage/Data/com.apple.CoreML/weights/weight.bin does not match its sha256" in result.stderr
+
+    # Even with the manifest re-recorded (a package damaged before it was listed), the evaluator names it.
+    from slmkit.converter.targets.coreml.evaluator import MilEvaluator
+
+    with pytest.raises(SlmkitError, match="ML program cannot be loaded|not a readable Core ML package"):
+        MilEvaluator(broken / "model.mlpackage")
+
+
+def test_core_ml_engine_needs_macos(small_artifact: Path, tmp_path: Path) -> None:
+    import platform
+
+    if platform.system() == "Darwin":
+        pytest.skip("the real Core ML runtime is available here")
+    result = run_cli("parity", str(small_artifact), "--engine", "coreml", "--report", str(tmp_path / "p.json"))
+    assert result.returncode == 1
+    assert "runs on macOS only" in result.stderr and "--engine coreml-evaluator" in result.stderr
+    unknown = run_cli("parity", str(small_artifact), "--engine", "llama.cpp", "--report", str(tmp_path / "q.json"))
+    assert unknown.returncode == 1 and "coreml-evaluator" in unknown.stderr
+
+
+def test_parity_longer_than_the_cache_is_refused(small_artifact: Path, tmp_path: Path) -> None:
+    result = run_cli("parity", str(small_artifact), "--steps", "2000", "--report", str(tmp_path / "p.json"))
+    assert result.returncode == 1
+    assert "cache holds 4096" in result.stderr and "--cache-length" in result.stderr
+    manifest = json.loads((small_artifact / "manifest.json").read_text())
+    assert manifest["parity"] is None, "a refused run records no verdict"

@@ -1,0 +1,172 @@
+"""Core ML conversion end to end on the tiny fixtures: the stateful program's interface, the
+evaluator against PyTorch, compression, and `slmkit parity` on Linux."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from slmkit.converter.targets.coreml.evaluator import MilEvaluator, quiet_coremltools
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def coreml_artifact(fixture_dir, tmp_path_factory: pytest.TempPathFactory):
+    """Convert (once per module) a fixture at a quantization; returns the artifact folder."""
+    root = tmp_path_factory.mktemp("coreml")
+    built: dict[tuple[str, str, tuple[str, ...]], Path] = {}
+
+    def get(name: str, quant: str, *extra: str) -> Path:
+        key = (name, quant, extra)
+        if key not in built:
+            out = root / f"{name}-{quant}-{len(built)}"
+            result = run_cli("convert", str(fixture_dir(name)), "--target", "coreml", "--quant", quant,
+                             "--output", str(out), *extra)
+            assert result.returncode == 0, result.stderr
+            built[key] = out
+        return built[key]
+
+    return get
+
+
+def parity(artifact: Path, tmp_path: Path, *extra: str) -> dict:
+    report = tmp_path / f"parity-{len(list(tmp_path.glob('parity-*')))}.json"
+    result = run_cli("parity", str(artifact), "--report", str(report), "--steps", "8", *extra)
+    assert report.is_file(), result.stderr
+    data = json.loads(report.read_text())
+    assert result.returncode == (0 if data["passed"] else 1), result.stderr
+    return data
+
+
+def torch_logits(checkpoint: Path, ids: list[int]) -> np.ndarray:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32, attn_implementation="eager").eval()
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].numpy()
+
+
+def evaluator_logits(evaluator: MilEvaluator, ids: list[int], prefill: int) -> np.ndarray:
+    """Prefill `prefill` tokens in one call, then feed the rest one at a time through the states."""
+    state = evaluator.make_state()
+    rows = [evaluator.predict({"input_ids": np.array([ids[:prefill]], np.int32),
+                               "attention_mask": np.ones((1, prefill), np.int32)}, state)["logits"][0]]
+    for position in range(prefill, len(ids)):
+        rows.append(evaluator.predict({"input_ids": np.array([[ids[position]]], np.int32),
+                                       "attention_mask": np.ones((1, position + 1), np.int32)}, state)["logits"][0])
+    return np.concatenate(rows)
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma3", "qwen2"])
+def test_fp32_program_matches_pytorch(name: str, coreml_artifact, fixture_dir) -> None:
+    """Exact-math evaluation of the converted program equals PyTorch through prefill and cached
+    steps; 30 tokens pass Gemma 3's 16-token sliding window, so both masks are exercised."""
+    artifact = coreml_artifact(name, "fp32")
+    ids = [(i * 37 + 11) % 390 + 5 for i in range(30)]
+    got = evaluator_logits(MilEvaluator(artifact / "model.mlpackage", round_fp16=False), ids, prefill=24)
+    expected = torch_logits(fixture_dir(name), ids)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-5 * max(1.0, np.abs(expected).max())
+    assert (got.argmax(-1) == expected.argmax(-1)).all()
+
+
+def test_multimodal_gemma3_ships_its_text_decoder(coreml_artifact, tmp_path: Path) -> None:
+    artifact = coreml_artifact("gemma3-multimodal", "fp32")
+    report = parity(artifact, tmp_path, "--engine", "coreml-evaluator-fp32")
+    assert report["passed"], json.dumps(report["checks"], indent=1)
+    assert report["metrics"]["kl_mean"] < 1e-9 and report["metrics"]["greedy_match"] == 1.0
+
+
+def test_program_interface_and_metadata(coreml_artifact) -> None:
+    artifact = coreml_artifact("gemma3", "fp16")
+    with quiet_coremltools():
+        import coremltools as ct
+
+        spec = ct.models.MLModel(str(artifact / "model.mlpackage"), skip_model_load=True).get_spec()
+    description = spec.description
+    assert spec.specificationVersion >= 9, "iOS 18 / macOS 15 (stateful) program"
+    assert [i.name for i in description.input] == ["input_ids", "attention_mask"]
+    assert [o.name for o in description.output] == ["logits"]
+    assert [s.name for s in description.state] == ["key_cache", "value_cache"]
+    state_shape = list(description.state[0].type.stateType.arrayType.shape)
+    assert state_shape == [6, 1, 1, 4096, 32]
+    ids_range = description.input[0].type.multiArrayType.shapeRange.sizeRanges[1]
+    assert (ids_range.lowerBound, ids_range.upperBound) == (1, 4096)
+    metadata = dict(description.metadata.userDefined)
+    assert metadata["slmkit.cache_length"] == "4096" and metadata["slmkit.tokenizer_dir"] == "tokenizer"
+    special = json.loads(metadata["slmkit.special_tokens"])
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    conversion = manifest["conversion"]
+    assert conversion["cache_length"] == 4096 and conversion["deployment_target"] == "iOS18"
+    assert set(conversion["states"]) == {"key_cache", "value_cache"}
+    tokenizer_config = json.loads((artifact / "tokenizer" / "tokenizer_config.json").read_text())
+    assert tokenizer_config["add_bos_token"] is special["bos"] and tokenizer_config["add_eos_token"] is special["eos"]
+    assert "chat_template" in tokenizer_config
+    assert any(name.startswith("model.mlpackage/") for name in manifest["files"])
+
+
+@pytest.mark.parametrize("quant", ["fp16", "int4"])
+def test_parity_passes_on_linux_with_the_evaluator(quant: str, coreml_artifact, tmp_path: Path) -> None:
+    artifact = coreml_artifact("gemma3", quant)
+    report = parity(artifact, tmp_path)
+    assert report["passed"], json.dumps(report["checks"], indent=1)
+    assert report["runner"] == "coreml-evaluator"
+    assert report["metrics"]["tokenizer_match"] == 1.0
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["parity"]["passed"] is True and manifest["parity"]["runner"] == "coreml-evaluator"
+
+
+def test_fp16_rounding_makes_drift_visible(coreml_artifact, tmp_path: Path) -> None:
+    artifact = coreml_artifact("llama", "fp16")
+    rounded = parity(artifact, tmp_path)
+    exact = parity(artifact, tmp_path, "--engine", "coreml-evaluator-fp32")
+    assert rounded["passed"] and exact["passed"]
+    assert exact["metrics"]["kl_mean"] < rounded["metrics"]["kl_mean"], "fp16 compute must cost something"
+
+
+@pytest.mark.parametrize("quant,ops", [("int8", "constexpr_blockwise_shift_scale"),
+                                       ("int4", "constexpr_blockwise_shift_scale"),
+                                       ("palettize4", "constexpr_lut_to_dense")])
+def test_compression_shrinks_the_weights(quant: str, ops: str, coreml_artifact) -> None:
+    fp16 = coreml_artifact("qwen2", "fp16")
+    compressed = coreml_artifact("qwen2", quant)
+    weights = "model.mlpackage/Data/com.apple.CoreML/weights/weight.bin"
+    ratio = (compressed / weights).stat().st_size / (fp16 / weights).stat().st_size
+    assert ratio < {"int8": 0.6, "int4": 0.45, "palettize4": 0.45}[quant]
+    manifest = json.loads((compressed / "manifest.json").read_text())
+    assert manifest["conversion"]["compressed_ops"].get(ops, 0) >= 7, manifest["conversion"]
+
+
+def test_cache_length_rounds_to_32_and_bounds_parity(coreml_artifact, tmp_path: Path) -> None:
+    artifact = coreml_artifact("llama", "fp16", "--cache-length", "40")
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["conversion"]["cache_length"] == 64
+    result = run_cli("parity", str(artifact), "--report", str(tmp_path / "p.json"), "--steps", "8")
+    assert result.returncode == 1
+    assert "cache holds 64" in result.stderr and "--cache-length" in result.stderr
+
+
+def test_massive_activations_stay_finite_in_fp16(fixture_dir, tmp_path: Path) -> None:
+    """A checkpoint whose residual stream reaches the thousands (as SmolLM2's and Gemma 3's do):
+    squares overflow fp16 unless the norms and the stream are rewritten; parity shows none left."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    loud = tmp_path / "loud"
+    shutil.copytree(fixture_dir("qwen2"), loud)
+    weights = load_file(loud / "model.safetensors")
+    weights["model.embed_tokens.weight"] = weights["model.embed_tokens.weight"] * 3000.0
+    save_file(weights, loud / "model.safetensors", metadata={"format": "pt"})
+    out = tmp_path / "loud-fp16"
+    result = run_cli("convert", str(loud), "--target", "coreml", "--quant", "fp16", "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    conversion = json.loads((out / "manifest.json").read_text())["conversion"]
+    assert conversion["residual_peak"] > 2048 and conversion["residual_scale"] != "1/1"
+    report = parity(out, tmp_path)
+    assert report["passed"], json.dumps(report["checks"], indent=1)
+    assert report["runner_details"]["fp16_overflows"] == {}
