@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -181,8 +182,14 @@ def models_path(name: Annotated[str, typer.Argument(help="Recipe name.")]) -> No
     out.print(str(resolve_recipe(get_recipe(name)).path))
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so staging folders are removed."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Entry point: user errors become one red line and an exit code, never a traceback."""
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         code = app(standalone_mode=False)
     except SlmkitError as exc:

@@ -107,6 +107,26 @@ def test_ctrl_c_mid_convert_leaves_nothing(fixture_dir, tmp_path: Path, monkeypa
     assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
 
 
+def test_sigterm_mid_convert_leaves_nothing(fixture_dir, tmp_path: Path) -> None:
+    """A CI timeout or `kill` sends SIGTERM: the staging folder must go like it does on Ctrl-C."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "slmkit.converter", "convert", str(fixture_dir("llama")),
+                             "--target", "coreml", "--quant", "fp16", "--output", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert leftovers(tmp_path), "the conversion never started staging"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "nothing was written" in stderr
+    assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
+
+
 def test_parity_rejects_a_tampered_artifact(fixture_dir, tmp_path: Path) -> None:
     out = tmp_path / "art"
     assert run_cli("convert", str(fixture_dir("llama")), "--quant", "f16", "--output", str(out)).returncode == 0

@@ -66,7 +66,7 @@ class CoremlTarget:
         from slmkit.converter.models.text_decoder import decoder_shape, load_text_decoder
         from slmkit.converter.targets.coreml.evaluator import quiet_coremltools
         from slmkit.converter.targets.coreml.export import StatefulLayout, cache_length_for, convert_stateful
-        from slmkit.converter.targets.coreml.fp16_range import make_fp16_safe
+        from slmkit.converter.targets.coreml.fp16_safe import make_fp16_safe, rope_tables
         from slmkit.converter.targets.coreml.quantize import compress
 
         block_size = options.block_size or DEFAULT_BLOCK_SIZE
@@ -78,6 +78,7 @@ class CoremlTarget:
         fp16 = quant != "fp32"
         progress.update(task, description="Calibrating the residual stream for fp16" if fp16 else "Rewriting norms")
         fp16_range = make_fp16_safe(model, ckpt.architecture, ckpt.path if fp16 else None)
+        tables = rope_tables(model, cache)
         progress.update(task, description="Tracing and converting to a stateful ML program (coremltools)")
         with quiet_coremltools():
             mlmodel = convert_stateful(model, shape, layout, fp16=fp16)
@@ -97,7 +98,7 @@ class CoremlTarget:
             "format": "mlprogram", "deployment_target": options.deployment_target or MIN_STATEFUL_TARGET,
             "compute_precision": "fp32" if quant == "fp32" else "fp16", **layout.describe(),
             "tokenizer_dir": TOKENIZER_DIR, "layers": shape.layers, "sliding_window": shape.sliding_window,
-            **fp16_range.describe(), **weights,
+            **fp16_range.describe(), "rope_tables": tables, **weights,
         }
         return ConvertResult(model_file=MODEL_FILE, details=details)
 

@@ -19,14 +19,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from slmkit.converter.targets.mixed_precision import EIGHT_BIT_PROJECTIONS
 from slmkit.converter.targets.onnx import graph as rewrite
 
 if TYPE_CHECKING:
     import onnx
 
-# int4 keeps these projections at 8 bits, as llama.cpp's Q4_K_M gives attn_v / ffn_down more bits:
-# on Gemma 3 270M it halves the KL (0.110 -> 0.053) for 4 % more bytes (docs/onnx.md).
-INT4_EIGHT_BIT_WEIGHTS = (".v_proj.weight", ".down_proj.weight")
+# int4 keeps these projections at 8 bits (converter/targets/mixed_precision.py).
+INT4_EIGHT_BIT_WEIGHTS = tuple(f".{role}.weight" for role in EIGHT_BIT_PROJECTIONS)
 # Accuracy level 4 (int8 activations per block) is onnxruntime's fast CPU path; level 0 and HQQ's
 # float zero points fall back to kernels 5-10x slower at decode (docs/onnx.md).
 ACCURACY_LEVEL = {"int8": 4, "int4": 4, "int4-hqq": 4}

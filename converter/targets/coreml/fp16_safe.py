@@ -1,16 +1,22 @@
-"""Keep a decoder's activations inside fp16's range (largest value 65504) for fp16 Core ML compute.
+"""Make a decoder's arithmetic safe for fp16 compute (Core ML on GPU / Neural Engine).
 
-Small LMs carry "massive activations" in their residual stream: on the calibration text below,
-SmolLM2-135M reaches 2.3e4 and Gemma 3 270M 1.0e5, which is inf in fp16; a device computing in
-fp16 (GPU, Neural Engine) then returns garbage. Two rewrites of the PyTorch module, both exact in
-real arithmetic, fix that before tracing:
+fp16 holds values up to 65504 with 11 significant bits; a program converted with fp16 compute
+precision runs *every* op in it, including the ones transformers deliberately keeps in float32.
+Three rewrites of the PyTorch module before tracing, each exact in real arithmetic:
 
+Range: small LMs carry "massive activations" in their residual stream: on the calibration text
+below, SmolLM2-135M reaches 2.6e4 and Gemma 3 270M 1.0e5 (inf in fp16), and every RMSNorm squares
+its input.
 1. Every RMSNorm computes (x/s) * rsqrt(mean((x/s)^2) + eps/s^2) with s = max|x| (clamped below),
    so nothing is squared beyond 1.
 2. The residual stream is divided by a power of two k (exact in floating point): the embedding
    output and each residual writer's output are scaled by 1/k, each norm reading the stream gets
    eps/k^2. RMSNorm is scale-invariant, so every norm output, and the logits, stay the same.
    k is the smallest power of two that brings the calibrated peak under `TARGET_PEAK`.
+Precision: RoPE angles are position x frequency; in fp16 position 900 carries an angle error up
+to 0.4 rad, and positions past 2048 are not even integers.
+3. cos/sin come from tables computed in float32 for every cache position and looked up by
+   position (a gather), as the weights are.
 """
 
 from __future__ import annotations
@@ -113,6 +119,41 @@ def make_fp16_safe(model: torch.nn.Module, arch: Architecture, tokenizer_dir: Pa
     if scale > 1:
         model.get_input_embeddings().register_forward_hook(lambda module, inputs, output: output * inverse)
     return Fp16Range(peak, scale, norms)
+
+
+ROPE_TABLE_PREFIX = "rope_table_"  # buffer names; weight compression leaves these constants alone
+
+
+def rope_tables(model: torch.nn.Module, length: int) -> int:
+    """Replace every rotary embedding's on-the-fly cos/sin by float32 tables for positions
+    0..length-1, registered as buffers (so the trace keeps them as named constants), filled on
+    first call per layer type. Returns how many rotary modules were replaced."""
+    import torch
+
+    replaced = 0
+    for module in model.modules():
+        if not type(module).__name__.endswith("RotaryEmbedding"):
+            continue
+        original, slots = module.forward, {}
+
+        def forward(x: torch.Tensor, position_ids: torch.Tensor, *args, _module=module, _original=original,
+                    _slots=slots, **kwargs):
+            key = (args, tuple(sorted(kwargs.items())))
+            if key not in _slots:
+                with torch.no_grad():
+                    cos, sin = _original(x.float(), torch.arange(length).view(1, length), *args, **kwargs)
+                _slots[key] = len(_slots)
+                _module.register_buffer(f"{ROPE_TABLE_PREFIX}cos_{_slots[key]}", cos[0].float(), persistent=False)
+                _module.register_buffer(f"{ROPE_TABLE_PREFIX}sin_{_slots[key]}", sin[0].float(), persistent=False)
+            cos = getattr(_module, f"{ROPE_TABLE_PREFIX}cos_{_slots[key]}")
+            sin = getattr(_module, f"{ROPE_TABLE_PREFIX}sin_{_slots[key]}")
+            return cos[position_ids].to(x.dtype), sin[position_ids].to(x.dtype)
+
+        module.forward = forward
+        replaced += 1
+    with torch.no_grad():  # fill the tables now: buffers registered mid-trace would become anonymous constants
+        model(input_ids=torch.zeros((1, 1), dtype=torch.long), use_cache=False)
+    return replaced
 
 
 def _rewrite_rms_norm(module: torch.nn.Module, shift: float, stream: float, out: float) -> None:
