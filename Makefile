@@ -44,6 +44,7 @@ test-slow: setup
 bench: setup
 	$(PY) bench/convert_gguf.py
 	$(PY) bench/onnx_decode.py
+	$(PY) bench/coreml_convert.py
 
 clean:
 	rm -rf out .pytest_cache

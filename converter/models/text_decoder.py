@@ -41,13 +41,15 @@ def load_text_decoder(ckpt: Checkpoint) -> torch.nn.Module:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    text = dict(ckpt.text_config)
-    config = AutoConfig.for_model(text.pop("model_type"), **text)
     layout = MULTIMODAL.get(ckpt.config.get("model_type", ""))
     key_mapping = None if layout is None else {f"^{re.escape(old)}": new for old, new in layout.rename_prefixes}
     previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # a multimodal checkpoint's vision weights are left out on purpose
+    # A multimodal checkpoint's vision weights are left out on purpose; config keys transformers
+    # does not use (`loss_type: null`) are not the user's concern either.
+    hf_logging.set_verbosity_error()
     try:
+        text = dict(ckpt.text_config)
+        config = AutoConfig.for_model(text.pop("model_type"), **text)
         model = AutoModelForCausalLM.from_pretrained(ckpt.path, config=config, dtype=torch.float32,
                                                      attn_implementation="eager", key_mapping=key_mapping)
     finally:
