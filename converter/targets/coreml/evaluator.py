@@ -95,6 +95,7 @@ class MilEvaluator:
         # op type -> outputs that overflowed fp16 (inf where float32 was finite): on a device
         # computing in fp16 these become inf/NaN.
         self.fp16_overflows: collections.Counter[str] = collections.Counter()
+        self.state: dict[str, np.ndarray] = {}  # the state passed to the running predict()
         self.function = load_program(package).functions["main"]
         self.ops = list(self.function.operations)
         self.input_names = [name for name, var in self.function.inputs.items() if not types.is_state(var.sym_type)]

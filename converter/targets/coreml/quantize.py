@@ -13,7 +13,6 @@ by the lookup (`gather`) and the output projection, compressed once.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
@@ -27,7 +26,7 @@ PALETTE_GROUP = 16  # output channels sharing one 16-entry table
 _EIGHT_BIT_NAME = re.compile(r"(^|_)(%s)_weight" % "|".join(EIGHT_BIT_PROJECTIONS + EIGHT_BIT_TABLES))
 
 
-def compression_config(quant: str, block_size: int, weight_names: list[str], workers: int = 1) -> Any:
+def compression_config(quant: str, block_size: int, weight_names: list[str]) -> Any:
     """The coremltools config for `quant`; `weight_names` are the program's weight constants."""
     from coremltools.optimize import coreml as cto
 
@@ -40,8 +39,9 @@ def compression_config(quant: str, block_size: int, weight_names: list[str], wor
     elif quant == "int8":
         op = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")
     elif quant == "palettize4":
+        # One k-means worker: coremltools' process pool, forked after torch started its threads, deadlocks.
         op = cto.OpPalettizerConfig(mode="kmeans", nbits=4, granularity="per_grouped_channel",
-                                    group_size=PALETTE_GROUP, num_kmeans_workers=workers)
+                                    group_size=PALETTE_GROUP, num_kmeans_workers=1)
     else:
         raise SlmkitError(f"No Core ML compression named '{quant}'.", hint=f"Use one of: {', '.join(COMPRESSED)}.")
     # RoPE's cos/sin tables are values, not weights: 4-bit angles wreck attention (SmolLM2 int4 KL 0.11 -> 0.26).
@@ -56,7 +56,7 @@ def compress(mlmodel: Any, quant: str, block_size: int) -> tuple[Any, dict[str, 
     from coremltools.optimize import coreml as cto
 
     names = [op.name for op in mlmodel._mil_program.functions["main"].operations if op.op_type == "const"]
-    config = compression_config(quant, block_size, names, workers=max(1, os.cpu_count() or 1))
+    config = compression_config(quant, block_size, names)
     if quant == "palettize4":
         compressed = cto.palettize_weights(mlmodel, config)
         details: dict[str, object] = {"weights": "4-bit k-means palettes", "palette_group_channels": PALETTE_GROUP}

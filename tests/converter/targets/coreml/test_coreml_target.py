@@ -132,11 +132,13 @@ def test_fp16_rounding_makes_drift_visible(coreml_artifact, tmp_path: Path) -> N
                                        ("int4", "constexpr_blockwise_shift_scale"),
                                        ("palettize4", "constexpr_lut_to_dense")])
 def test_compression_shrinks_the_weights(quant: str, ops: str, coreml_artifact) -> None:
-    fp16 = coreml_artifact("qwen2", "fp16")
-    compressed = coreml_artifact("qwen2", quant)
+    # A short cache keeps the (uncompressed) RoPE tables from dominating the tiny fixture's weights.
+    fp16 = coreml_artifact("qwen2", "fp16", "--cache-length", "64")
+    compressed = coreml_artifact("qwen2", quant, "--cache-length", "64")
     weights = "model.mlpackage/Data/com.apple.CoreML/weights/weight.bin"
     ratio = (compressed / weights).stat().st_size / (fp16 / weights).stat().st_size
-    assert ratio < {"int8": 0.6, "int4": 0.45, "palettize4": 0.45}[quant]
+    # int4 keeps the token table and output projection at 8 bits: both are large in a tiny fixture.
+    assert ratio < {"int8": 0.6, "int4": 0.55, "palettize4": 0.45}[quant]
     manifest = json.loads((compressed / "manifest.json").read_text())
     assert manifest["conversion"]["compressed_ops"].get(ops, 0) >= 7, manifest["conversion"]
 
@@ -170,3 +172,13 @@ def test_massive_activations_stay_finite_in_fp16(fixture_dir, tmp_path: Path) ->
     report = parity(out, tmp_path)
     assert report["passed"], json.dumps(report["checks"], indent=1)
     assert report["runner_details"]["fp16_overflows"] == {}
+
+
+@pytest.mark.skipif(__import__("platform").system() != "Darwin",
+                    reason="Core ML prediction runs on macOS only; on Linux parity uses the MIL evaluator")
+def test_real_core_ml_runtime_agrees_with_the_evaluator(coreml_artifact, tmp_path: Path) -> None:
+    artifact = coreml_artifact("gemma3", "fp16")
+    device = parity(artifact, tmp_path, "--engine", "coreml")
+    assert device["passed"] and device["runner"] == "coreml"
+    evaluator = parity(artifact, tmp_path, "--engine", "coreml-evaluator")
+    assert abs(device["metrics"]["kl_mean"] - evaluator["metrics"]["kl_mean"]) < 1e-3
