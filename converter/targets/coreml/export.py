@@ -105,7 +105,8 @@ def stateful_wrapper(model: torch.nn.Module, shape: DecoderShape, layout: Statef
     return StatefulDecoder().eval()
 
 
-def convert_stateful(model: torch.nn.Module, shape: DecoderShape, layout: StatefulLayout, fp16: bool):
+def convert_stateful(model: torch.nn.Module, shape: DecoderShape, layout: StatefulLayout, fp16: bool,
+                     deployment_target: str):
     """Trace the wrapper and convert it to an in-memory `ct.models.MLModel` (not compiled here)."""
     import torch
 
@@ -115,10 +116,11 @@ def convert_stateful(model: torch.nn.Module, shape: DecoderShape, layout: Statef
     mask = torch.ones((1, example_past + example_new), dtype=torch.int32)
     with torch.no_grad(), _quiet():
         traced = torch.jit.trace(wrapper, (ids, mask), check_trace=False)
-    return traced_to_coreml(traced, layout, fp16, type(model).__name__)
+    return traced_to_coreml(traced, layout, fp16, type(model).__name__, deployment_target)
 
 
-def traced_to_coreml(traced: torch.jit.ScriptModule, layout: StatefulLayout, fp16: bool, model_name: str):
+def traced_to_coreml(traced: torch.jit.ScriptModule, layout: StatefulLayout, fp16: bool, model_name: str,
+                     deployment_target: str = "iOS18"):
     """Convert a traced (input_ids, attention_mask) -> logits module with the two cache states."""
     import coremltools as ct
     import numpy as np
@@ -134,7 +136,7 @@ def traced_to_coreml(traced: torch.jit.ScriptModule, layout: StatefulLayout, fp1
                 outputs=[ct.TensorType(LOGITS, dtype=np.float16 if fp16 else np.float32)],
                 states=[ct.StateType(wrapped_type=state, name=KEY_CACHE),
                         ct.StateType(wrapped_type=state, name=VALUE_CACHE)],
-                minimum_deployment_target=ct.target.iOS18,
+                minimum_deployment_target=getattr(ct.target, deployment_target),
                 compute_precision=ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32,
                 convert_to="mlprogram",
                 skip_model_load=True,

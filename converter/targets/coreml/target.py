@@ -81,7 +81,8 @@ class CoremlTarget:
         tables = rope_tables(model, cache)
         progress.update(task, description="Tracing and converting to a stateful ML program (coremltools)")
         with quiet_coremltools():
-            mlmodel = convert_stateful(model, shape, layout, fp16=fp16)
+            mlmodel = convert_stateful(model, shape, layout, fp16=fp16,
+                                       deployment_target=options.deployment_target or MIN_STATEFUL_TARGET)
             del model
             gc.collect()
             progress.update(task, description=f"Compressing weights to {quant}")

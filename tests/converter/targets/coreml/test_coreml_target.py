@@ -109,6 +109,16 @@ def test_program_interface_and_metadata(coreml_artifact) -> None:
     assert any(name.startswith("model.mlpackage/") for name in manifest["files"])
 
 
+def test_newer_deployment_target_is_honoured(coreml_artifact) -> None:
+    artifact = coreml_artifact("llama", "fp16", "--deployment-target", "iOS26", "--cache-length", "64")
+    with quiet_coremltools():
+        import coremltools as ct
+
+        spec = ct.models.MLModel(str(artifact / "model.mlpackage"), skip_model_load=True).get_spec()
+    assert spec.specificationVersion == 10, "iOS 26 programs are specification version 10"
+    assert json.loads((artifact / "manifest.json").read_text())["conversion"]["deployment_target"] == "iOS26"
+
+
 @pytest.mark.parametrize("quant", ["fp16", "int4"])
 def test_parity_passes_on_linux_with_the_evaluator(quant: str, coreml_artifact, tmp_path: Path) -> None:
     artifact = coreml_artifact("gemma3", quant)
