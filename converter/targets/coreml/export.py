@@ -10,14 +10,12 @@ masks (`converter.models.text_decoder.attention_masks`).
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from slmkit.converter.errors import SlmkitError
 from slmkit.converter.models.text_decoder import DecoderShape, attention_masks
+from slmkit.converter.targets.coreml.evaluator import quiet_coremltools
 
 if TYPE_CHECKING:
     import torch
@@ -114,7 +112,7 @@ def convert_stateful(model: torch.nn.Module, shape: DecoderShape, layout: Statef
     example_new, example_past = 3, 2
     ids = torch.zeros((1, example_new), dtype=torch.int32)
     mask = torch.ones((1, example_past + example_new), dtype=torch.int32)
-    with torch.no_grad(), _quiet():
+    with torch.no_grad(), quiet_coremltools():
         traced = torch.jit.trace(wrapper, (ids, mask), check_trace=False)
     return traced_to_coreml(traced, layout, fp16, type(model).__name__, deployment_target)
 
@@ -128,7 +126,7 @@ def traced_to_coreml(traced: torch.jit.ScriptModule, layout: StatefulLayout, fp1
     length = ct.RangeDim(lower_bound=1, upper_bound=layout.cache_length, default=1)
     state = ct.TensorType(shape=layout.state_shape, dtype=np.float16)
     try:
-        with _quiet():
+        with quiet_coremltools():
             return ct.convert(
                 traced,
                 inputs=[ct.TensorType(INPUT_IDS, shape=(1, length), dtype=np.int32),
@@ -146,19 +144,3 @@ def traced_to_coreml(traced: torch.jit.ScriptModule, layout: StatefulLayout, fp1
         raise SlmkitError(f"coremltools could not convert {model_name}: {first_line}",
                           hint="Nothing was written. Use --target gguf or --target onnx for this model, "
                                "and report the model and this message.") from exc
-
-
-@contextlib.contextmanager
-def _quiet():
-    """coremltools warns about untested torch/scikit-learn versions and prints per-pass progress bars."""
-    loggers = [logging.getLogger(name) for name in ("coremltools", "torch.jit")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
