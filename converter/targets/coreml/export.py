@@ -107,13 +107,19 @@ def convert_stateful(model: torch.nn.Module, shape: DecoderShape, layout: Statef
                      deployment_target: str):
     """Trace the wrapper and convert it to an in-memory `ct.models.MLModel` (not compiled here)."""
     import torch
+    from transformers.utils import logging as hf_logging
 
     wrapper = stateful_wrapper(model, shape, layout)
     example_new, example_past = 3, 2
     ids = torch.zeros((1, example_new), dtype=torch.int32)
     mask = torch.ones((1, example_past + example_new), dtype=torch.int32)
-    with torch.no_grad(), quiet_coremltools():
-        traced = torch.jit.trace(wrapper, (ids, mask), check_trace=False)
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # tracing reads every attribute; `loss_function` warns when read
+    try:
+        with torch.no_grad(), quiet_coremltools():
+            traced = torch.jit.trace(wrapper, (ids, mask), check_trace=False)
+    finally:
+        hf_logging.set_verbosity(previous)
     return traced_to_coreml(traced, layout, fp16, type(model).__name__, deployment_target)
 
 
