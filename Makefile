@@ -45,6 +45,7 @@ bench: setup
 	$(PY) bench/convert_gguf.py
 	$(PY) bench/onnx_decode.py
 	$(PY) bench/coreml_convert.py
+	$(PY) bench/router_latency.py
 
 clean:
 	rm -rf out .pytest_cache

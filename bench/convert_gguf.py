@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from slmkit.converter import oracle
-from slmkit.converter.models.recipe import get_recipe
+from slmkit.runtime.models.recipe import get_recipe
 from slmkit.converter.models.resolve import resolve_recipe
 
 

@@ -66,7 +66,7 @@ def torch_speed(checkpoint: Path, ids: list[int], steps: int) -> tuple[float, fl
 
 
 def main() -> None:
-    from slmkit.converter.models.recipe import get_recipe
+    from slmkit.runtime.models.recipe import get_recipe
     from slmkit.converter.models.resolve import resolve_recipe
 
     parser = argparse.ArgumentParser(description=__doc__)

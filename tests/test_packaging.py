@@ -28,9 +28,33 @@ def _modules_after(code: str) -> set[str]:
     return set(out.split())
 
 
+HEAVY = {"torch", "transformers", "coremltools", "sklearn", "onnx", "gguf"}
+
+
 def test_runtime_never_imports_torch_or_transformers() -> None:
-    modules = _modules_after("import slmkit.runtime")
-    assert not {"torch", "transformers", "coremltools"} & modules
+    """Every runtime module imported at once: none of the converter's heavy libraries come along."""
+    modules = _modules_after("import pkgutil, importlib, slmkit.runtime\n"
+                             "for m in pkgutil.walk_packages(slmkit.runtime.__path__, 'slmkit.runtime.'):\n"
+                             "    importlib.import_module(m.name)")
+    assert "slmkit.runtime.pipeline" in modules and "slmkit.runtime.backends.http" in modules
+    assert not HEAVY & modules and not any(m.startswith("slmkit.converter") for m in modules)
+
+
+def test_runtime_sources_never_name_the_converter_or_torch() -> None:
+    for path in (ROOT / "runtime").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for forbidden in ("slmkit.converter", "import torch", "from torch", "import transformers", "from transformers"):
+            assert forbidden not in text, f"{path.relative_to(ROOT)} mentions {forbidden}"
+
+
+def test_route_command_does_not_load_heavy_libraries() -> None:
+    result = subprocess.run([sys.executable, "-c", "import sys\nfrom slmkit.converter import cli\n"
+                             "sys.argv=['slmkit','route','Write a sonnet about the sea, then explain its meter.','--json']\n"
+                             "try:\n    cli.main()\nexcept SystemExit:\n    pass\nprint('LOADED', ' '.join(sys.modules))"],
+                            capture_output=True, text=True, check=True)
+    assert '"final_tier"' in result.stdout
+    loaded = set(result.stdout.split("LOADED", 1)[1].split())
+    assert not HEAVY & loaded
 
 
 def test_cli_help_does_not_load_heavy_libraries() -> None:

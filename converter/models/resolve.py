@@ -12,7 +12,7 @@ from pathlib import Path
 
 from slmkit.converter.errors import SlmkitError
 from slmkit.converter.models.checkpoint import Checkpoint
-from slmkit.converter.models.recipe import Recipe, all_recipes, close_recipe_names
+from slmkit.runtime.models.recipe import Recipe, all_recipes, close_recipe_names
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 HUB_FILES = ["*.json", "*.safetensors", "tokenizer.model", "*.jinja", "*.txt"]

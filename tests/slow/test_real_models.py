@@ -64,7 +64,7 @@ def test_llama_cpp_generates_coherent_text(name: str, q4_artifacts: dict[str, Pa
 @pytest.mark.parametrize("name", MODELS)
 def test_f16_matches_official_converter(name: str, tmp_path: Path) -> None:
     from slmkit.converter import oracle
-    from slmkit.converter.models.recipe import get_recipe
+    from slmkit.runtime.models.recipe import get_recipe
     from slmkit.converter.models.resolve import resolve_recipe
 
     ckpt = resolve_recipe(get_recipe(name))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.models.recipe import all_recipes, get_recipe
+from slmkit.runtime.models.recipe import all_recipes, get_recipe
 
 SEED_TABLE = {"llama-3.2-1b", "llama-3.2-3b", "gemma-3-270m", "gemma-3-1b", "gemma-3-4b", "gemma-3-12b", "phi-4-mini",
               "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-3b", "qwen2.5-7b", "smollm2-135m", "smollm2-360m", "smollm2-1.7b"}

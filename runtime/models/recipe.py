@@ -13,7 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from slmkit.converter.errors import SlmkitError
+from slmkit.runtime.errors import SlmkitError
 
 TargetName = Literal["gguf", "onnx", "coreml"]
 

@@ -1,0 +1,259 @@
+"""`slmkit route` and `slmkit router train|eval|schema`: no torch, no transformers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from slmkit.runtime.errors import SlmkitError
+
+router_app = typer.Typer(help="Train, evaluate and describe the request router.", no_args_is_help=True)
+console = Console(stderr=True)
+out = Console()
+
+SpecOption = Annotated[Optional[Path], typer.Option(help="routing.json (default: the built-in offline bundle).")]
+BundleOption = Annotated[Optional[Path], typer.Option(help="Bundle folder holding routing.json.")]
+
+
+def spec_path(spec: Path | None, bundle: Path | None) -> Path:
+    from slmkit.runtime.default import default_spec_path
+
+    if spec and bundle:
+        raise SlmkitError("Pass --spec or --bundle, not both.")
+    if bundle:
+        return bundle / "routing.json"
+    return spec or default_spec_path()
+
+
+def spec_for_method(path: Path, method: str | None) -> tuple[dict, Path]:
+    """The spec's JSON, with the router switched to a built-in method when asked."""
+    from slmkit.runtime.default import METHOD_PROMPTS
+    from slmkit.runtime.spec import load_spec
+
+    spec = load_spec(path)
+    data = spec.model_dump(mode="json")
+    if method and method != spec.router.method:
+        if method not in METHOD_PROMPTS:
+            raise SlmkitError(f"Unknown router method {method}.", hint=f"Use classifier or one of {', '.join(METHOD_PROMPTS)}.")
+        local = next((t.name for t in spec.tiers if t.on_device), None)
+        if local is None:
+            raise SlmkitError(f"Method {method} runs on a local model, and {path} has no on-device tier.")
+        data["router"].update({"method": method, "tier": local, "prompt": METHOD_PROMPTS[method], "weights": None,
+                               "temperature": 1.0})
+    return data, path.resolve().parent
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console)
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def print_figures(title: str, rows: dict[str, dict]) -> None:
+    table = Table(title=title)
+    for column in ("split", "n", "accuracy", "macro-F1", "simple on-device", "complex on-device", "cost share"):
+        table.add_column(column, justify="right" if column != "split" else "left")
+    for name, f in rows.items():
+        table.add_row(name, str(f["n"]), _share(f["accuracy"]), _share(f["macro_f1"]), _share(f["simple_kept_on_device"]),
+                      _share(f["complex_on_device"]), _share(f["cost_share"]))
+    out.print(table)
+
+
+def print_sweep(figures: dict) -> None:
+    table = Table(title="Threshold sweep (simple → on-device when its probability ≥ t)")
+    for column in ("t", "on-device", "simple kept", "complex on-device", "cost share"):
+        table.add_column(column, justify="right")
+    for row in figures["threshold_sweep"]:
+        table.add_row(f"{row['simple_min_confidence']:.2f}", _share(row["on_device"]), _share(row["simple_kept_on_device"]),
+                      _share(row["complex_on_device"]), _share(row["cost_share"]))
+    out.print(table)
+
+
+@router_app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Labelled requests, .jsonl or .jsonl.gz (the shared train-set format).")],
+    output: Annotated[Path, typer.Option(help="Folder for routing.json and the trained head.")] = Path("out/router"),
+    spec: SpecOption = None,
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
+    c: Annotated[float, typer.Option("--c", min=1e-6, help="Inverse L2 strength of the logistic regression.")] = 10.0,
+    holdout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share kept out of training, written to OUTPUT/holdout.jsonl.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the holdout split.")] = 0,
+) -> None:
+    """Train and calibrate the classifier router; print cross-validated figures."""
+    from slmkit.converter.manifest import sha256_file
+    from slmkit.converter.routing.train import train as fit, write_bundle_router
+    from slmkit.runtime.data import read_dataset
+    from slmkit.runtime.spec import parse_spec
+
+    base = spec_path(spec, None)
+    spec_data, _ = spec_for_method(base, None)
+    if spec_data["router"].get("method") != "classifier":
+        spec_data["router"].update({"method": "classifier", "weights": "router-head.json"})
+    routing = parse_spec(spec_data, str(base))
+    dataset = read_dataset(data, tuple(routing.router.labels))
+    for problem in dataset.skipped[:5]:
+        console.print(f"[yellow]skipped[/] {data}: {problem}")
+    held_out = []
+    if holdout:
+        dataset, held_out = _split(dataset, holdout, seed)
+    with console.status(f"Training on {len(dataset.items)} requests ({folds}-fold cross-validation twice)"):
+        result = fit(dataset, routing, C=c, folds=folds, data_name=Path(data).name, data_sha256=sha256_file(Path(data)))
+    output.mkdir(parents=True, exist_ok=True)
+    path = write_bundle_router(result, spec_data, output)
+    if held_out:
+        _write_jsonl(output / "holdout.jsonl", held_out)
+    report = {"data": str(data), "examples": len(dataset.items), "held_out": len(held_out), "temperature": result.temperature,
+              "cross_validation": result.cv}
+    (output / "train-report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print_figures(f"Out-of-fold figures (temperature {result.temperature})", result.cv)
+    console.print(f"[green]Wrote[/] {path}" + (f" and {output / 'holdout.jsonl'}" if held_out else ""))
+
+
+def _split(dataset, share: float, seed: int):
+    """Stratified by tier: the same share of each label held out."""
+    import random
+
+    from slmkit.runtime.data import Dataset
+
+    rng = random.Random(seed)
+    keep, held = [], []
+    for label in sorted({item.tier for item in dataset.items}):
+        items = [item for item in dataset.items if item.tier == label]
+        rng.shuffle(items)
+        cut = round(len(items) * share)
+        held += items[:cut]
+        keep += items[cut:]
+    return Dataset(keep, dataset.skipped), held
+
+
+def _write_jsonl(path: Path, items) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for item in items:
+            record = {"id": item.request.id, "prompt": item.request.user, "context": "", "tier": item.tier,
+                      "source": item.source, "template": item.template}
+            if item.request.system:
+                record["system"] = item.request.system
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+@router_app.command("eval")
+def evaluate_router(
+    data: Annotated[Path, typer.Option(help="Labelled requests, .jsonl or .jsonl.gz.")],
+    spec: SpecOption = None,
+    bundle: BundleOption = None,
+    method: Annotated[Optional[str], typer.Option(help="Evaluate a built-in method instead: label_logits | prompt_json.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write every figure as JSON here.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate the first N requests (after --sample).")] = None,
+    sample: Annotated[Optional[int], typer.Option(help="Shuffle with this seed before --limit.")] = None,
+) -> None:
+    """Run the router on labelled requests: accuracy, macro-F1, confusion, on-device shares, sweep."""
+    import random
+
+    from slmkit.runtime.data import read_dataset
+    from slmkit.runtime.evaluation import evaluate
+    from slmkit.runtime.router import make_router
+    from slmkit.runtime.backends import make_backend
+    from slmkit.runtime.spec import parse_spec
+
+    path = spec_path(spec, bundle)
+    spec_data, base_dir = spec_for_method(path, method)
+    routing = parse_spec(spec_data, str(path))
+    dataset = read_dataset(data, tuple(routing.router.labels))
+    for problem in dataset.skipped[:5]:
+        console.print(f"[yellow]skipped[/] {data}: {problem}")
+    items = list(dataset.items)
+    if sample is not None:
+        random.Random(sample).shuffle(items)
+    items = items[:limit] if limit else items
+    backends = {}
+    if routing.router.tier:
+        backends[routing.router.tier] = make_backend(routing.tier(routing.router.tier), base_dir)
+    router = make_router(routing, base_dir, backends)
+    decisions = []
+    with _progress() as progress:
+        task = progress.add_task(f"Routing with {routing.router.method}", total=len(items))
+        for item in items:
+            decisions.append(router.decide(item.request))
+            progress.advance(task)
+    for backend in backends.values():
+        backend.close()
+    figures = evaluate([item.tier for item in items], decisions, routing, [max(1, len(i.request.user) // 4) for i in items])
+    figures.update({"data": str(data), "spec": str(path), "skipped_lines": len(dataset.skipped)})
+    print_figures(f"{routing.router.method} on {data.name} (latency p50 {figures['latency_ms']['p50']:.2f} ms, "
+                  f"p95 {figures['latency_ms']['p95']:.2f} ms)", {"eval": figures})
+    print_sweep(figures)
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        console.print(f"[green]Wrote[/] {report}")
+
+
+@router_app.command()
+def schema(output: Annotated[Optional[Path], typer.Option(help="Write here instead of printing.")] = None) -> None:
+    """The JSON Schema of routing.json (what the mobile ports validate against)."""
+    from slmkit.runtime.spec import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def route(
+    message: Annotated[str, typer.Argument(help="The user message.")],
+    system: Annotated[str, typer.Option(help="System prompt.")] = "",
+    spec: SpecOption = None,
+    bundle: BundleOption = None,
+    max_tokens: Annotated[Optional[int], typer.Option(min=1, help="Answer length limit (default: the tier's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the response and trace as JSON.")] = False,
+) -> None:
+    """Route one request through the pipeline and print the answer with its trace."""
+    from slmkit.runtime.pipeline import Pipeline
+    from slmkit.runtime.request import Request
+
+    pipeline = Pipeline.from_spec_file(spec_path(spec, bundle))
+    try:
+        with console.status("Routing and answering"):
+            response = pipeline.handle(Request(user=message, system=system, max_tokens=max_tokens))
+    finally:
+        pipeline.close()
+    trace = response.trace.to_dict()
+    if as_json:
+        out.print_json(json.dumps({"text": response.text, "tier": response.tier, "error": response.error, "trace": trace}))
+        return
+    print_trace(trace)
+    if response.error:
+        raise SlmkitError(response.error)
+    out.print(response.text, highlight=False)
+
+
+def print_trace(trace: dict) -> None:
+    router = trace["router"]
+    probabilities = ", ".join(f"{k} {v:.2f}" for k, v in router["probabilities"].items())
+    console.print(f"[bold]router[/] {router['method']}: {router['label']} (confidence {router['confidence']:.2f}; "
+                  f"{probabilities}) in {router['latency_ms']:.2f} ms")
+    console.print(f"[bold]policy[/] → {trace['policy']['tier']} ({trace['policy']['reason']})")
+    table = Table(show_header=True, header_style="bold")
+    for column in ("tier", "step", "ok", "ms", "tokens in/out", "cost $", "note"):
+        table.add_column(column)
+    for step in trace["steps"]:
+        note = step["error"] or ("simulated" if step["simulated"] else step["model"])
+        table.add_row(step["tier"], step["purpose"], "yes" if step["ok"] else "no", f"{step['latency_ms']:.0f}",
+                      f"{step['input_tokens']}/{step['output_tokens']}", f"{step['cost_usd']:.6f}", note)
+    console.print(table)
+    for rating in trace["ratings"]:
+        console.print(f"[bold]self-rating[/] {rating['tier']}: {rating['rating']:g}"
+                      f"{'' if rating['parsed'] else ' (unparsable, default)'} → {'escalate' if rating['escalate'] else 'keep'}")
+    console.print(f"[bold]answered by[/] {trace['final_tier']} in {trace['latency_ms']:.0f} ms, cost ${trace['cost_usd']:.6f}")

@@ -1,0 +1,56 @@
+"""The one interface every tier's engine implements, local or cloud."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class BackendError(Exception):
+    """A tier could not answer (timeout, HTTP error, malformed reply, missing key, engine error).
+
+    The pipeline catches it and falls through to the next tier; `reason` goes into the trace,
+    so it must never contain secrets.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Generation:
+    text: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    model: str
+    finish_reason: str = "stop"
+    ttft_ms: float | None = None
+    simulated: bool = False
+    tokens_estimated: bool = False  # counts from characters, not a tokenizer or the provider
+
+
+class Backend(Protocol):
+    name: str
+
+    def generate(self, messages: list[dict[str, str]], max_tokens: int) -> Generation: ...
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Generation]:
+        """Text pieces as they are produced, then the finished Generation."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def estimate_tokens(text: str) -> int:
+    """About 4 characters per token: used only where no tokenizer or provider count exists."""
+    return max(1, (len(text) + 3) // 4)
+
+
+def stream_whole(backend: Backend, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Generation]:
+    """Streaming for engines that answer in one piece (cloud tiers here, the simulator)."""
+    generation = backend.generate(messages, max_tokens)
+    yield generation.text
+    yield generation

@@ -1,0 +1,151 @@
+"""Local tiers on llama.cpp (GGUF): chat generation with streaming, and label scoring with the
+router's fixed instruction prefix kept in the KV cache."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from slmkit.runtime.backends.base import BackendError, Generation
+from slmkit.runtime.errors import SlmkitError
+from slmkit.runtime.spec import TierSpec
+
+SCORER_CONTEXT = 2048
+
+
+def _load(path: Path, n_ctx: int, threads: int | None):
+    from llama_cpp import Llama
+
+    try:
+        return Llama(model_path=str(path), n_ctx=n_ctx, n_batch=512, n_threads=threads, n_threads_batch=threads,
+                     logits_all=False, verbose=False)
+    except (ValueError, RuntimeError) as exc:
+        raise SlmkitError(f"llama.cpp cannot load {path}: {exc}") from None
+
+
+class LlamaCppBackend:
+    """One GGUF. Generation and scoring use separate contexts, so a chat answer never evicts
+    the router's cached prefix."""
+
+    name = "llama.cpp"
+
+    def __init__(self, tier: TierSpec, model_path: Path) -> None:
+        self.tier = tier
+        self.path = model_path
+        self._generator = None
+        self._scorer = None
+        self._prefix: list[int] = []
+        self._lock = threading.Lock()
+
+    # -- generation -------------------------------------------------------------------------
+    @property
+    def generator(self):
+        if self._generator is None:
+            self._generator = _load(self.path, self.tier.context_tokens, self.tier.threads)
+        return self._generator
+
+    def _chat_tokens(self, messages: list[dict[str, str]]) -> tuple[list[int], list[str]]:
+        """The GGUF's own chat template, rendered and tokenized as llama-cpp-python's chat handler does."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llm = self.generator
+        meta = llm.metadata
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            raise BackendError(f"{self.path.name} has no chat template")
+
+        def token_text(key: str) -> str:
+            token_id = meta.get(key)
+            return "" if token_id is None else llm.detokenize([int(token_id)], special=True).decode("utf-8", "replace")
+
+        formatter = Jinja2ChatFormatter(template, eos_token=token_text("tokenizer.ggml.eos_token_id"),
+                                        bos_token=token_text("tokenizer.ggml.bos_token_id"), add_generation_prompt=True)
+        rendered = formatter(messages=messages)
+        ids = llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+        stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
+        return ids, stops
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Generation]:
+        with self._lock:
+            start = time.perf_counter()
+            ids, stops = self._chat_tokens(messages)
+            room = self.tier.context_tokens - len(ids)
+            if room < 1:
+                raise BackendError(f"prompt of {len(ids)} tokens does not fit the {self.tier.context_tokens}-token context")
+            pieces: list[str] = []
+            ttft = None
+            finish = "length"
+            try:
+                for chunk in self.generator.create_completion(ids, max_tokens=min(max_tokens, room), temperature=0.0,
+                                                              stop=stops, stream=True):
+                    choice = chunk["choices"][0]
+                    if choice["text"]:
+                        ttft = ttft if ttft is not None else (time.perf_counter() - start) * 1000
+                        pieces.append(choice["text"])
+                        yield choice["text"]
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+                    if time.perf_counter() - start > self.tier.timeout_s:
+                        raise BackendError(f"timeout after {self.tier.timeout_s:g} s")
+            except (RuntimeError, ValueError) as exc:
+                raise BackendError(f"llama.cpp failed: {exc}") from None
+            text = "".join(pieces)
+            output = len(self.generator.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
+            yield Generation(text=text, input_tokens=len(ids), output_tokens=output,
+                             latency_ms=(time.perf_counter() - start) * 1000, model=self.path.name,
+                             finish_reason=finish, ttft_ms=ttft)
+
+    def generate(self, messages: list[dict[str, str]], max_tokens: int) -> Generation:
+        *_, last = self.stream(messages, max_tokens)
+        return last
+
+    # -- scoring ----------------------------------------------------------------------------
+    @property
+    def scorer(self):
+        if self._scorer is None:
+            self._scorer = _load(self.path, min(SCORER_CONTEXT, self.tier.context_tokens), self.tier.threads)
+        return self._scorer
+
+    def tokenize(self, text: str, add_bos: bool) -> list[int]:
+        return self.scorer.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def next_token_logits(self, prefix: str, suffix: str) -> tuple[np.ndarray, int]:
+        """Logits after prefix + suffix, and the number of tokens evaluated.
+
+        The prefix (the router's fixed instruction) is tokenized on its own and stays in the KV
+        cache between calls; only the suffix (the request) is evaluated. Logits are read with
+        llama_get_logits_ith, so the context needs no per-position logits buffer.
+        """
+        import llama_cpp
+
+        with self._lock:
+            llm = self.scorer
+            prefix_ids = self.tokenize(prefix, add_bos=True)
+            suffix_ids = self.tokenize(suffix, add_bos=False)
+            budget = llm.n_ctx() - len(prefix_ids)
+            if budget < 1:
+                raise BackendError(f"router prefix of {len(prefix_ids)} tokens does not fit the scoring context")
+            suffix_ids = suffix_ids[-budget:] if len(suffix_ids) > budget else suffix_ids
+            if prefix_ids != self._prefix or llm.n_tokens < len(prefix_ids):
+                llm.reset()
+                llm.eval(prefix_ids)
+                self._prefix = prefix_ids
+                evaluated = len(prefix_ids)
+            else:
+                evaluated = 0
+            llm.n_tokens = len(prefix_ids)  # eval() drops the cache cells past this point
+            llm.eval(suffix_ids)
+            pointer = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+            logits = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(llm.n_vocab(),))
+            return logits.copy(), evaluated + len(suffix_ids)
+
+    def close(self) -> None:
+        for llm in (self._generator, self._scorer):
+            if llm is not None:
+                llm.close()
+        self._generator = self._scorer = None

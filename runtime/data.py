@@ -1,0 +1,81 @@
+"""Labelled requests on disk (the shared train-set format), read leniently: a bad line is
+reported and skipped, never fatal."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slmkit.runtime.errors import SlmkitError
+from slmkit.runtime.request import Request
+
+
+@dataclass(frozen=True)
+class LabelledRequest:
+    request: Request
+    tier: str | None          # simple | medium | complex, None when unlabelled
+    source: str = ""
+    template: str = ""
+
+
+@dataclass
+class Dataset:
+    items: list[LabelledRequest]
+    skipped: list[str] = field(default_factory=list)  # "line N: why"
+
+    @property
+    def labels(self) -> list[str | None]:
+        return [item.tier for item in self.items]
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+
+
+def parse_record(record: object, labels: tuple[str, ...]) -> LabelledRequest:
+    """One line of the shared format: prompt (+ "\\n\\n" + context) is the user message."""
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    prompt = record.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("no `prompt` string")
+    context = record.get("context") or ""
+    if not isinstance(context, str):
+        raise ValueError("`context` is not a string")
+    tier = record.get("tier")
+    if tier is not None and tier not in labels:
+        raise ValueError(f"tier {tier!r} is not one of {list(labels)}")
+    system = record.get("system") or ""
+    user = f"{prompt}\n\n{context}" if context else prompt
+    return LabelledRequest(Request(user=user, system=str(system), id=str(record.get("id", ""))), tier,
+                           str(record.get("source", "")), str(record.get("template", "")))
+
+
+def read_dataset(path: Path, labels: tuple[str, ...] = ("simple", "medium", "complex"),
+                 require_labels: bool = True) -> Dataset:
+    path = Path(path)
+    if not path.is_file():
+        raise SlmkitError(f"No data file at {path}.", hint="Pass a .jsonl (or .jsonl.gz) file of labelled requests.")
+    items, skipped = [], []
+    try:
+        with _open_text(path) as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    item = parse_record(json.loads(line), labels)
+                except (json.JSONDecodeError, ValueError) as exc:
+                    skipped.append(f"line {number}: {exc}")
+                    continue
+                if require_labels and item.tier is None:
+                    skipped.append(f"line {number}: no `tier` label")
+                    continue
+                items.append(item)
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise SlmkitError(f"Cannot read {path}: {exc}") from None
+    if not items:
+        detail = f" ({skipped[0]})" if skipped else ""
+        raise SlmkitError(f"{path} holds no usable labelled requests{detail}.")
+    return Dataset(items, skipped)

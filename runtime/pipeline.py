@@ -1,0 +1,177 @@
+"""The routing pipeline every surface runs: router -> policy -> tier -> self-rating -> escalate.
+
+A request is never dropped: a failing or timed-out tier falls through to the next one, and if
+every tier fails the Response says so (with each reason in the trace) instead of raising.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from slmkit.runtime.backends import Backend, BackendError, Generation, make_backend
+from slmkit.runtime.confidence import rating_or_default, should_escalate
+from slmkit.runtime.policy import choose_tier
+from slmkit.runtime.prompts import render_rating_prompt, router_input
+from slmkit.runtime.request import Request
+from slmkit.runtime.router import Router, make_router
+from slmkit.runtime.router.decision import RouteDecision
+from slmkit.runtime.spec import RoutingSpec, load_spec
+from slmkit.runtime.trace import GenerationStep, Trace
+
+
+@dataclass
+class Response:
+    text: str
+    tier: str | None            # None only when every tier failed
+    trace: Trace
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def cost_usd(tier_price_in: float, tier_price_out: float, generation: Generation) -> float:
+    return (generation.input_tokens * tier_price_in + generation.output_tokens * tier_price_out) / 1e6
+
+
+class Pipeline:
+    def __init__(self, spec: RoutingSpec, base_dir: Path, backends: dict[str, Backend] | None = None,
+                 router: Router | None = None) -> None:
+        self.spec = spec
+        self.base_dir = base_dir
+        self._backends: dict[str, Backend] = dict(backends or {})
+        if router is None and spec.router.tier:
+            self.backend(spec.router.tier)
+        self.router = router or make_router(spec, base_dir, self._backends)
+
+    @classmethod
+    def from_spec_file(cls, path: Path) -> Pipeline:
+        return cls(load_spec(path), Path(path).resolve().parent)
+
+    def backend(self, tier: str) -> Backend:
+        """Engines load on first use: a request that stays on-device never opens a cloud client."""
+        if tier not in self._backends:
+            self._backends[tier] = make_backend(self.spec.tier(tier), self.base_dir)
+        return self._backends[tier]
+
+    def route(self, request: Request, trace: Trace) -> str:
+        system, user = router_input(request.system, request.user, self.spec.router.truncation)
+        trace.router_input = {"system": system, "user": user, "user_chars": len(request.user)}
+        try:
+            decision = self.router.decide(request)
+        except BackendError as exc:
+            decision = RouteDecision(None, 0.0, raw=f"router failed: {exc.reason}", method=self.router.method)
+        trace.router = decision.to_dict()
+        choice = choose_tier(decision, self.spec.policy)
+        trace.policy = {"tier": choice.tier, "reason": choice.reason}
+        return choice.tier
+
+    def _generate(self, tier: str, purpose: str, messages: list[dict[str, str]], max_tokens: int,
+                  trace: Trace) -> Generation | None:
+        start = time.perf_counter()
+        try:
+            generation = self.backend(tier).generate(messages, max_tokens)
+        except BackendError as exc:
+            trace.steps.append(GenerationStep(tier, purpose, False, (time.perf_counter() - start) * 1000, error=exc.reason))
+            return None
+        trace.steps.append(self._step(tier, purpose, generation))
+        return generation
+
+    def _step(self, tier: str, purpose: str, generation: Generation) -> GenerationStep:
+        spec = self.spec.tier(tier)
+        return GenerationStep(tier, purpose, True, generation.latency_ms, generation.input_tokens, generation.output_tokens,
+                              cost_usd(spec.price_in_per_mtok, spec.price_out_per_mtok, generation), generation.model,
+                              generation.simulated, generation.tokens_estimated, text=generation.text)
+
+    def _rate(self, tier: str, request: Request, answer: str, trace: Trace) -> bool:
+        """Ask the tier to rate its own answer; True means escalate."""
+        check = self.spec.confidence_check
+        prompt = render_rating_prompt(check.prompt, request.user, answer)
+        generation = self._generate(tier, "rating", [{"role": "user", "content": prompt}], check.max_tokens, trace)
+        text = generation.text if generation else ""
+        rating, parsed = rating_or_default(text, check.unparsable_rating)
+        escalate = should_escalate(rating, check.threshold)
+        trace.ratings.append({"tier": tier, "text": text, "rating": rating, "parsed": parsed, "escalate": escalate})
+        return escalate
+
+    def _candidates(self, first: str) -> list[str]:
+        return [first] + [t for t in self.spec.fallbacks(first) if t != first]
+
+    def handle(self, request: Request) -> Response:
+        start = time.perf_counter()
+        trace = Trace(request_id=request.id)
+        return self._answer(request, trace, self.route(request, trace), start, tried=set())
+
+    def _answer(self, request: Request, trace: Trace, tier: str | None, start: float, tried: set[str]) -> Response:
+        """Generate on `tier`, falling through on failure and escalating on a low self-rating."""
+        answer: tuple[str, str] | None = None   # (tier, text) of the latest answer
+        while tier is not None and tier not in tried:
+            tried.add(tier)
+            spec = self.spec.tier(tier)
+            generation = self._generate(tier, "answer", request.messages(), request.max_tokens or spec.max_tokens, trace)
+            if generation is None:
+                nxt = next((t for t in self._candidates(tier) if t not in tried), None)
+                trace.fallbacks.append({"from": tier, "to": nxt, "reason": trace.steps[-1].error})
+                tier = nxt
+                continue
+            answer = (tier, generation.text)
+            if tier in self.spec.confidence_check.tiers and self._rate(tier, request, generation.text, trace):
+                nxt = self.spec.next_tier(tier)
+                if nxt is not None and nxt not in tried:
+                    trace.escalations.append({"from": tier, "to": nxt, "rating": trace.ratings[-1]["rating"]})
+                    tier = nxt
+                    continue
+            break
+        trace.latency_ms = (time.perf_counter() - start) * 1000
+        if answer is None:
+            reasons = "; ".join(f"{f['from']}: {f['reason']}" for f in trace.fallbacks)
+            return Response("", None, trace, error=f"every tier failed ({reasons})")
+        trace.final_tier = answer[0]
+        return Response(answer[1], answer[0], trace)
+
+    def stream(self, request: Request) -> Iterator[str | Response]:
+        """Answer text as it is generated, then the Response.
+
+        Streams only when the routed tier's answer is final (no self-rating on it); otherwise the
+        answer is held back until the check passes, since an escalation would replace it.
+        """
+        start = time.perf_counter()
+        trace = Trace(request_id=request.id)
+        tier = self.route(request, trace)
+        if tier in self.spec.confidence_check.tiers:
+            response = self._answer(request, trace, tier, start, tried=set())
+            yield response.text
+            yield response
+            return
+        generation = None
+        try:
+            for piece in self.backend(tier).stream(request.messages(), request.max_tokens or self.spec.tier(tier).max_tokens):
+                if isinstance(piece, Generation):
+                    generation = piece
+                else:
+                    yield piece
+        except BackendError as exc:
+            trace.steps.append(GenerationStep(tier, "answer", False, (time.perf_counter() - start) * 1000, error=exc.reason))
+            nxt = next((t for t in self._candidates(tier) if t != tier), None)
+            trace.fallbacks.append({"from": tier, "to": nxt, "reason": exc.reason})
+            response = self._answer(request, trace, nxt, start, tried={tier})
+            yield response.text
+            yield response
+            return
+        trace.steps.append(self._step(tier, "answer", generation))
+        trace.final_tier = tier
+        trace.latency_ms = (time.perf_counter() - start) * 1000
+        yield Response(generation.text, tier, trace)
+
+    async def ahandle(self, request: Request) -> Response:
+        """handle() off the event loop (local engines are blocking C calls)."""
+        return await asyncio.to_thread(self.handle, request)
+
+    def close(self) -> None:
+        for backend in self._backends.values():
+            backend.close()

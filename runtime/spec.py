@@ -1,0 +1,207 @@
+"""`routing.json`: the one versioned file that drives routing on every platform.
+
+The Python runtime, the simulator, the server and the Kotlin/Swift ports all read this file;
+its JSON Schema (`slmkit router schema`) is what the ports validate against.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from slmkit.runtime.errors import SlmkitError
+
+SPEC_VERSION = 1
+LABELS = ("simple", "medium", "complex")
+RouterMethod = Literal["classifier", "label_logits", "prompt_json"]
+BackendName = Literal["llama.cpp", "onnxruntime-genai", "coreml", "openai", "anthropic", "simulated"]
+LOCAL_BACKENDS = ("llama.cpp", "onnxruntime-genai", "coreml")
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a threshold name must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Truncation(Strict):
+    """How much of the request the router reads (the seed: 200 chars of system, 300 of user)."""
+
+    system_chars: int = Field(200, ge=0)
+    user_chars: int = Field(300, ge=0)
+    user_tail_chars: int = Field(0, ge=0, description="Also read the last N chars of a longer user message.")
+
+
+class RouterSpec(Strict):
+    method: RouterMethod = "classifier"
+    tier: str | None = Field(None, description="Local tier whose model runs the router (label_logits, prompt_json).")
+    weights: str | None = Field(None, description="Trained head, relative to routing.json (classifier).")
+    labels: list[str] = Field(default_factory=lambda: list(LABELS))
+    prompt: str = Field("", description="Router prompt; {system} and {user} are the truncated request.")
+    answer_prefix: str = Field("", description="label_logits: text after the prompt, before the label word.")
+    label_separator: str = Field(" ", description="label_logits: text before each label word (its first token is read).")
+    bias: dict[str, float] = Field(default_factory=dict, description="Calibration: added to each label's logit.")
+    truncation: Truncation = Field(default_factory=Truncation)
+    temperature: float = Field(1.0, gt=0, description="Calibration: probabilities = softmax(logits / T).")
+    max_tokens: int = Field(48, ge=1, description="prompt_json: tokens the router may generate.")
+    default_confidence: float = Field(0.5, ge=0, le=1, description="prompt_json: confidence when the output gives none.")
+
+    @model_validator(mode="after")
+    def _method_needs(self) -> RouterSpec:
+        if sorted(self.labels) != sorted(LABELS):
+            raise ValueError(f"labels must be {list(LABELS)} in some order, got {self.labels}")
+        if self.method == "classifier" and not self.weights:
+            raise ValueError(f"router method {self.method} needs `weights` (a file written by `slmkit router train`)")
+        if self.method in ("label_logits", "prompt_json") and not self.tier:
+            raise ValueError(f"router method {self.method} runs on a local model: name its `tier`")
+        if self.method in ("label_logits", "prompt_json") and "{user}" not in self.prompt:
+            raise ValueError(f"router method {self.method} needs a `prompt` containing {{user}}")
+        if unknown := sorted(set(self.bias) - set(self.labels)):
+            raise ValueError(f"bias names unknown labels {unknown}")
+        return self
+
+
+class Route(Strict):
+    label: str
+    tier: str
+    min_confidence: float = Field(0.0, ge=0, le=1, description="Below this the request goes to low_confidence_tier.")
+
+
+class PolicySpec(Strict):
+    """The seed: simple and confident -> on-device; medium or unsure -> mid; complex -> frontier."""
+
+    routes: list[Route]
+    low_confidence_tier: str
+    unparsed_tier: str = Field(description="Where a request goes when the router output cannot be parsed.")
+
+
+class ConfidenceCheckSpec(Strict):
+    """The seed's second pass: the model rates its own answer 1-10; below threshold escalates."""
+
+    tiers: list[str] = Field(default_factory=list, description="Tiers whose answers are checked (empty: off).")
+    threshold: float = Field(7, ge=1, le=10)
+    unparsable_rating: float = Field(5, ge=1, le=10)
+    max_tokens: int = Field(8, ge=1)
+    prompt: str = Field(
+        "Question: {question}\n\nAnswer: {answer}\n\n"
+        "On a scale of 1 to 10, how confident are you that this answer is correct and complete? "
+        "Reply with a single number.",
+        description="{question} and {answer} are filled in.",
+    )
+
+
+class SimulatedProfile(Strict):
+    """How the `simulated` backend models a cloud tier: latency = ttft + tokens / speed."""
+
+    ttft_ms: float = Field(400, ge=0)
+    tokens_per_s: float = Field(80, gt=0)
+    output_tokens: int = Field(200, ge=1, description="Answer length it pretends to produce.")
+
+
+class TierSpec(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    backend: BackendName
+    model: str = Field("", description="Local: model file/folder (relative to routing.json) or embedded:NAME; cloud: model id.")
+    on_device: bool = False
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key (never the key itself).")
+    price_in_per_mtok: float = Field(0.0, ge=0)
+    price_out_per_mtok: float = Field(0.0, ge=0)
+    context_tokens: int = Field(4096, ge=16)
+    max_tokens: int = Field(256, ge=1)
+    timeout_s: float = Field(60, gt=0)
+    threads: int | None = Field(None, ge=1, description="llama.cpp threads (1 is safer on a busy machine).")
+    fallback: list[str] | None = Field(None, description="Tiers tried when this one fails (default: the tiers after it, then those before it, nearest first).")
+    simulated: SimulatedProfile | None = None
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> TierSpec:
+        if self.backend in LOCAL_BACKENDS and not self.model:
+            raise ValueError(f"tier {self.name}: a {self.backend} tier needs `model`")
+        if self.backend in ("openai", "anthropic") and not self.model:
+            raise ValueError(f"tier {self.name}: a {self.backend} tier needs `model` (the provider's model id)")
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError(f"tier {self.name}: an openai tier needs `base_url` (e.g. https://api.openai.com/v1)")
+        return self
+
+
+class RoutingSpec(Strict):
+    version: Literal[1] = SPEC_VERSION
+    name: str = "routing"
+    router: RouterSpec
+    policy: PolicySpec
+    confidence_check: ConfidenceCheckSpec = Field(default_factory=ConfidenceCheckSpec)
+    tiers: list[TierSpec] = Field(min_length=1, description="Cheapest first; escalation moves down this list.")
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> RoutingSpec:
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tier names must be unique: {names}")
+        known = set(names)
+        refs = [("policy.low_confidence_tier", self.policy.low_confidence_tier),
+                ("policy.unparsed_tier", self.policy.unparsed_tier)]
+        refs += [(f"policy.routes[{r.label}]", r.tier) for r in self.policy.routes]
+        refs += [("confidence_check.tiers", t) for t in self.confidence_check.tiers]
+        refs += [(f"tiers[{t.name}].fallback", f) for t in self.tiers for f in t.fallback or []]
+        if self.router.tier:
+            refs.append(("router.tier", self.router.tier))
+        for where, name in refs:
+            if name not in known:
+                raise ValueError(f"{where} names tier {name!r}; the tiers are {names}")
+        if self.router.tier and self.tier(self.router.tier).backend not in LOCAL_BACKENDS:
+            raise ValueError(f"router.tier {self.router.tier!r} must be a local tier ({', '.join(LOCAL_BACKENDS)})")
+        route_labels = [r.label for r in self.policy.routes]
+        if sorted(route_labels) != sorted(self.router.labels):
+            raise ValueError(f"policy.routes must give each label one tier: labels {self.router.labels}, routes {route_labels}")
+        return self
+
+    def tier(self, name: str) -> TierSpec:
+        return next(t for t in self.tiers if t.name == name)
+
+    def fallbacks(self, name: str) -> list[str]:
+        """Tiers to try, in order, when `name` fails: its own list, else every tier after it and
+        then the ones before it, nearest first (a failing frontier still gets a mid-tier answer)."""
+        tier = self.tier(name)
+        if tier.fallback is not None:
+            return list(tier.fallback)
+        names = [t.name for t in self.tiers]
+        index = names.index(name)
+        return names[index + 1:] + names[:index][::-1]
+
+    def next_tier(self, name: str) -> str | None:
+        """Escalation target after a low self-rating: the next tier down the list."""
+        names = [t.name for t in self.tiers]
+        index = names.index(name)
+        return names[index + 1] if index + 1 < len(names) else None
+
+
+def load_spec(path: Path) -> RoutingSpec:
+    """Read and validate routing.json; every problem is one readable message."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SlmkitError(f"No routing spec at {path}.", hint="Pass --spec routing.json or --bundle DIR.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SlmkitError(f"{path} is not valid JSON: {exc}") from None
+    return parse_spec(data, source=str(path))
+
+
+def parse_spec(data: object, source: str = "routing spec") -> RoutingSpec:
+    if isinstance(data, dict) and data.get("version") not in (None, SPEC_VERSION):
+        raise SlmkitError(f"{source} has version {data.get('version')!r}; this slmkit reads version {SPEC_VERSION}.")
+    try:
+        return RoutingSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors())
+        raise SlmkitError(f"{source} is not a valid routing spec: {problems}") from None
+
+
+def json_schema() -> dict:
+    """The schema the mobile ports validate routing.json against."""
+    schema = RoutingSpec.model_json_schema()
+    schema["$id"] = f"https://slmkit.dev/schema/routing-v{SPEC_VERSION}.json"
+    return schema

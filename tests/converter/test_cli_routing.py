@@ -1,0 +1,77 @@
+"""`slmkit route` and `slmkit router train|eval|schema` as a user runs them."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = ROOT / "data" / "routing" / "train.jsonl.gz"
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every 8th request of the shipped training data (560 rows, all three tiers)."""
+    with gzip.open(SHARED_DATA, "rt", encoding="utf-8") as handle:
+        rows = [line for i, line in enumerate(handle) if i % 8 == 0]
+    path = tmp_path_factory.mktemp("routing") / "small.jsonl"
+    path.write_text("".join(rows) + "this line is not json\n", encoding="utf-8")
+    return path
+
+
+def test_route_prints_answer_and_trace_as_json() -> None:
+    result = run_cli("route", "Write a 2,000-word short story about a lighthouse keeper who finds a map, "
+                     "with three plot twists and an unreliable narrator.", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["tier"] == "frontier" and data["trace"]["router"]["label"] == "complex"
+    assert data["trace"]["steps"][0]["simulated"] is True and data["error"] is None
+
+
+def test_route_with_a_broken_spec_is_one_clear_error(tmp_path: Path) -> None:
+    spec = tmp_path / "routing.json"
+    spec.write_text(json.dumps({"version": 1, "router": {"method": "classifier"}}), encoding="utf-8")
+    result = run_cli("route", "hi", "--spec", str(spec))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "is not a valid routing spec" in result.stderr and "weights" in result.stderr
+
+
+def test_train_then_eval_on_the_holdout(tmp_path: Path, small_data: Path) -> None:
+    out = tmp_path / "router"
+    result = run_cli("router", "train", "--data", str(small_data), "--output", str(out), "--holdout", "0.25", "--folds", "3")
+    assert result.returncode == 0, result.stderr
+    assert "skipped" in result.stderr and "line 561" in result.stderr
+    report = json.loads((out / "train-report.json").read_text(encoding="utf-8"))
+    assert report["examples"] + report["held_out"] == 560 and report["held_out"] == 140
+    assert set(report["cross_validation"]) == {"stratified", "unseen_templates"}
+    assert report["cross_validation"]["stratified"]["accuracy"] > 0.8
+    held = [json.loads(line) for line in (out / "holdout.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(held) == 140 and {r["tier"] for r in held} == {"simple", "medium", "complex"}
+    result = run_cli("router", "eval", "--data", str(out / "holdout.jsonl"), "--spec", str(out / "routing.json"),
+                     "--report", str(tmp_path / "eval.json"))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads((tmp_path / "eval.json").read_text(encoding="utf-8"))
+    for key in ("accuracy", "macro_f1", "confusion", "simple_kept_on_device", "complex_on_device", "threshold_sweep"):
+        assert key in figures
+    assert figures["n"] == 140 and figures["accuracy"] > 0.75
+    assert sum(sum(row.values()) for row in figures["confusion"].values()) == 140
+    assert [row["simple_min_confidence"] for row in figures["threshold_sweep"]][:2] == [0.0, 0.5]
+
+
+def test_eval_needs_data_and_refuses_unknown_methods(tmp_path: Path, small_data: Path) -> None:
+    result = run_cli("router", "eval", "--data", str(tmp_path / "none.jsonl"))
+    assert result.returncode == 1 and "No data file" in result.stderr
+    result = run_cli("router", "eval", "--data", str(small_data), "--method", "magic")
+    assert result.returncode == 1 and "Unknown router method magic" in result.stderr
+
+
+def test_schema_prints_the_committed_schema() -> None:
+    result = run_cli("router", "schema")
+    assert result.returncode == 0
+    committed = json.loads((ROOT / "runtime" / "schema" / "routing.schema.json").read_text(encoding="utf-8"))
+    assert json.loads(result.stdout) == committed

@@ -1,0 +1,71 @@
+"""The llama.cpp tier on the embedded SmolLM2-135M GGUF: generation, streaming, and prefix-cached
+label scoring that gives the same logits as scoring from scratch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from slmkit.runtime.backends.base import BackendError, Generation
+from slmkit.runtime.backends.llamacpp import LlamaCppBackend
+from slmkit.runtime.default import METHOD_PROMPTS, default_spec_path
+from slmkit.runtime.models.embedded import resolve_model_file
+from slmkit.runtime.request import Request
+from slmkit.runtime.router.label_logits import LabelLogitsRouter, split_prompt
+from slmkit.runtime.spec import RouterSpec, TierSpec
+
+TIER = TierSpec(name="on-device", backend="llama.cpp", model="embedded:smollm2-135m", on_device=True,
+                context_tokens=1024, threads=2, max_tokens=16)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    engine = LlamaCppBackend(TIER, resolve_model_file(TIER.model, default_spec_path().parent))
+    yield engine
+    engine.close()
+
+
+def test_generation_uses_the_chat_template_and_counts_tokens(backend: LlamaCppBackend) -> None:
+    generation = backend.generate([{"role": "user", "content": "What is the capital of France?"}], 12)
+    assert generation.text.strip() and generation.output_tokens <= 12 and generation.input_tokens > 10
+    assert not generation.simulated and generation.model.endswith(".gguf")
+    again = backend.generate([{"role": "user", "content": "What is the capital of France?"}], 12)
+    assert again.text == generation.text  # greedy
+
+
+def test_stream_pieces_add_up_to_the_generation(backend: LlamaCppBackend) -> None:
+    events = list(backend.stream([{"role": "user", "content": "Name three colors."}], 10))
+    *pieces, final = events
+    assert isinstance(final, Generation) and "".join(pieces) == final.text and final.ttft_ms is not None
+
+
+def test_prompt_too_long_for_the_context_is_a_backend_error(backend: LlamaCppBackend) -> None:
+    with pytest.raises(BackendError, match="does not fit"):
+        backend.generate([{"role": "user", "content": "word " * 2000}], 8)
+
+
+def test_cached_prefix_scores_equal_scoring_from_scratch(backend: LlamaCppBackend) -> None:
+    prefix, rest = split_prompt(METHOD_PROMPTS["label_logits"])
+    suffixes = [rest.replace("{system}", "").replace("{user}", text)
+                for text in ("Classify the sentiment: great movie!", "Prove that there are infinitely many primes.")]
+    first, evaluated_first = backend.next_token_logits(prefix, suffixes[0])
+    second, evaluated_second = backend.next_token_logits(prefix, suffixes[1])
+    assert evaluated_second < evaluated_first  # the prefix was not evaluated again
+    fresh = LlamaCppBackend(TIER, backend.path)
+    try:
+        reference, _ = fresh.next_token_logits(prefix, suffixes[1])
+    finally:
+        fresh.close()
+    np.testing.assert_allclose(second, reference, atol=1e-3)
+    assert not np.allclose(first, second)
+
+
+def test_label_logits_router_decides_with_the_cache(backend: LlamaCppBackend) -> None:
+    spec = RouterSpec(method="label_logits", tier="on-device", prompt=METHOD_PROMPTS["label_logits"])
+    router = LabelLogitsRouter(spec, backend)
+    assert len(set(router.label_ids)) == 3
+    decision = router.decide(Request("Translate 'hello' into French."))
+    assert decision.label in ("simple", "medium", "complex") and abs(sum(decision.probabilities.values()) - 1) < 1e-9
+    assert decision.tokens > 0 and "simple=" in decision.raw
+    biased = LabelLogitsRouter(spec.model_copy(update={"bias": {"medium": 50.0}}), backend).decide(Request("Hi"))
+    assert biased.label == "medium"

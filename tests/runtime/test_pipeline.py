@@ -1,0 +1,159 @@
+"""The pipeline's promises: route, fall through, escalate, never drop, trace everything, leak no key."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from slmkit.runtime.backends.base import BackendError, Generation
+from slmkit.runtime.default import default_spec_path
+from slmkit.runtime.pipeline import Pipeline
+from slmkit.runtime.request import Request
+from slmkit.runtime.router.decision import RouteDecision
+from slmkit.runtime.spec import parse_spec
+
+
+class Scripted:
+    """A tier engine that answers from a script: text, or an exception to raise."""
+
+    name = "scripted"
+
+    def __init__(self, *replies: str | Exception) -> None:
+        self.replies = list(replies)
+        self.calls: list[list[dict[str, str]]] = []
+
+    def generate(self, messages: list[dict[str, str]], max_tokens: int) -> Generation:
+        self.calls.append(messages)
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return Generation(text=reply, input_tokens=100, output_tokens=50, latency_ms=5.0, model="scripted")
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Generation]:
+        generation = self.generate(messages, max_tokens)
+        for word in generation.text.split(" "):
+            yield word + " "
+        yield generation
+
+    def close(self) -> None:
+        pass
+
+
+class FixedRouter:
+    method = "fixed"
+
+    def __init__(self, label: str | None, confidence: float) -> None:
+        self.label, self.confidence = label, confidence
+
+    def decide(self, request: Request) -> RouteDecision:
+        return RouteDecision(self.label, self.confidence, method=self.method)
+
+
+def pipeline(label: str | None, confidence: float, **backends: Scripted) -> Pipeline:
+    spec = parse_spec(json.loads(default_spec_path().read_text(encoding="utf-8")))
+    names = {"on_device": "on-device", "mid": "mid", "frontier": "frontier"}
+    return Pipeline(spec, default_spec_path().parent, {names[k]: v for k, v in backends.items()},
+                    router=FixedRouter(label, confidence))
+
+
+def test_confident_simple_stays_on_device_when_the_rating_is_high() -> None:
+    local = Scripted("Paris.", "9")
+    response = pipeline("simple", 0.95, on_device=local).handle(Request("Capital of France?"))
+    assert (response.text, response.tier, response.ok) == ("Paris.", "on-device", True)
+    trace = response.trace.to_dict()
+    assert trace["policy"]["tier"] == "on-device" and trace["ratings"][0]["rating"] == 9
+    assert [s["purpose"] for s in trace["steps"]] == ["answer", "rating"]
+    assert "Paris." in local.calls[1][0]["content"] and "Capital of France?" in local.calls[1][0]["content"]
+    assert trace["cost_usd"] == 0.0 and not trace["escalations"]
+
+
+@pytest.mark.parametrize("rating_text", ["4", "no idea"])
+def test_low_or_unparsable_rating_escalates_to_the_next_tier(rating_text: str) -> None:
+    mid = Scripted("Better answer.")
+    response = pipeline("simple", 0.95, on_device=Scripted("meh", rating_text), mid=mid).handle(Request("q"))
+    assert (response.text, response.tier) == ("Better answer.", "mid")
+    trace = response.trace.to_dict()
+    assert trace["escalations"] == [{"from": "on-device", "to": "mid", "rating": 4.0 if rating_text == "4" else 5.0}]
+    assert trace["ratings"][0]["parsed"] is (rating_text == "4")
+    assert trace["cost_usd"] == pytest.approx((100 * 1.0 + 50 * 5.0) / 1e6)
+
+
+def test_policy_sends_unsure_and_unparsed_requests_to_the_safe_tier() -> None:
+    for label, confidence in (("simple", 0.5), (None, 0.0), ("medium", 0.99)):
+        mid = Scripted("mid answer")
+        response = pipeline(label, confidence, mid=mid).handle(Request("q"))
+        assert response.tier == "mid" and len(mid.calls) == 1
+
+
+def test_failing_tiers_fall_through_with_reasons_in_the_trace() -> None:
+    mid = Scripted("mid saved it")
+    response = pipeline("complex", 0.9, frontier=Scripted(BackendError("timeout after 60 s")), mid=mid).handle(Request("hard"))
+    assert (response.text, response.tier) == ("mid saved it", "mid")
+    assert response.trace.fallbacks == [{"from": "frontier", "to": "mid", "reason": "timeout after 60 s"}]
+    assert [s.ok for s in response.trace.steps] == [False, True]
+
+
+def test_a_tier_s_own_fallback_list_is_followed() -> None:
+    spec = parse_spec(json.loads(default_spec_path().read_text(encoding="utf-8")))
+    spec.tiers[1].fallback = ["on-device"]
+    local = Scripted("local answer", "8")
+    response = Pipeline(spec, default_spec_path().parent, {"mid": Scripted(BackendError("HTTP 503 from x")), "on-device": local},
+                        router=FixedRouter("medium", 0.9)).handle(Request("q"))
+    assert response.tier == "on-device" and response.trace.fallbacks[0]["to"] == "on-device"
+
+
+def test_every_tier_failing_returns_an_error_response_not_an_exception() -> None:
+    boom = BackendError("connection failed: ConnectError")
+    response = pipeline("simple", 0.99, on_device=Scripted(boom), mid=Scripted(boom), frontier=Scripted(boom)).handle(Request("x"))
+    assert response.tier is None and response.text == ""
+    assert [(f["from"], f["to"]) for f in response.trace.fallbacks] == [("on-device", "mid"), ("mid", "frontier"), ("frontier", None)]
+    assert response.error.count("connection failed") == 3
+
+
+def test_a_failed_rating_counts_as_unparsable() -> None:
+    response = pipeline("simple", 0.99, on_device=Scripted("answer", BackendError("timeout after 1 s")),
+                        mid=Scripted("mid")).handle(Request("x"))
+    assert response.tier == "mid" and response.trace.ratings[0]["parsed"] is False
+
+
+def test_stream_yields_pieces_then_the_response_when_no_check_applies() -> None:
+    mid = Scripted("one two three")
+    events = list(pipeline("medium", 0.9, mid=mid).stream(Request("q")))
+    *pieces, response = events
+    assert "".join(pieces).split() == ["one", "two", "three"] and response.tier == "mid"
+    assert response.trace.steps[0].output_tokens == 50
+
+
+def test_stream_falls_back_when_the_tier_fails() -> None:
+    spec_pipeline = pipeline("medium", 0.9, mid=Scripted(BackendError("HTTP 500 from x")), frontier=Scripted("ok"))
+    *_, response = list(spec_pipeline.stream(Request("q")))
+    assert response.tier == "frontier" and response.trace.fallbacks[0]["reason"] == "HTTP 500 from x"
+
+
+def test_async_handle() -> None:
+    import asyncio
+
+    response = asyncio.run(pipeline("medium", 0.9, mid=Scripted("async ok")).ahandle(Request("q")))
+    assert response.text == "async ok"
+
+
+def test_default_bundle_routes_offline_with_simulated_cloud_tiers() -> None:
+    """The shipped spec + head: a complex request goes to the simulated frontier, marked simulated."""
+    pipe = Pipeline.from_spec_file(default_spec_path())
+    response = pipe.handle(Request("Write a 2,000-word short story about a lighthouse keeper who finds a map, "
+                                   "with three plot twists and an unreliable narrator."))
+    trace = response.trace.to_dict()
+    assert trace["router"]["method"] == "classifier" and trace["router"]["label"] == "complex"
+    assert response.tier == "frontier" and trace["steps"][0]["simulated"] and "simulated" in response.text
+    assert trace["cost_usd"] > 0
+    pipe.close()
+
+
+def test_routing_json_paths_are_relative_to_the_spec(tmp_path: Path) -> None:
+    data = json.loads(default_spec_path().read_text(encoding="utf-8"))
+    (tmp_path / "routing.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(Exception, match="router-head.json"):
+        Pipeline.from_spec_file(tmp_path / "routing.json")

@@ -1,0 +1,98 @@
+"""The golden vectors: the contract the Kotlin and Swift ports run too."""
+
+from __future__ import annotations
+
+import json
+import math
+from importlib import resources
+
+import pytest
+
+from slmkit.runtime.confidence import rating_or_default, should_escalate
+from slmkit.runtime.policy import choose_tier
+from slmkit.runtime.prompts import render_rating_prompt, render_router_prompt, router_input
+from slmkit.runtime.router import features
+from slmkit.runtime.router.classifier import classifier_text
+from slmkit.runtime.router.decision import RouteDecision, decision_from_logits
+from slmkit.runtime.router.parse import parse_router_output
+from slmkit.runtime.spec import PolicySpec, Truncation
+
+VECTOR_FILES = ("router_output", "rating", "policy", "label_probabilities", "prompts", "features")
+
+
+def vectors(name: str) -> list[dict]:
+    text = (resources.files("slmkit.runtime") / "vectors" / f"{name}.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    assert rows, f"{name}.jsonl is empty"
+    return rows
+
+
+def ids(name: str) -> list[str]:
+    return [row["name"] for row in vectors(name)]
+
+
+def test_every_vector_file_is_installed_and_named_uniquely() -> None:
+    for name in VECTOR_FILES:
+        names = ids(name)
+        assert len(names) == len(set(names)), f"duplicate vector names in {name}.jsonl"
+
+
+@pytest.mark.parametrize("row", vectors("router_output"), ids=ids("router_output"))
+def test_router_output(row: dict) -> None:
+    parsed = parse_router_output(row["text"], tuple(row["labels"]))
+    expected = row["expected"]
+    if expected is None:
+        assert parsed is None
+    else:
+        assert parsed is not None and parsed.label == expected["label"]
+        assert parsed.confidence == pytest.approx(expected["confidence"]) if expected["confidence"] is not None \
+            else parsed.confidence is None
+
+
+@pytest.mark.parametrize("row", vectors("rating"), ids=ids("rating"))
+def test_rating(row: dict) -> None:
+    rating, parsed = rating_or_default(row["text"], row["unparsable_rating"])
+    assert (rating, parsed) == (row["expected"]["rating"], row["expected"]["parsed"])
+    assert should_escalate(rating, row["threshold"]) is row["expected"]["escalate"]
+
+
+@pytest.mark.parametrize("row", vectors("policy"), ids=ids("policy"))
+def test_policy(row: dict) -> None:
+    decision = RouteDecision(row["decision"]["label"], row["decision"]["confidence"])
+    assert choose_tier(decision, PolicySpec.model_validate(row["policy"])).tier == row["expected"]["tier"]
+
+
+@pytest.mark.parametrize("row", vectors("label_probabilities"), ids=ids("label_probabilities"))
+def test_label_probabilities(row: dict) -> None:
+    logits = [-math.inf if x == "-inf" else x for x in row["logits"]]
+    biased = [x + row["bias"].get(label, 0.0) for x, label in zip(logits, row["labels"])]
+    decision = decision_from_logits(row["labels"], biased, row["temperature"])
+    assert decision.label == row["expected"]["label"]
+    assert decision.confidence == pytest.approx(row["expected"]["confidence"], abs=1e-9)
+    for label, p in row["expected"]["probabilities"].items():
+        assert decision.probabilities[label] == pytest.approx(p, abs=1e-9)
+
+
+@pytest.mark.parametrize("row", vectors("prompts"), ids=ids("prompts"))
+def test_prompts(row: dict) -> None:
+    if row["kind"] == "router":
+        text = render_router_prompt(row["template"], row["system"], row["user"], Truncation(**row["truncation"]))
+    else:
+        text = render_rating_prompt(row["template"], row["question"], row["answer"])
+    assert text == row["expected"]
+
+
+@pytest.mark.parametrize("row", vectors("features"), ids=ids("features"))
+def test_features(row: dict) -> None:
+    expected = row["expected"]
+    if "fnv1a_input" in row:
+        assert features.fnv1a(row["fnv1a_input"]) == expected["fnv1a"]
+        return
+    system, user = router_input(row["system"], row["user"], Truncation(**row["truncation"]))
+    text = classifier_text(system, user)
+    assert text == expected["text"]
+    assert len(features.feature_strings(text)) == expected["feature_count"]
+    hashed = features.hashed(text, row["buckets"])
+    assert sorted(hashed) == expected["indices"]
+    assert all(v == pytest.approx(expected["value"]) for v in hashed.values())
+    assert features.dense(row["system"], row["user"]) == pytest.approx(expected["dense"])
