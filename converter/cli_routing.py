@@ -63,7 +63,7 @@ def _share(value: float | None) -> str:
 def print_figures(title: str, rows: dict[str, dict]) -> None:
     table = Table(title=title)
     for column in ("split", "n", "accuracy", "macro-F1", "simple on-device", "complex on-device", "cost share"):
-        table.add_column(column, justify="right" if column != "split" else "left")
+        table.add_column(column, justify="right" if column != "split" else "left", no_wrap=column == "split")
     for name, f in rows.items():
         table.add_row(name, str(f["n"]), _share(f["accuracy"]), _share(f["macro_f1"]), _share(f["simple_kept_on_device"]),
                       _share(f["complex_on_device"]), _share(f["cost_share"]))
@@ -89,13 +89,17 @@ def train(
     c: Annotated[float, typer.Option("--c", min=1e-6, help="Inverse L2 strength of the logistic regression.")] = 10.0,
     holdout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share kept out of training, written to OUTPUT/holdout.jsonl.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the holdout split.")] = 0,
+    encoder: Annotated[str, typer.Option(help="Sentence encoder added to the n-gram features: minilm | none. "
+                                              "Built into OUTPUT/encoder (int8 ONNX) unless already there.")] = "minilm",
 ) -> None:
     """Train and calibrate the classifier router; print cross-validated figures."""
-    from slmkit.converter.manifest import sha256_file
     from slmkit.converter.routing.train import train as fit, write_bundle_router
+    from slmkit.runtime.checksums import sha256_file
     from slmkit.runtime.data import read_dataset
     from slmkit.runtime.spec import parse_spec
 
+    if encoder not in ("minilm", "none"):
+        raise SlmkitError(f"Unknown encoder {encoder}.", hint="Use minilm or none.")
     base = spec_path(spec, None)
     spec_data, _ = spec_for_method(base, None)
     if spec_data["router"].get("method") != "classifier":
@@ -107,10 +111,13 @@ def train(
     held_out = []
     if holdout:
         dataset, held_out = _split(dataset, holdout, seed)
-    with console.status(f"Training on {len(dataset.items)} requests ({folds}-fold cross-validation twice)"):
-        result = fit(dataset, routing, C=c, folds=folds, data_name=Path(data).name, data_sha256=sha256_file(Path(data)))
     output.mkdir(parents=True, exist_ok=True)
-    path = write_bundle_router(result, spec_data, output)
+    sentence_encoder = _encoder(encoder, output / "encoder") if encoder != "none" else None
+    with _progress() as progress:
+        task = progress.add_task("Computing features", total=len(dataset.items))
+        result = fit(dataset, routing, C=c, folds=folds, data_name=Path(data).name, data_sha256=sha256_file(Path(data)),
+                     encoder=sentence_encoder, progress=lambda: progress.advance(task))
+    path = write_bundle_router(result, spec_data, output, "encoder" if sentence_encoder else None)
     if held_out:
         _write_jsonl(output / "holdout.jsonl", held_out)
     report = {"data": str(data), "examples": len(dataset.items), "held_out": len(held_out), "temperature": result.temperature,
@@ -118,6 +125,19 @@ def train(
     (output / "train-report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print_figures(f"Out-of-fold figures (temperature {result.temperature})", result.cv)
     console.print(f"[green]Wrote[/] {path}" + (f" and {output / 'holdout.jsonl'}" if held_out else ""))
+
+
+def _encoder(name: str, folder: Path):
+    """The encoder in `folder`, exported there first when it is missing or a different one."""
+    from slmkit.converter.routing.encoder_export import RECIPE, export_encoder
+    from slmkit.runtime.router.encoder import SentenceEncoder
+
+    config = folder / "encoder.json"
+    described = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+    if (described.get("name"), described.get("recipe")) != (name, RECIPE):
+        with console.status(f"Exporting the {name} sentence encoder to int8 ONNX"):
+            export_encoder(name, folder)
+    return SentenceEncoder(folder)
 
 
 def _split(dataset, share: float, seed: int):

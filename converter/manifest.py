@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from datetime import datetime, timezone
@@ -14,19 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from slmkit.converter import __version__
+from slmkit.runtime.checksums import sha256_file
 
 MANIFEST = "manifest.json"
 PARITY = "parity.json"
 _UNHASHED = {MANIFEST, PARITY}
 LIBRARIES = ("torch", "transformers", "gguf", "llama_cpp_python", "numpy", "safetensors", "tokenizers", "sentencepiece")
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library_versions() -> dict[str, str]:

@@ -58,13 +58,8 @@ def evaluate(truth: list[str], decisions: list[RouteDecision], spec: RoutingSpec
     predicted = [d.label for d in decisions]
     on_device = on_device_flags(decisions, spec)
     input_tokens = input_tokens or [500] * len(truth)
-    confusion = {t: {p: sum(a == t and b == p for a, b in zip(truth, predicted)) for p in labels + ["unparsed"]}
+    confusion = {t: {p or "unparsed": sum(a == t and b == p for a, b in zip(truth, predicted)) for p in [*labels, None]}
                  for t in labels}
-    for row in confusion.values():
-        row["unparsed"] = 0
-    for a, b in zip(truth, predicted):
-        if b is None:
-            confusion[a]["unparsed"] += 1
     tiers = [choose_tier(d, spec.policy).tier for d in decisions]
     sweep = []
     for threshold in SWEEP_THRESHOLDS:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from slmkit.runtime.backends import Backend, BackendError, Generation, make_backend
 from slmkit.runtime.confidence import rating_or_default, should_escalate
+from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.policy import choose_tier
 from slmkit.runtime.prompts import render_rating_prompt, router_input
 from slmkit.runtime.request import Request
@@ -45,8 +46,8 @@ class Pipeline:
         self.spec = spec
         self.base_dir = base_dir
         self._backends: dict[str, Backend] = dict(backends or {})
-        if router is None and spec.router.tier:
-            self.backend(spec.router.tier)
+        if router is None and spec.router.tier and spec.router.tier not in self._backends:
+            self._backends[spec.router.tier] = make_backend(spec.tier(spec.router.tier), base_dir)  # misconfigured: raise
         self.router = router or make_router(spec, base_dir, self._backends)
 
     @classmethod
@@ -54,9 +55,16 @@ class Pipeline:
         return cls(load_spec(path), Path(path).resolve().parent)
 
     def backend(self, tier: str) -> Backend:
-        """Engines load on first use: a request that stays on-device never opens a cloud client."""
+        """Engines load on first use: a request that stays on-device never opens a cloud client.
+
+        A tier whose engine cannot load (missing model, Core ML off macOS) fails like any other
+        tier failure, so the request falls through instead of being dropped.
+        """
         if tier not in self._backends:
-            self._backends[tier] = make_backend(self.spec.tier(tier), self.base_dir)
+            try:
+                self._backends[tier] = make_backend(self.spec.tier(tier), self.base_dir)
+            except SlmkitError as exc:
+                raise BackendError(f"cannot load: {str(exc).splitlines()[0]}") from None
         return self._backends[tier]
 
     def route(self, request: Request, trace: Trace) -> str:

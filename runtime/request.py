@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,6 @@ class Request:
     history: tuple[dict[str, str], ...] = ()
     max_tokens: int | None = None
     id: str = ""
-    metadata: dict = field(default_factory=dict)
 
     def messages(self) -> list[dict[str, str]]:
         """The chat as a backend sends it: system, earlier turns, the user turn."""

@@ -39,6 +39,7 @@ class RouterSpec(Strict):
     method: RouterMethod = "classifier"
     tier: str | None = Field(None, description="Local tier whose model runs the router (label_logits, prompt_json).")
     weights: str | None = Field(None, description="Trained head, relative to routing.json (classifier).")
+    encoder: str | None = Field(None, description="Sentence-encoder folder, relative to routing.json, for heads trained with one.")
     labels: list[str] = Field(default_factory=lambda: list(LABELS))
     prompt: str = Field("", description="Router prompt; {system} and {user} are the truncated request.")
     answer_prefix: str = Field("", description="label_logits: text after the prompt, before the label word.")

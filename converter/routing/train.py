@@ -17,8 +17,9 @@ import scipy.sparse as sp
 from slmkit.runtime.data import Dataset
 from slmkit.runtime.evaluation import evaluate
 from slmkit.runtime.router import features
-from slmkit.runtime.router.classifier import request_features
+from slmkit.runtime.router.classifier import HASHED, HASHED_AND_ENCODER, request_features
 from slmkit.runtime.router.decision import decision_from_logits
+from slmkit.runtime.router.encoder import SentenceEncoder
 from slmkit.runtime.router.head import LinearHead
 from slmkit.runtime.spec import RoutingSpec
 
@@ -33,18 +34,20 @@ class TrainResult:
     cv: dict          # figure sets by split kind
 
 
-def design_matrix(dataset: Dataset, spec: RoutingSpec, buckets: int = BUCKETS) -> sp.csr_matrix:
+def design_matrix(dataset: Dataset, spec: RoutingSpec, encoder: SentenceEncoder | None = None,
+                  buckets: int = BUCKETS, progress=None) -> sp.csr_matrix:
     """The runtime's own featurizer, row by row, so training sees exactly what routing computes."""
-    probe = LinearHead("hashed-v1", spec.router.labels, np.zeros((0, 0)), np.zeros(0), buckets, features.DENSE_FEATURES)
     data, indices, indptr = [], [], [0]
-    width = buckets + len(features.DENSE_FEATURES)
+    width = buckets + len(features.DENSE_FEATURES) + (encoder.dim if encoder else 0)
     for item in dataset.items:
-        sparse, dense = request_features(probe, spec.router, item.request.system, item.request.user)
+        sparse, dense = request_features(buckets, spec.router, item.request.system, item.request.user, encoder)
         indices.extend(sparse)
         data.extend(sparse.values())
         indices.extend(range(buckets, width))
         data.extend(dense)
         indptr.append(len(indices))
+        if progress is not None:
+            progress()
     return sp.csr_matrix((data, indices, indptr), shape=(len(dataset.items), width))
 
 
@@ -94,10 +97,10 @@ def figures(logits: np.ndarray, y: np.ndarray, spec: RoutingSpec, temperature: f
 
 
 def train(dataset: Dataset, spec: RoutingSpec, C: float = 10.0, folds: int = 5, data_name: str = "",
-          data_sha256: str = "") -> TrainResult:
+          data_sha256: str = "", encoder: SentenceEncoder | None = None, progress=None) -> TrainResult:
     labels = list(spec.router.labels)
     y = np.array(dataset.labels)
-    X = design_matrix(dataset, spec)
+    X = design_matrix(dataset, spec, encoder, progress=progress)
     groups = np.array([f"{item.source}|{item.template}" for item in dataset.items])
     random_oof = out_of_fold_logits(X, y, labels, C, folds, None)
     temperature = fit_temperature(random_oof, y, labels)
@@ -107,21 +110,22 @@ def train(dataset: Dataset, spec: RoutingSpec, C: float = 10.0, folds: int = 5, 
         cv["unseen_templates"] = figures(grouped_oof, y, spec, temperature, dataset)
     model = _fit(X, y, C)
     order = [list(model.classes_).index(label) for label in labels]
-    head = LinearHead("hashed-v1", labels, model.coef_[order].T.astype(np.float16), model.intercept_[order],
+    head = LinearHead(HASHED_AND_ENCODER if encoder else HASHED, labels, model.coef_[order].T.astype(np.float16), model.intercept_[order],
                       BUCKETS, features.DENSE_FEATURES,
-                      info={"data": data_name, "data_sha256": data_sha256, "examples": len(y), "C": C, "folds": folds,
+                      info={"encoder": encoder.config["source"] if encoder else None, "data": data_name, "data_sha256": data_sha256, "examples": len(y), "C": C, "folds": folds,
                             "temperature": temperature,
                             "cv": {kind: {k: v[k] for k in ("accuracy", "macro_f1", "simple_kept_on_device", "complex_on_device")}
                                    for kind, v in cv.items()}})
     return TrainResult(head, temperature, cv)
 
 
-def write_bundle_router(result: TrainResult, spec_data: dict, out_dir: Path, head_name: str = "router-head.json") -> Path:
+def write_bundle_router(result: TrainResult, spec_data: dict, out_dir: Path, encoder_dir: str | None,
+                        head_name: str = "router-head.json") -> Path:
     """Write the head and a routing.json using it (the given spec, router section updated)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     result.head.save(out_dir / head_name)
     spec_data = json.loads(json.dumps(spec_data))
-    spec_data["router"].update({"method": "classifier", "weights": head_name,
+    spec_data["router"].update({"method": "classifier", "weights": head_name, "encoder": encoder_dir,
                                 "temperature": float(result.temperature)})
     path = out_dir / "routing.json"
     path.write_text(json.dumps(spec_data, indent=2) + "\n", encoding="utf-8")

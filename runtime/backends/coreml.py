@@ -47,7 +47,7 @@ class CoreMLBackend:
         self.bos, self.eos = _token_text(config.get("bos_token")), _token_text(config.get("eos_token"))
         eos_id = self.tokenizer.token_to_id(self.eos) if self.eos else None
         self.stop_ids = {eos_id} if eos_id is not None else set()
-        self.name_ = packages[0].name
+        self.model_name = packages[0].name
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Generation]:
         start = time.perf_counter()
@@ -78,7 +78,7 @@ class CoreMLBackend:
             if time.perf_counter() - start > self.tier.timeout_s:
                 raise BackendError(f"timeout after {self.tier.timeout_s:g} s")
         yield Generation(text=shown, input_tokens=len(ids), output_tokens=len(generated),
-                         latency_ms=(time.perf_counter() - start) * 1000, model=self.name_,
+                         latency_ms=(time.perf_counter() - start) * 1000, model=self.model_name,
                          finish_reason="length" if len(generated) >= min(max_tokens, room) else "stop", ttft_ms=ttft)
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int) -> Generation:

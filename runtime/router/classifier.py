@@ -10,7 +10,8 @@ from slmkit.runtime.prompts import router_input
 from slmkit.runtime.request import Request
 from slmkit.runtime.router import features
 from slmkit.runtime.router.decision import RouteDecision, decision_from_logits
-from slmkit.runtime.router.head import LinearHead, load_head
+from slmkit.runtime.router.encoder import SentenceEncoder
+from slmkit.runtime.router.head import load_head
 from slmkit.runtime.spec import RouterSpec
 
 
@@ -19,9 +20,19 @@ def classifier_text(system: str, user: str) -> str:
     return f"{system}\n{user}" if system else user
 
 
-def request_features(head: LinearHead, spec: RouterSpec, system: str, user: str) -> tuple[dict[int, float], list[float]]:
+HASHED = "hashed-v1"
+HASHED_AND_ENCODER = "hashed-v1+encoder"
+
+
+def request_features(buckets: int, spec: RouterSpec, system: str, user: str,
+                     encoder: SentenceEncoder | None = None) -> tuple[dict[int, float], list[float]]:
+    """Hashed n-grams of the truncated text; dense = length numbers (+ the encoder's vector of that text)."""
     system_part, user_part = router_input(system, user, spec.truncation)
-    return features.hashed(classifier_text(system_part, user_part), head.buckets), features.dense(system, user)
+    text = classifier_text(system_part, user_part)
+    dense = features.dense(system, user)
+    if encoder is not None:
+        dense.extend(float(x) for x in encoder.encode(text))
+    return features.hashed(text, buckets), dense
 
 
 class ClassifierRouter:
@@ -30,15 +41,23 @@ class ClassifierRouter:
     def __init__(self, spec: RouterSpec, base_dir: Path) -> None:
         self.spec = spec
         self.head = load_head(base_dir / spec.weights)
-        if self.head.features != "hashed-v1" or tuple(self.head.dense) != features.DENSE_FEATURES:
+        if self.head.features not in (HASHED, HASHED_AND_ENCODER) or tuple(self.head.dense) != features.DENSE_FEATURES:
             raise SlmkitError(f"{spec.weights} was trained on features {self.head.features} {self.head.dense}; "
-                              f"this runtime computes hashed-v1 {features.DENSE_FEATURES}.")
+                              f"this runtime computes {HASHED}[+encoder] {features.DENSE_FEATURES}.")
         if sorted(self.head.labels) != sorted(spec.labels):
             raise SlmkitError(f"{spec.weights} predicts {self.head.labels}; the spec's labels are {spec.labels}.")
+        self.encoder = None
+        if self.head.features == HASHED_AND_ENCODER:
+            if not spec.encoder:
+                raise SlmkitError(f"{spec.weights} was trained with a sentence encoder; set router.encoder in the spec.")
+            self.encoder = SentenceEncoder(base_dir / spec.encoder)
+        expected = self.head.buckets + len(features.DENSE_FEATURES) + (self.encoder.dim if self.encoder else 0)
+        if self.head.weights.shape[0] != expected:
+            raise SlmkitError(f"{spec.weights} has {self.head.weights.shape[0]} input weights; these features give {expected}.")
 
     def decide(self, request: Request) -> RouteDecision:
         start = time.perf_counter()
-        sparse, dense = request_features(self.head, self.spec, request.system, request.user)
+        sparse, dense = request_features(self.head.buckets, self.spec, request.system, request.user, self.encoder)
         logits = self.head.logits(sparse, dense)
         decision = decision_from_logits(self.head.labels, [float(x) for x in logits], self.spec.temperature, self.method)
         decision.latency_ms = (time.perf_counter() - start) * 1000

@@ -43,7 +43,8 @@ def test_route_with_a_broken_spec_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_train_then_eval_on_the_holdout(tmp_path: Path, small_data: Path) -> None:
     out = tmp_path / "router"
-    result = run_cli("router", "train", "--data", str(small_data), "--output", str(out), "--holdout", "0.25", "--folds", "3")
+    result = run_cli("router", "train", "--data", str(small_data), "--output", str(out), "--holdout", "0.25", "--folds", "3",
+                     "--encoder", "none")
     assert result.returncode == 0, result.stderr
     assert "skipped" in result.stderr and "line 561" in result.stderr
     report = json.loads((out / "train-report.json").read_text(encoding="utf-8"))

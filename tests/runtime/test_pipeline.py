@@ -105,6 +105,15 @@ def test_a_tier_s_own_fallback_list_is_followed() -> None:
     assert response.tier == "on-device" and response.trace.fallbacks[0]["to"] == "on-device"
 
 
+def test_a_tier_whose_model_cannot_load_falls_through(tmp_path: Path) -> None:
+    spec = parse_spec(json.loads(default_spec_path().read_text(encoding="utf-8")))
+    spec.tiers[0].model = "missing.gguf"
+    mid = Scripted("mid answer")
+    response = Pipeline(spec, tmp_path, {"mid": mid}, router=FixedRouter("simple", 0.99)).handle(Request("q"))
+    assert response.tier == "mid"
+    assert response.trace.fallbacks[0]["reason"].startswith("cannot load: Model missing.gguf not found")
+
+
 def test_every_tier_failing_returns_an_error_response_not_an_exception() -> None:
     boom = BackendError("connection failed: ConnectError")
     response = pipeline("simple", 0.99, on_device=Scripted(boom), mid=Scripted(boom), frontier=Scripted(boom)).handle(Request("x"))

@@ -70,7 +70,15 @@ def test_shipped_head_routes_clear_cases(router: ClassifierRouter, user: str, la
 def test_shipped_head_records_its_training(router: ClassifierRouter) -> None:
     info = router.head.info
     assert info["examples"] == 4474 and info["data"] == "train.jsonl.gz"
+    assert info["encoder"] == "sentence-transformers/all-MiniLM-L6-v2" and router.encoder is not None
     assert info["cv"]["stratified"]["accuracy"] >= 0.9 and info["cv"]["stratified"]["complex_on_device"] <= 0.02
+    assert info["cv"]["stratified"]["simple_kept_on_device"] >= 0.85
+
+
+def test_encoder_head_without_an_encoder_in_the_spec_is_refused() -> None:
+    spec = load_spec(default_spec_path()).router.model_copy(update={"encoder": None})
+    with pytest.raises(SlmkitError, match="trained with a sentence encoder"):
+        ClassifierRouter(spec, default_spec_path().parent)
 
 
 def test_head_for_other_labels_is_refused(tmp_path: Path) -> None:

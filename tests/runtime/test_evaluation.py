@@ -1,0 +1,36 @@
+"""Router figures on a hand-checked example."""
+
+from __future__ import annotations
+
+import pytest
+
+from slmkit.runtime.default import default_spec_path
+from slmkit.runtime.evaluation import evaluate, macro_f1
+from slmkit.runtime.router.decision import RouteDecision
+from slmkit.runtime.spec import load_spec
+
+
+def test_figures_on_a_small_known_case() -> None:
+    spec = load_spec(default_spec_path())
+    truth = ["simple", "simple", "simple", "medium", "complex", "complex"]
+    decisions = [RouteDecision("simple", 0.95, latency_ms=1), RouteDecision("simple", 0.7, latency_ms=2),
+                 RouteDecision(None, 0.0, latency_ms=3), RouteDecision("medium", 0.9, latency_ms=4),
+                 RouteDecision("simple", 0.85, latency_ms=5), RouteDecision("complex", 0.99, latency_ms=6)]
+    f = evaluate(truth, decisions, spec, [100] * 6)
+    assert f["accuracy"] == pytest.approx(4 / 6) and f["unparsed"] == pytest.approx(1 / 6)
+    assert f["confusion"]["simple"] == {"simple": 2, "medium": 0, "complex": 0, "unparsed": 1}
+    assert f["confusion"]["complex"] == {"simple": 1, "medium": 0, "complex": 1, "unparsed": 0}
+    assert f["simple_kept_on_device"] == pytest.approx(1 / 3)      # only the 0.95 one clears 0.8
+    assert f["complex_on_device"] == pytest.approx(1 / 2)          # the 0.85 "simple" complex request
+    assert f["tier_mix"] == {"on-device": pytest.approx(2 / 6), "mid": pytest.approx(3 / 6), "frontier": pytest.approx(1 / 6)}
+    assert f["latency_ms"] == {"p50": 3, "p95": 6}
+    sweep = {row["simple_min_confidence"]: row for row in f["threshold_sweep"]}
+    assert sweep[0.5]["simple_kept_on_device"] == pytest.approx(2 / 3) and sweep[0.9]["complex_on_device"] == 0
+    # cost: on-device free, mid $1/$5, frontier $5/$25 per MTok, 100 in + 200 out tokens each
+    mid, frontier = 100 * 1 + 200 * 5, 100 * 5 + 200 * 25
+    assert f["cost_share"] == pytest.approx((3 * mid + frontier) / (6 * frontier))
+
+
+def test_macro_f1() -> None:
+    assert macro_f1(["a", "b"], ["a", "b"], ["a", "b"]) == 1.0
+    assert macro_f1(["a", "a", "b"], ["a", "b", "b"], ["a", "b"]) == pytest.approx((2 / 3 + 2 / 3) / 2)
