@@ -89,10 +89,12 @@ def train(
     c: Annotated[float, typer.Option("--c", min=1e-6, help="Inverse L2 strength of the logistic regression.")] = 10.0,
     holdout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share kept out of training, written to OUTPUT/holdout.jsonl.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the holdout split.")] = 0,
-    encoder: Annotated[str, typer.Option(help="Sentence encoder added to the n-gram features: minilm | none. "
+    encoder: Annotated[str, typer.Option(help="classifier: sentence encoder added to the n-gram features, minilm | none. "
                                               "Built into OUTPUT/encoder (int8 ONNX) unless already there.")] = "minilm",
+    method: Annotated[str, typer.Option(help="classifier, or probe: a head on the on-device model's hidden state "
+                                             "(llama.cpp; about 1 s per request to featurize on 2 cores).")] = "classifier",
 ) -> None:
-    """Train and calibrate the classifier router; print cross-validated figures."""
+    """Train and calibrate a router (classifier or probe); print cross-validated figures."""
     from slmkit.converter.routing.train import train as fit, write_bundle_router
     from slmkit.runtime.checksums import sha256_file
     from slmkit.runtime.data import read_dataset
@@ -100,10 +102,21 @@ def train(
 
     if encoder not in ("minilm", "none"):
         raise SlmkitError(f"Unknown encoder {encoder}.", hint="Use minilm or none.")
+    if method not in ("classifier", "probe"):
+        raise SlmkitError(f"`router train` fits classifier or probe heads, not {method}.")
     base = spec_path(spec, None)
-    spec_data, _ = spec_for_method(base, None)
-    if spec_data["router"].get("method") != "classifier":
-        spec_data["router"].update({"method": "classifier", "weights": "router-head.json"})
+    spec_data, base_dir = spec_for_method(base, None)
+    router: dict = {"method": "classifier", "encoder": "encoder" if encoder != "none" else None, "tier": None}
+    probe_backend = None
+    if method == "probe":
+        local = next((t for t in parse_spec(spec_data, str(base)).tiers if t.on_device and t.backend == "llama.cpp"), None)
+        if local is None:
+            raise SlmkitError(f"A probe head is trained on the on-device model, and {base} has no on-device llama.cpp tier.")
+        from slmkit.runtime.backends import make_backend
+
+        probe_backend = make_backend(local, base_dir)
+        router = {"method": "probe", "encoder": None, "tier": local.name}
+    spec_data["router"].update({**router, "weights": "router-head.json"})
     routing = parse_spec(spec_data, str(base))
     dataset = read_dataset(data, tuple(routing.router.labels))
     for problem in dataset.skipped[:5]:
@@ -112,12 +125,14 @@ def train(
     if holdout:
         dataset, held_out = _split(dataset, holdout, seed)
     output.mkdir(parents=True, exist_ok=True)
-    sentence_encoder = _encoder(encoder, output / "encoder") if encoder != "none" else None
+    sentence_encoder = _encoder(encoder, output / "encoder") if router["encoder"] else None
     with _progress() as progress:
         task = progress.add_task("Computing features", total=len(dataset.items))
         result = fit(dataset, routing, C=c, folds=folds, data_name=Path(data).name, data_sha256=sha256_file(Path(data)),
-                     encoder=sentence_encoder, progress=lambda: progress.advance(task))
-    path = write_bundle_router(result, spec_data, output, "encoder" if sentence_encoder else None)
+                     encoder=sentence_encoder, probe_backend=probe_backend, progress=lambda: progress.advance(task))
+    if probe_backend is not None:
+        probe_backend.close()
+    path = write_bundle_router(result, spec_data, output, router)
     if held_out:
         _write_jsonl(output / "holdout.jsonl", held_out)
     report = {"data": str(data), "examples": len(dataset.items), "held_out": len(held_out), "temperature": result.temperature,

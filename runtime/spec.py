@@ -16,7 +16,7 @@ from slmkit.runtime.errors import SlmkitError
 
 SPEC_VERSION = 1
 LABELS = ("simple", "medium", "complex")
-RouterMethod = Literal["classifier", "label_logits", "prompt_json"]
+RouterMethod = Literal["classifier", "label_logits", "prompt_json", "probe"]
 BackendName = Literal["llama.cpp", "onnxruntime-genai", "coreml", "openai", "anthropic", "simulated"]
 LOCAL_BACKENDS = ("llama.cpp", "onnxruntime-genai", "coreml")
 
@@ -37,8 +37,8 @@ class Truncation(Strict):
 
 class RouterSpec(Strict):
     method: RouterMethod = "classifier"
-    tier: str | None = Field(None, description="Local tier whose model runs the router (label_logits, prompt_json).")
-    weights: str | None = Field(None, description="Trained head, relative to routing.json (classifier).")
+    tier: str | None = Field(None, description="Local tier whose model runs the router (label_logits, prompt_json, probe).")
+    weights: str | None = Field(None, description="Trained head, relative to routing.json (classifier, probe).")
     encoder: str | None = Field(None, description="Sentence-encoder folder, relative to routing.json, for heads trained with one.")
     labels: list[str] = Field(default_factory=lambda: list(LABELS))
     prompt: str = Field("", description="Router prompt; {system} and {user} are the truncated request.")
@@ -54,9 +54,9 @@ class RouterSpec(Strict):
     def _method_needs(self) -> RouterSpec:
         if sorted(self.labels) != sorted(LABELS):
             raise ValueError(f"labels must be {list(LABELS)} in some order, got {self.labels}")
-        if self.method == "classifier" and not self.weights:
+        if self.method in ("classifier", "probe") and not self.weights:
             raise ValueError(f"router method {self.method} needs `weights` (a file written by `slmkit router train`)")
-        if self.method in ("label_logits", "prompt_json") and not self.tier:
+        if self.method in ("label_logits", "prompt_json", "probe") and not self.tier:
             raise ValueError(f"router method {self.method} runs on a local model: name its `tier`")
         if self.method in ("label_logits", "prompt_json") and "{user}" not in self.prompt:
             raise ValueError(f"router method {self.method} needs a `prompt` containing {{user}}")

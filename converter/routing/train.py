@@ -21,6 +21,7 @@ from slmkit.runtime.router.classifier import HASHED, HASHED_AND_ENCODER, request
 from slmkit.runtime.router.decision import decision_from_logits
 from slmkit.runtime.router.encoder import SentenceEncoder
 from slmkit.runtime.router.head import LinearHead
+from slmkit.runtime.router.probe import PROBE_FEATURES, model_identity, probe_vector
 from slmkit.runtime.spec import RoutingSpec
 
 BUCKETS = 1 << 16
@@ -96,11 +97,29 @@ def figures(logits: np.ndarray, y: np.ndarray, spec: RoutingSpec, temperature: f
     return result
 
 
+def probe_matrix(dataset: Dataset, spec: RoutingSpec, backend, progress=None) -> np.ndarray:
+    """The router model's normalized hidden state per request, exactly as ProbeRouter computes it."""
+    rows = []
+    for item in dataset.items:
+        rows.append(probe_vector(backend, spec.router, item.request.system, item.request.user))
+        if progress is not None:
+            progress()
+    return np.stack(rows)
+
+
 def train(dataset: Dataset, spec: RoutingSpec, C: float = 10.0, folds: int = 5, data_name: str = "",
-          data_sha256: str = "", encoder: SentenceEncoder | None = None, progress=None) -> TrainResult:
+          data_sha256: str = "", encoder: SentenceEncoder | None = None, probe_backend=None, progress=None) -> TrainResult:
+    """Fit the classifier head (n-grams [+ encoder]) or, given a llama.cpp backend, the probe head."""
     labels = list(spec.router.labels)
     y = np.array(dataset.labels)
-    X = design_matrix(dataset, spec, encoder, progress=progress)
+    if probe_backend is not None:
+        X = probe_matrix(dataset, spec, probe_backend, progress)
+        kind, buckets, dense = PROBE_FEATURES, 0, ()
+        identity = {"encoder": None, **model_identity(probe_backend.path)}
+    else:
+        X = design_matrix(dataset, spec, encoder, progress=progress)
+        kind, buckets, dense = (HASHED_AND_ENCODER if encoder else HASHED), BUCKETS, features.DENSE_FEATURES
+        identity = {"encoder": encoder.config["source"] if encoder else None}
     groups = np.array([f"{item.source}|{item.template}" for item in dataset.items])
     random_oof = out_of_fold_logits(X, y, labels, C, folds, None)
     temperature = fit_temperature(random_oof, y, labels)
@@ -110,23 +129,21 @@ def train(dataset: Dataset, spec: RoutingSpec, C: float = 10.0, folds: int = 5, 
         cv["unseen_templates"] = figures(grouped_oof, y, spec, temperature, dataset)
     model = _fit(X, y, C)
     order = [list(model.classes_).index(label) for label in labels]
-    head = LinearHead(HASHED_AND_ENCODER if encoder else HASHED, labels, model.coef_[order].T.astype(np.float16), model.intercept_[order],
-                      BUCKETS, features.DENSE_FEATURES,
-                      info={"encoder": encoder.config["source"] if encoder else None, "data": data_name, "data_sha256": data_sha256, "examples": len(y), "C": C, "folds": folds,
-                            "temperature": temperature,
-                            "cv": {kind: {k: v[k] for k in ("accuracy", "macro_f1", "simple_kept_on_device", "complex_on_device")}
-                                   for kind, v in cv.items()}})
+    summary = {kind_: {k: v[k] for k in ("accuracy", "macro_f1", "simple_kept_on_device", "complex_on_device")}
+               for kind_, v in cv.items()}
+    head = LinearHead(kind, labels, model.coef_[order].T.astype(np.float16), model.intercept_[order], buckets, dense,
+                      info={**identity, "data": data_name, "data_sha256": data_sha256, "examples": len(y), "C": C,
+                            "folds": folds, "temperature": temperature, "cv": summary})
     return TrainResult(head, temperature, cv)
 
 
-def write_bundle_router(result: TrainResult, spec_data: dict, out_dir: Path, encoder_dir: str | None,
+def write_bundle_router(result: TrainResult, spec_data: dict, out_dir: Path, router: dict,
                         head_name: str = "router-head.json") -> Path:
     """Write the head and a routing.json using it (the given spec, router section updated)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     result.head.save(out_dir / head_name)
     spec_data = json.loads(json.dumps(spec_data))
-    spec_data["router"].update({"method": "classifier", "weights": head_name, "encoder": encoder_dir,
-                                "temperature": float(result.temperature)})
+    spec_data["router"].update({**router, "weights": head_name, "temperature": float(result.temperature)})
     path = out_dir / "routing.json"
     path.write_text(json.dumps(spec_data, indent=2) + "\n", encoding="utf-8")
     return path

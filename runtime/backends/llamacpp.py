@@ -18,12 +18,16 @@ from slmkit.runtime.spec import TierSpec
 SCORER_CONTEXT = 2048
 
 
-def _load(path: Path, n_ctx: int, threads: int | None):
-    from llama_cpp import Llama
+def _load(path: Path, n_ctx: int, threads: int | None, embedding: bool = False):
+    import llama_cpp
 
     try:
-        return Llama(model_path=str(path), n_ctx=n_ctx, n_batch=512, n_threads=threads, n_threads_batch=threads,
-                     logits_all=False, verbose=False)
+        if embedding:
+            return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, n_threads=threads,
+                                   n_threads_batch=threads, embedding=True,
+                                   pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, verbose=False)
+        return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=512, n_threads=threads, n_threads_batch=threads,
+                               logits_all=False, verbose=False)
     except (ValueError, RuntimeError) as exc:
         raise SlmkitError(f"llama.cpp cannot load {path}: {exc}") from None
 
@@ -39,6 +43,7 @@ class LlamaCppBackend:
         self.path = model_path
         self._generator = None
         self._scorer = None
+        self._embedder = None
         self._prefix: list[int] = []
         self._lock = threading.Lock()
 
@@ -144,8 +149,20 @@ class LlamaCppBackend:
             logits = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(llm.n_vocab(),))
             return logits.copy(), evaluated + len(suffix_ids)
 
+    # -- hidden state (the probe router) ----------------------------------------------------
+    def embedding(self, text: str) -> np.ndarray:
+        """The model's last hidden state, mean-pooled over the text's tokens (BOS included)."""
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = _load(self.path, min(SCORER_CONTEXT, self.tier.context_tokens), self.tier.threads,
+                                       embedding=True)
+            try:
+                return np.asarray(self._embedder.embed(text, normalize=False, truncate=True), dtype=np.float64)
+            except (RuntimeError, ValueError) as exc:
+                raise BackendError(f"llama.cpp embedding failed: {exc}") from None
+
     def close(self) -> None:
-        for llm in (self._generator, self._scorer):
+        for llm in (self._generator, self._scorer, self._embedder):
             if llm is not None:
                 llm.close()
-        self._generator = self._scorer = None
+        self._generator = self._scorer = self._embedder = None

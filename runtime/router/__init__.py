@@ -26,6 +26,10 @@ def make_router(spec: RoutingSpec, base_dir: Path, backends: dict) -> Router:
 
         return ClassifierRouter(spec.router, base_dir)
     backend = backends[spec.router.tier]
+    if method == "probe":
+        from slmkit.runtime.router.probe import ProbeRouter
+
+        return ProbeRouter(spec.router, base_dir, backend)
     if method == "label_logits":
         from slmkit.runtime.router.label_logits import LabelLogitsRouter
 

@@ -76,3 +76,27 @@ def test_schema_prints_the_committed_schema() -> None:
     assert result.returncode == 0
     committed = json.loads((ROOT / "runtime" / "schema" / "routing.schema.json").read_text(encoding="utf-8"))
     assert json.loads(result.stdout) == committed
+
+
+@pytest.mark.slow
+def test_probe_head_trains_on_the_router_model_and_routes(tmp_path: Path) -> None:
+    """A probe on SmolLM2's hidden state: trained from 60 requests, loaded by the pipeline, model-checked."""
+    with gzip.open(SHARED_DATA, "rt", encoding="utf-8") as handle:
+        rows = [line for i, line in enumerate(handle) if i % 75 == 0]
+    data = tmp_path / "tiny.jsonl"
+    data.write_text("".join(rows), encoding="utf-8")
+    out = tmp_path / "probe"
+    result = run_cli("router", "train", "--method", "probe", "--data", str(data), "--output", str(out), "--folds", "3")
+    assert result.returncode == 0, result.stderr
+    spec = json.loads((out / "routing.json").read_text(encoding="utf-8"))
+    assert spec["router"]["method"] == "probe" and spec["router"]["tier"] == "on-device"
+    head = json.loads((out / "router-head.json").read_text(encoding="utf-8"))
+    assert head["features"] == "probe-mean-v1" and head["shape"] == [576, 3]
+    assert head["info"]["model_file"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    result = run_cli("router", "eval", "--data", str(data), "--spec", str(out / "routing.json"), "--report", str(tmp_path / "e.json"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "e.json").read_text())["accuracy"] > 0.5
+    head["info"]["model_bytes"] += 1
+    (out / "router-head.json").write_text(json.dumps(head), encoding="utf-8")
+    result = run_cli("route", "hi", "--spec", str(out / "routing.json"))
+    assert result.returncode == 1 and "was trained on SmolLM2-135M-Instruct.Q4_1.gguf" in result.stderr
