@@ -102,3 +102,28 @@ def test_fill_never_substitutes_inside_values(system: str, user: str) -> None:
 def test_truncate_bounds_length(text: str, head: int, tail: int) -> None:
     cut = truncate(text, head, tail)
     assert cut == text if len(text) <= head + tail else (cut.startswith(text[:head]) and len(cut) <= head + tail + 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_spec_parser_raises_only_its_own_error(data: object) -> None:
+    from slmkit.runtime.errors import SlmkitError
+    from slmkit.runtime.spec import parse_spec
+
+    try:
+        parse_spec(data)
+    except SlmkitError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_data_lines_are_accepted_or_refused_with_a_reason(record: object) -> None:
+    from slmkit.runtime.data import parse_record
+
+    try:
+        item = parse_record(record, LABELS)
+    except ValueError as exc:
+        assert str(exc)
+    else:
+        assert item.request.user and item.tier in (None, *LABELS)
