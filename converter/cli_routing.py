@@ -91,55 +91,97 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of the holdout split.")] = 0,
     encoder: Annotated[str, typer.Option(help="classifier: sentence encoder added to the n-gram features, minilm | none. "
                                               "Built into OUTPUT/encoder (int8 ONNX) unless already there.")] = "minilm",
-    method: Annotated[str, typer.Option(help="classifier, or probe: a head on the on-device model's hidden state "
-                                             "(llama.cpp; about 1 s per request to featurize on 2 cores).")] = "classifier",
+    method: Annotated[str, typer.Option(help="classifier | probe (a head on the on-device model's hidden state) | "
+                                             "label_logits (fit bias + temperature of the zero-shot label scores); "
+                                             "probe and label_logits run the llama.cpp on-device model once per request.")] = "classifier",
 ) -> None:
-    """Train and calibrate a router (classifier or probe); print cross-validated figures."""
-    from slmkit.converter.routing.train import train as fit, write_bundle_router
-    from slmkit.runtime.checksums import sha256_file
+    """Train or calibrate a router; print cross-validated figures and write a routing.json using it."""
     from slmkit.runtime.data import read_dataset
-    from slmkit.runtime.spec import parse_spec
 
     if encoder not in ("minilm", "none"):
         raise SlmkitError(f"Unknown encoder {encoder}.", hint="Use minilm or none.")
-    if method not in ("classifier", "probe"):
-        raise SlmkitError(f"`router train` fits classifier or probe heads, not {method}.")
+    if method not in ("classifier", "probe", "label_logits"):
+        raise SlmkitError(f"`router train` fits classifier, probe or label_logits routers, not {method}.")
     base = spec_path(spec, None)
     spec_data, base_dir = spec_for_method(base, None)
-    router: dict = {"method": "classifier", "encoder": "encoder" if encoder != "none" else None, "tier": None}
-    probe_backend = None
-    if method == "probe":
-        local = next((t for t in parse_spec(spec_data, str(base)).tiers if t.on_device and t.backend == "llama.cpp"), None)
-        if local is None:
-            raise SlmkitError(f"A probe head is trained on the on-device model, and {base} has no on-device llama.cpp tier.")
-        from slmkit.runtime.backends import make_backend
-
-        probe_backend = make_backend(local, base_dir)
-        router = {"method": "probe", "encoder": None, "tier": local.name}
-    spec_data["router"].update({**router, "weights": "router-head.json"})
-    routing = parse_spec(spec_data, str(base))
-    dataset = read_dataset(data, tuple(routing.router.labels))
+    dataset = read_dataset(data)
     for problem in dataset.skipped[:5]:
         console.print(f"[yellow]skipped[/] {data}: {problem}")
     held_out = []
     if holdout:
         dataset, held_out = _split(dataset, holdout, seed)
     output.mkdir(parents=True, exist_ok=True)
-    sentence_encoder = _encoder(encoder, output / "encoder") if router["encoder"] else None
-    with _progress() as progress:
-        task = progress.add_task("Computing features", total=len(dataset.items))
-        result = fit(dataset, routing, C=c, folds=folds, data_name=Path(data).name, data_sha256=sha256_file(Path(data)),
-                     encoder=sentence_encoder, probe_backend=probe_backend, progress=lambda: progress.advance(task))
-    if probe_backend is not None:
-        probe_backend.close()
-    path = write_bundle_router(result, spec_data, output, router)
+    if method == "label_logits":
+        path, temperature, cv = _calibrate_label_logits(dataset, spec_data, base, base_dir, output, folds)
+    else:
+        path, temperature, cv = _fit_head(dataset, data, spec_data, base, base_dir, output, method, encoder, c, folds)
     if held_out:
         _write_jsonl(output / "holdout.jsonl", held_out)
-    report = {"data": str(data), "examples": len(dataset.items), "held_out": len(held_out), "temperature": result.temperature,
-              "cross_validation": result.cv}
+    report = {"data": str(data), "method": method, "examples": len(dataset.items), "held_out": len(held_out),
+              "temperature": temperature, "cross_validation": cv}
     (output / "train-report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print_figures(f"Out-of-fold figures (temperature {result.temperature})", result.cv)
+    print_figures(f"Out-of-fold figures (temperature {temperature:.3g})", cv)
     console.print(f"[green]Wrote[/] {path}" + (f" and {output / 'holdout.jsonl'}" if held_out else ""))
+
+
+def _local_llama_backend(spec_data: dict, base: Path, base_dir: Path, why: str):
+    """The spec's on-device llama.cpp tier and its engine (probe and label_logits run on it)."""
+    from slmkit.runtime.backends import make_backend
+    from slmkit.runtime.spec import parse_spec
+
+    local = next((t for t in parse_spec(spec_data, str(base)).tiers if t.on_device and t.backend == "llama.cpp"), None)
+    if local is None:
+        raise SlmkitError(f"{why} runs on the on-device model, and {base} has no on-device llama.cpp tier.")
+    return local, make_backend(local, base_dir)
+
+
+def _fit_head(dataset, data: Path, spec_data: dict, base: Path, base_dir: Path, output: Path, method: str,
+              encoder: str, c: float, folds: int):
+    from slmkit.converter.routing.train import train as fit, write_bundle_router
+    from slmkit.runtime.checksums import sha256_file
+    from slmkit.runtime.spec import parse_spec
+
+    router: dict = {"method": "classifier", "encoder": "encoder" if encoder != "none" else None, "tier": None}
+    backend = None
+    if method == "probe":
+        local, backend = _local_llama_backend(spec_data, base, base_dir, "A probe head")
+        router = {"method": "probe", "encoder": None, "tier": local.name}
+    spec_data["router"].update({**router, "weights": "router-head.json"})
+    routing = parse_spec(spec_data, str(base))
+    sentence_encoder = _encoder(encoder, output / "encoder") if router["encoder"] else None
+    try:
+        with _progress() as progress:
+            task = progress.add_task("Computing features", total=len(dataset.items))
+            result = fit(dataset, routing, C=c, folds=folds, data_name=data.name, data_sha256=sha256_file(data),
+                         encoder=sentence_encoder, probe_backend=backend, progress=lambda: progress.advance(task))
+    finally:
+        if backend is not None:
+            backend.close()
+    return write_bundle_router(result, spec_data, output, router), result.temperature, result.cv
+
+
+def _calibrate_label_logits(dataset, spec_data: dict, base: Path, base_dir: Path, output: Path, folds: int):
+    from slmkit.converter.routing.calibrate import calibrate, label_logit_matrix
+    from slmkit.converter.routing.train import write_routing
+    from slmkit.runtime.default import METHOD_PROMPTS
+    from slmkit.runtime.router.label_logits import LabelLogitsRouter
+    from slmkit.runtime.spec import parse_spec
+
+    local, backend = _local_llama_backend(spec_data, base, base_dir, "label_logits")
+    own = spec_data["router"] if spec_data["router"].get("method") == "label_logits" else {}
+    router = {"method": "label_logits", "tier": local.name, "weights": None, "encoder": None, "bias": {}, "temperature": 1.0,
+              "prompt": own.get("prompt") or METHOD_PROMPTS["label_logits"]}
+    spec_data["router"].update(router)
+    routing = parse_spec(spec_data, str(base))
+    try:
+        with _progress() as progress:
+            task = progress.add_task("Scoring labels with the on-device model", total=len(dataset.items))
+            logits = label_logit_matrix(dataset, LabelLogitsRouter(routing.router, backend), lambda: progress.advance(task))
+    finally:
+        backend.close()
+    result = calibrate(logits, dataset, routing, folds)
+    path = write_routing(spec_data, output, {**router, "bias": result.bias, "temperature": result.temperature})
+    return path, result.temperature, result.cv
 
 
 def _encoder(name: str, folder: Path):

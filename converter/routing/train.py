@@ -142,8 +142,14 @@ def write_bundle_router(result: TrainResult, spec_data: dict, out_dir: Path, rou
     """Write the head and a routing.json using it (the given spec, router section updated)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     result.head.save(out_dir / head_name)
+    return write_routing(spec_data, out_dir, {**router, "weights": head_name, "temperature": float(result.temperature)})
+
+
+def write_routing(spec_data: dict, out_dir: Path, router: dict) -> Path:
+    """routing.json in `out_dir`: the given spec with its router section updated."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     spec_data = json.loads(json.dumps(spec_data))
-    spec_data["router"].update({**router, "weights": head_name, "temperature": float(result.temperature)})
+    spec_data["router"].update(router)
     path = out_dir / "routing.json"
     path.write_text(json.dumps(spec_data, indent=2) + "\n", encoding="utf-8")
     return path

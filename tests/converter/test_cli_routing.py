@@ -100,3 +100,21 @@ def test_probe_head_trains_on_the_router_model_and_routes(tmp_path: Path) -> Non
     (out / "router-head.json").write_text(json.dumps(head), encoding="utf-8")
     result = run_cli("route", "hi", "--spec", str(out / "routing.json"))
     assert result.returncode == 1 and "was trained on SmolLM2-135M-Instruct.Q4_1.gguf" in result.stderr
+
+
+@pytest.mark.slow
+def test_label_logits_calibration_on_the_router_model(tmp_path: Path) -> None:
+    """SmolLM2's label scores for 60 requests; bias + temperature fitted and written to the spec."""
+    with gzip.open(SHARED_DATA, "rt", encoding="utf-8") as handle:
+        rows = [line for i, line in enumerate(handle) if i % 75 == 0]
+    data = tmp_path / "tiny.jsonl"
+    data.write_text("".join(rows), encoding="utf-8")
+    out = tmp_path / "ll"
+    result = run_cli("router", "train", "--method", "label_logits", "--data", str(data), "--output", str(out), "--folds", "3")
+    assert result.returncode == 0, result.stderr
+    router = json.loads((out / "routing.json").read_text(encoding="utf-8"))["router"]
+    assert router["method"] == "label_logits" and set(router["bias"]) == {"simple", "medium", "complex"}
+    report = json.loads((out / "train-report.json").read_text(encoding="utf-8"))
+    assert {"uncalibrated", "stratified"} <= set(report["cross_validation"])
+    result = run_cli("route", "Classify the sentiment: great phone.", "--spec", str(out / "routing.json"), "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)["trace"]["router"]["method"] == "label_logits"
