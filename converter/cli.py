@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -186,8 +187,17 @@ def models_path(name: Annotated[str, typer.Argument(help="Recipe name.")]) -> No
 
 
 def _terminated(signum: int, frame: object) -> None:
-    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so staging folders are removed."""
-    raise KeyboardInterrupt
+    """SIGTERM (a CI timeout, `kill`): remove staging folders and exit 143 at once.
+
+    Raising KeyboardInterrupt here is not enough: torch.jit and coremltools swallow or re-raise it
+    in places that either finish the conversion or kill the process without cleanup.
+    """
+    from slmkit.converter.staging import abandon_active
+
+    abandon_active()
+    sys.stderr.write("interrupted (SIGTERM): nothing was written.\n")
+    sys.stderr.flush()
+    os._exit(128 + signum)
 
 
 def main() -> None:

@@ -123,7 +123,7 @@ def test_sigterm_mid_convert_leaves_nothing(fixture_dir, tmp_path: Path) -> None
     assert leftovers(tmp_path), "the conversion never started staging"
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "nothing was written" in stderr
+    assert proc.returncode == 143 and "nothing was written" in stderr
     assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
 
 
