@@ -46,6 +46,7 @@ bench: setup
 	$(PY) bench/onnx_decode.py
 	$(PY) bench/coreml_convert.py
 	$(PY) bench/router_latency.py
+	$(PY) bench/simulate_overhead.py
 
 clean:
 	rm -rf out .pytest_cache

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from slmkit.converter.cli_routing import route, router_app
+from slmkit.converter.cli_simulate import cost, serve, simulate
 from slmkit.converter.errors import SlmkitError
 
 app = typer.Typer(
@@ -24,6 +25,9 @@ models_app = typer.Typer(help="Recipes and the local checkpoints built from them
 app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")
 app.command("route")(route)
+app.command("simulate")(simulate)
+app.command("cost")(cost)
+app.command("serve")(serve)
 console = Console(stderr=True)
 out = Console()
 

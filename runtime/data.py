@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ class Dataset:
         return [item.tier for item in self.items]
 
 
-def _open_text(path: Path):
+def open_text(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
 
@@ -53,29 +54,35 @@ def parse_record(record: object, labels: tuple[str, ...]) -> LabelledRequest:
                            str(record.get("source", "")), str(record.get("template", "")))
 
 
-def read_dataset(path: Path, labels: tuple[str, ...] = ("simple", "medium", "complex"),
-                 require_labels: bool = True) -> Dataset:
+def read_lines(path: Path, parse: Callable[[object], LabelledRequest], what: str) -> Dataset:
+    """Every line `parse` accepts; the others as "line N: why". No usable line at all is an error."""
     path = Path(path)
     if not path.is_file():
-        raise SlmkitError(f"No data file at {path}.", hint="Pass a .jsonl (or .jsonl.gz) file of labelled requests.")
+        raise SlmkitError(f"No data file at {path}.", hint=f"Pass a .jsonl (or .jsonl.gz) file of {what}.")
     items, skipped = [], []
     try:
-        with _open_text(path) as handle:
+        with open_text(path) as handle:
             for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
                 try:
-                    item = parse_record(json.loads(line), labels)
+                    items.append(parse(json.loads(line)))
                 except (json.JSONDecodeError, ValueError) as exc:
                     skipped.append(f"line {number}: {exc}")
-                    continue
-                if require_labels and item.tier is None:
-                    skipped.append(f"line {number}: no `tier` label")
-                    continue
-                items.append(item)
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise SlmkitError(f"Cannot read {path}: {exc}") from None
     if not items:
         detail = f" ({skipped[0]})" if skipped else ""
-        raise SlmkitError(f"{path} holds no usable labelled requests{detail}.")
+        raise SlmkitError(f"{path} holds no usable {what}{detail}.")
     return Dataset(items, skipped)
+
+
+def read_dataset(path: Path, labels: tuple[str, ...] = ("simple", "medium", "complex"),
+                 require_labels: bool = True) -> Dataset:
+    def parse(record: object) -> LabelledRequest:
+        item = parse_record(record, labels)
+        if require_labels and item.tier is None:
+            raise ValueError("no `tier` label")
+        return item
+
+    return read_lines(path, parse, "labelled requests" if require_labels else "requests")

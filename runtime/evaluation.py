@@ -13,7 +13,7 @@ from slmkit.runtime.spec import PolicySpec, RoutingSpec
 SWEEP_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
 
 
-def _share(flags: list[bool]) -> float | None:
+def share(flags: list[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
@@ -27,7 +27,7 @@ def macro_f1(truth: list[str], predicted: list[str | None], labels: list[str]) -
     return sum(scores) / len(scores)
 
 
-def _with_simple_threshold(policy: PolicySpec, threshold: float) -> PolicySpec:
+def with_simple_threshold(policy: PolicySpec, threshold: float) -> PolicySpec:
     routes = [r.model_copy(update={"min_confidence": threshold}) if r.label == "simple" else r for r in policy.routes]
     return policy.model_copy(update={"routes": routes})
 
@@ -63,34 +63,34 @@ def evaluate(truth: list[str], decisions: list[RouteDecision], spec: RoutingSpec
     tiers = [choose_tier(d, spec.policy).tier for d in decisions]
     sweep = []
     for threshold in SWEEP_THRESHOLDS:
-        policy = _with_simple_threshold(spec.policy, threshold)
+        policy = with_simple_threshold(spec.policy, threshold)
         flags = on_device_flags(decisions, spec, policy)
         sweep.append({
             "simple_min_confidence": threshold,
-            "on_device": _share(flags),
-            "simple_kept_on_device": _share([f for f, t in zip(flags, truth) if t == "simple"]),
-            "complex_on_device": _share([f for f, t in zip(flags, truth) if t == "complex"]),
+            "on_device": share(flags),
+            "simple_kept_on_device": share([f for f, t in zip(flags, truth) if t == "simple"]),
+            "complex_on_device": share([f for f, t in zip(flags, truth) if t == "complex"]),
             "cost_share": relative_cost(decisions, spec, policy, input_tokens),
         })
     latencies = sorted(d.latency_ms for d in decisions)
     return {
         "n": len(truth),
         "method": spec.router.method,
-        "accuracy": _share([a == b for a, b in zip(truth, predicted)]),
+        "accuracy": share([a == b for a, b in zip(truth, predicted)]),
         "macro_f1": macro_f1(truth, predicted, labels),
-        "unparsed": _share([p is None for p in predicted]),
+        "unparsed": share([p is None for p in predicted]),
         "confusion": confusion,
-        "simple_kept_on_device": _share([f for f, t in zip(on_device, truth) if t == "simple"]),
-        "complex_on_device": _share([f for f, t in zip(on_device, truth) if t == "complex"]),
-        "medium_on_device": _share([f for f, t in zip(on_device, truth) if t == "medium"]),
-        "tier_mix": {t.name: _share([x == t.name for x in tiers]) for t in spec.tiers},
+        "simple_kept_on_device": share([f for f, t in zip(on_device, truth) if t == "simple"]),
+        "complex_on_device": share([f for f, t in zip(on_device, truth) if t == "complex"]),
+        "medium_on_device": share([f for f, t in zip(on_device, truth) if t == "medium"]),
+        "tier_mix": {t.name: share([x == t.name for x in tiers]) for t in spec.tiers},
         "cost_share": relative_cost(decisions, spec, spec.policy, input_tokens),
-        "latency_ms": {"p50": _percentile(latencies, 50), "p95": _percentile(latencies, 95)},
+        "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)},
         "threshold_sweep": sweep,
     }
 
 
-def _percentile(sorted_values: list[float], q: float) -> float | None:
+def percentile(sorted_values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (no interpolation, the same in every port)."""
     if not sorted_values:
         return None

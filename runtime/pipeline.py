@@ -94,7 +94,8 @@ class Pipeline:
         spec = self.spec.tier(tier)
         return GenerationStep(tier, purpose, True, generation.latency_ms, generation.input_tokens, generation.output_tokens,
                               cost_usd(spec.price_in_per_mtok, spec.price_out_per_mtok, generation), generation.model,
-                              generation.simulated, generation.tokens_estimated, text=generation.text)
+                              generation.simulated, generation.tokens_estimated, text=generation.text,
+                              ttft_ms=generation.ttft_ms)
 
     def _rate(self, tier: str, request: Request, answer: str, trace: Trace) -> bool:
         """Ask the tier to rate its own answer; True means escalate."""
@@ -110,10 +111,19 @@ class Pipeline:
     def _candidates(self, first: str) -> list[str]:
         return [first] + [t for t in self.spec.fallbacks(first) if t != first]
 
-    def handle(self, request: Request) -> Response:
+    def _first_tier(self, request: Request, trace: Trace, force_tier: str | None) -> str:
+        """The router's choice, or a tier the caller named (the server's `model`), which skips routing."""
+        if force_tier is None:
+            return self.route(request, trace)
+        if force_tier not in {t.name for t in self.spec.tiers}:
+            raise ValueError(f"unknown tier {force_tier!r}")
+        trace.policy = {"tier": force_tier, "reason": "tier named by the request"}
+        return force_tier
+
+    def handle(self, request: Request, force_tier: str | None = None) -> Response:
         start = time.perf_counter()
         trace = Trace(request_id=request.id)
-        return self._answer(request, trace, self.route(request, trace), start, tried=set())
+        return self._answer(request, trace, self._first_tier(request, trace, force_tier), start, tried=set())
 
     def _answer(self, request: Request, trace: Trace, tier: str | None, start: float, tried: set[str]) -> Response:
         """Generate on `tier`, falling through on failure and escalating on a low self-rating."""
@@ -142,7 +152,7 @@ class Pipeline:
         trace.final_tier = answer[0]
         return Response(answer[1], answer[0], trace)
 
-    def stream(self, request: Request) -> Iterator[str | Response]:
+    def stream(self, request: Request, force_tier: str | None = None) -> Iterator[str | Response]:
         """Answer text as it is generated, then the Response.
 
         Streams only when the routed tier's answer is final (no self-rating on it); otherwise the
@@ -150,7 +160,7 @@ class Pipeline:
         """
         start = time.perf_counter()
         trace = Trace(request_id=request.id)
-        tier = self.route(request, trace)
+        tier = self._first_tier(request, trace, force_tier)
         if tier in self.spec.confidence_check.tiers:
             response = self._answer(request, trace, tier, start, tried=set())
             yield response.text
@@ -176,9 +186,9 @@ class Pipeline:
         trace.latency_ms = (time.perf_counter() - start) * 1000
         yield Response(generation.text, tier, trace)
 
-    async def ahandle(self, request: Request) -> Response:
+    async def ahandle(self, request: Request, force_tier: str | None = None) -> Response:
         """handle() off the event loop (local engines are blocking C calls)."""
-        return await asyncio.to_thread(self.handle, request)
+        return await asyncio.to_thread(self.handle, request, force_tier)
 
     def close(self) -> None:
         for backend in self._backends.values():

@@ -22,6 +22,7 @@ class GenerationStep:
     tokens_estimated: bool = False
     error: str | None = None
     text: str = ""
+    ttft_ms: float | None = None
 
 
 @dataclass

@@ -64,3 +64,17 @@ def test_cli_help_does_not_load_heavy_libraries() -> None:
     loaded = set(result.stdout.split("LOADED", 1)[1].split())
     assert "convert" in result.stdout and "parity" in result.stdout
     assert not {"torch", "transformers", "llama_cpp", "gguf"} & loaded
+
+
+def test_simulate_and_serve_do_not_load_heavy_libraries(tmp_path: Path) -> None:
+    workload = tmp_path / "w.jsonl"
+    workload.write_text('{"prompt": "Translate hello to French."}\n')
+    result = subprocess.run([sys.executable, "-c", "import sys\nfrom slmkit.converter import cli\n"
+                             f"sys.argv=['slmkit','simulate','--workload',{str(workload)!r},'--router-only',"
+                             f"'--report',{str(tmp_path / 'r')!r}]\n"
+                             "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+                             "import slmkit.runtime.server\nprint('LOADED', ' '.join(sys.modules))"],
+                            capture_output=True, text=True, check=True)
+    assert (tmp_path / "r" / "report.html").is_file(), result.stderr
+    loaded = set(result.stdout.split("LOADED", 1)[1].split())
+    assert "fastapi" in loaded and not HEAVY & loaded

@@ -34,7 +34,7 @@ def _post(client: httpx.Client, url: str, headers: dict[str, str], body: dict, t
     except httpx.TimeoutException:
         raise BackendError(f"timeout after {timeout:g} s") from None
     except httpx.HTTPError as exc:
-        raise BackendError(f"connection failed: {type(exc).__name__}") from None
+        raise BackendError(f"cannot reach {httpx.URL(url).netloc.decode()} ({type(exc).__name__})") from None
     if response.status_code >= 400:
         raise BackendError(f"HTTP {response.status_code} from {response.url.host}")
     try:

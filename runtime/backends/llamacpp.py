@@ -109,6 +109,26 @@ class LlamaCppBackend:
         *_, last = self.stream(messages, max_tokens)
         return last
 
+    def speed_test(self, prompt_tokens: int = 256, decode_tokens: int = 64) -> tuple[float, float]:
+        """(prefill, decode) tokens/s on this machine, llama-bench style: a fixed-length prompt in
+        one batch, then one token at a time (fixed token ids: speed does not depend on which token)."""
+        with self._lock:
+            llm = self.generator
+            vocab = llm.n_vocab()
+            ids = [(7 + 31 * i) % vocab for i in range(min(prompt_tokens, self.tier.context_tokens - decode_tokens - 1))]
+            llm.reset()
+            start = time.perf_counter()
+            llm.eval(ids)
+            prefill_s = time.perf_counter() - start
+            token = ids[-1]
+            start = time.perf_counter()
+            for _ in range(decode_tokens):
+                llm.eval([token])
+                token = (token * 17 + 3) % vocab
+            decode_s = time.perf_counter() - start
+            llm.reset()
+            return len(ids) / prefill_s, decode_tokens / decode_s
+
     # -- scoring ----------------------------------------------------------------------------
     @property
     def scorer(self):

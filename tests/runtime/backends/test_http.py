@@ -66,7 +66,7 @@ def test_anthropic_messages_success_sends_system_at_top_level() -> None:
     (httpx.Response(200, json=["a"]), "malformed response: not a JSON object"),
     (httpx.Response(200, json={"unexpected": True}), "malformed response"),
     (httpx.TimeoutException("read timed out"), "timeout after 2 s"),
-    (httpx.ConnectError("refused"), "connection failed: ConnectError"),
+    (httpx.ConnectError("refused"), "cannot reach "),
 ])
 @respx.mock
 def test_failures_become_backend_errors_without_secrets(backend, url: str, response, reason: str) -> None:

@@ -1,0 +1,178 @@
+"""`slmkit simulate`, `slmkit cost` and `slmkit serve`: no torch, no transformers (runtime only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from slmkit.converter.cli_routing import BundleOption, SpecOption, progress_bar, spec_path
+from slmkit.runtime.errors import SlmkitError
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}" if value < 1000 else f"${value:,.0f}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f} ms"
+
+
+def simulate(
+    workload: Annotated[Path, typer.Option(help="Requests to replay (.jsonl/.jsonl.gz): the train-set format, "
+                                                "labels optional, or OpenAI chat logs.")],
+    device: Annotated[str, typer.Option(help="Device profile name (see --list-devices).")] = "iphone-15-pro",
+    report: Annotated[Path, typer.Option(help="Folder for report.html and report.json.")] = Path("simulation"),
+    spec: SpecOption = None,
+    bundle: BundleOption = None,
+    requests_per_day: Annotated[float, typer.Option(min=0, help="Traffic to price.")] = 10_000,
+    router_only: Annotated[bool, typer.Option("--router-only", help="Only route (fast: score large logs); "
+                                              "costs use each tier's expected answer length.")] = False,
+    sample: Annotated[Optional[int], typer.Option(min=1, help="Replay N requests drawn at random (seeded).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Replay only the first N requests.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for --sample.")] = 0,
+    devices_file: Annotated[Optional[Path], typer.Option("--devices", help="Extra device profiles (YAML).")] = None,
+    output_tokens: Annotated[int, typer.Option(min=1, help="Answer length assumed for tiers that are not run and "
+                                               "model none.")] = 200,
+    recalibrate: Annotated[bool, typer.Option("--recalibrate", help="Re-measure this host's bandwidth/compute.")] = False,
+) -> None:
+    """Replay a workload through the routing pipeline and predict latency, memory fit and cost on a device."""
+    from slmkit.runtime.pipeline import Pipeline
+    from slmkit.runtime.simulate.devices import get_device, load_devices
+    from slmkit.runtime.simulate.hostcal import host_calibration
+    from slmkit.runtime.simulate.report import write_report
+    from slmkit.runtime.simulate.run import Simulator, predict_local_tiers
+    from slmkit.runtime.simulate.workload import read_workload
+
+    profile = get_device(device, load_devices(devices_file))
+    pipeline = Pipeline.from_spec_file(spec_path(spec, bundle))
+    dataset = read_workload(workload, tuple(pipeline.spec.router.labels), sample=sample, limit=limit, seed=seed)
+    for line in dataset.skipped[:5]:
+        console.print(f"[yellow]skipped[/] {workload.name} {line}", highlight=False)
+    if len(dataset.skipped) > 5:
+        console.print(f"[yellow]skipped[/] {len(dataset.skipped) - 5} more line(s); all are listed in report.json")
+    try:
+        with console.status("Measuring this host and the on-device models"):
+            host = host_calibration(refresh=recalibrate)
+            predictions = predict_local_tiers(pipeline, profile, host)
+        simulator = Simulator(pipeline, profile, host, predictions, output_tokens=output_tokens)
+        with progress_bar() as progress:
+            task = progress.add_task("Routing" if router_only else "Routing and answering", total=len(dataset.items))
+            outcomes = simulator.run_all(dataset, router_only, lambda: progress.advance(task))
+    finally:
+        pipeline.close()
+    summary = simulator.summarize(outcomes, dataset, requests_per_day, router_only)
+    json_path, html_path = write_report(summary, report)
+    _print_summary(summary)
+    console.print(f"[green]Wrote[/] {html_path} and {json_path.name}")
+
+
+def _print_summary(s: dict) -> None:
+    table = Table(title=f"{s['n']} requests on {s['device']['label']} ({s['mode']})", show_header=True, header_style="bold")
+    for column in ("tier", "routed", "answered", "answer p50", "answer p95", "e2e p50", "e2e p95"):
+        table.add_column(column, justify="right")
+    for tier, share in s["tier_mix"]["final"].items():
+        step = s["latency_ms"]["answer_step_by_tier"][tier]
+        e2e = s["latency_ms"]["end_to_end_by_final_tier"][tier]
+        table.add_row(tier, _pct(s["tier_mix"]["routed"][tier]), _pct(share), _ms(step["p50"]), _ms(step["p95"]),
+                      _ms(e2e["p50"]), _ms(e2e["p95"]))
+    out.print(table)
+    e2e = s["latency_ms"]["end_to_end"]
+    out.print(f"end to end p50 {_ms(e2e['p50'])}, p95 {_ms(e2e['p95'])}; router p50 {_ms(s['latency_ms']['router']['p50'])}")
+    for tier, failed in s["tier_failures"].items():
+        reason, times = max(failed["reasons"].items(), key=lambda item: item[1])
+        console.print(f"[yellow]tier {tier} failed {failed['count']} time(s)[/]; commonest reason ({times}×): {reason}",
+                      highlight=False)
+    if s["escalation_rate"] is not None:
+        out.print(f"escalated {_pct(s['escalation_rate'])}, fell back {_pct(s['fallback_rate'])}, "
+                  f"failed {_pct(s['failure_rate'])}")
+    for tier, p in s["predictions"].items():
+        out.print(f"{tier}: {p['model']} needs {p['ram_needed_gb']:.2f} of {p['usable_ram_gb']:g} GB; predicted "
+                  f"decode {p['decode_tps']:.1f} tok/s (host reached {_pct(p['efficiency'])} of its bandwidth limit), "
+                  f"prefill {p['prefill_tps']:.0f} tok/s")
+    if s["routing"]:
+        r = s["routing"]
+        out.print(f"router vs labels: accuracy {_pct(r['accuracy'])}, simple kept on-device "
+                  f"{_pct(r['simple_kept_on_device'])}, complex kept on-device {_pct(r['complex_on_device'])}")
+    c = s["cost"]
+    out.print(f"cost at {c['requests_per_day']:,.0f} requests/day: {_money(c['usd_per_day'])}/day, "
+              f"{_money(c['usd_per_month'])}/month vs all-{c['baseline_tier']} {_money(c['baseline_usd_per_day'])}/day, "
+              f"{_money(c['baseline_usd_per_month'])}/month: [bold]{_pct(c['savings'])} saved[/]")
+
+
+def cost(
+    requests_per_day: Annotated[Optional[float], typer.Option(min=0, help="Requests per day (preset default or 10,000).")] = None,
+    mix: Annotated[Optional[str], typer.Option(help="Share per tier in percent, cheapest first, e.g. 70/20/10.")] = None,
+    input_tokens: Annotated[Optional[float], typer.Option(min=0, help="Average input tokens per request.")] = None,
+    output_tokens: Annotated[Optional[float], typer.Option(min=0, help="Average output tokens per request.")] = None,
+    prices: Annotated[Optional[str], typer.Option(help="Preset name (list-2026-11, seed) or a YAML/JSON price file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+) -> None:
+    """The routed-vs-all-frontier cost table (the seed's math, with dated per-tier prices)."""
+    import json
+
+    from slmkit.runtime.simulate.cost import cost_table, load_prices, parse_mix
+
+    preset = load_prices(prices)
+    d = preset.defaults
+    shares = parse_mix(mix, len(preset.tiers)) if mix else [m / 100 for m in d.mix] if d.mix else None
+    if shares is None:
+        raise SlmkitError(f"Price preset {preset.name} has no default mix.", hint="Pass --mix, e.g. 70/20/10.")
+    table = cost_table(preset, requests_per_day if requests_per_day is not None else d.requests_per_day or 10_000, shares,
+                       input_tokens if input_tokens is not None else d.input_tokens or 500,
+                       output_tokens if output_tokens is not None else d.output_tokens or 200)
+    if as_json:
+        out.print_json(json.dumps(table))
+        return
+    view = Table(title=f"{table['requests_per_day']:,.0f} requests/day, {table['input_tokens']:g} in + "
+                       f"{table['output_tokens']:g} out tokens ({preset.name} prices, as of {preset.as_of})",
+                 show_header=True, header_style="bold")
+    for column in ("tier", "model", "share", "requests/day", "$/request", "$/day", "$/month"):
+        view.add_column(column, justify="right")
+    for row in table["tiers"]:
+        view.add_row(row["tier"], row["model"], f"{100 * row['share']:g} %", f"{row['requests_per_day']:,.0f}",
+                     f"{row['usd_per_request']:.6f}", _money(row["usd_per_day"]), _money(row["usd_per_month"]))
+    view.add_row("[bold]routed", "", "100 %", f"{table['requests_per_day']:,.0f}", "",
+                 f"[bold]{_money(table['routed']['usd_per_day'])}", f"[bold]{_money(table['routed']['usd_per_month'])}")
+    view.add_row(f"all {table['baseline']['tier']}", "", "", "", "", _money(table["baseline"]["usd_per_day"]),
+                 _money(table["baseline"]["usd_per_month"]))
+    out.print(view)
+    out.print(f"savings: [bold]{100 * table['savings']:.1f} %[/]  (prices: {preset.source})", highlight=False)
+
+
+def serve(
+    bundle: BundleOption = None,
+    spec: SpecOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    max_concurrency: Annotated[int, typer.Option(min=1, help="Requests answered at once.")] = 4,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest accepted request body.")] = 1024 * 1024,
+    queue_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds a request may wait for a slot.")] = 30.0,
+) -> None:
+    """An OpenAI-compatible /v1/chat/completions that routes every request (model "auto" or a tier name)."""
+    import uvicorn
+
+    from slmkit.runtime.pipeline import Pipeline
+    from slmkit.runtime.server import ServerLimits, create_app
+
+    pipeline = Pipeline.from_spec_file(spec_path(spec, bundle))
+    app = create_app(pipeline, ServerLimits(max_body_bytes=max_body_bytes, max_concurrency=max_concurrency,
+                                            queue_timeout_s=queue_timeout))
+    console.print(f"[green]Serving[/] {pipeline.spec.name} on http://{host}:{port}/v1 "
+                  f"(models: auto, {', '.join(t.name for t in pipeline.spec.tiers)})")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    except OSError as exc:
+        raise SlmkitError(f"Cannot listen on {host}:{port}: {exc}") from None
+    finally:
+        pipeline.close()

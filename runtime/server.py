@@ -1,0 +1,203 @@
+"""`slmkit serve`: an OpenAI-compatible endpoint over the same Pipeline the simulator and the
+ports run. `model: "auto"` routes; a tier's name forces that tier. The routing trace comes back
+in the `x-slmkit-trace` header (compact, no request text) and in the response's `slmkit` field."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+from fastapi import FastAPI, Request as HttpRequest
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import iterate_in_threadpool
+
+from slmkit.runtime.pipeline import Pipeline, Response
+from slmkit.runtime.request import Request
+
+AUTO_MODEL = "auto"
+
+
+class ServerLimits(BaseModel):
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    max_concurrency: int = Field(4, gt=0)        # requests answered at once; the rest wait
+    queue_timeout_s: float = Field(30.0, gt=0)   # how long a request may wait for a slot before 503
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[dict] | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")   # OpenAI clients send temperature, top_p, user, ...
+
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    max_tokens: int | None = Field(None, gt=0)
+    max_completion_tokens: int | None = Field(None, gt=0)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param, self.code, self.headers = status, message, kind, param, code, headers
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+def _text(message: ChatMessage) -> str:
+    """String content, or the text parts of a content list (images and audio are refused)."""
+    if message.content is None:
+        return ""
+    if isinstance(message.content, str):
+        return message.content
+    parts = []
+    for part in message.content:
+        if part.get("type") != "text" or not isinstance(part.get("text"), str):
+            raise ApiError(400, f"only text content is supported, got a {part.get('type')!r} part", param="messages")
+        parts.append(part["text"])
+    return "".join(parts)
+
+
+def to_request(body: ChatCompletionRequest) -> Request:
+    messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text(m)} for m in body.messages]
+    unknown = sorted({m["role"] for m in messages} - {"system", "user", "assistant"})
+    if unknown:
+        raise ApiError(400, f"unsupported message role(s): {', '.join(unknown)}", param="messages")
+    try:
+        return Request.from_messages(messages, max_tokens=body.max_completion_tokens or body.max_tokens,
+                                     id=f"chatcmpl-{uuid.uuid4().hex[:24]}")
+    except ValueError as exc:
+        raise ApiError(400, str(exc), param="messages") from None
+
+
+def header_trace(trace: dict) -> str:
+    """The trace without any request or answer text, ASCII-only JSON (fits an HTTP header)."""
+    compact = {
+        "router": {k: trace["router"].get(k) for k in ("method", "label", "confidence", "probabilities", "latency_ms")},
+        "policy": trace["policy"],
+        "steps": [{k: s[k] for k in ("tier", "purpose", "ok", "latency_ms", "input_tokens", "output_tokens", "cost_usd",
+                                      "simulated", "error")} for s in trace["steps"]],
+        "ratings": [{k: r[k] for k in ("tier", "rating", "parsed", "escalate")} for r in trace["ratings"]],
+        "escalations": trace["escalations"], "fallbacks": trace["fallbacks"],
+        "final_tier": trace["final_tier"], "latency_ms": round(trace["latency_ms"], 1), "cost_usd": trace["cost_usd"],
+    }
+    return json.dumps(compact, ensure_ascii=True, separators=(",", ":"))
+
+
+def _usage(response: Response) -> dict:
+    answers = [s for s in response.trace.steps if s.ok and s.purpose == "answer" and s.tier == response.tier]
+    last = answers[-1] if answers else None
+    prompt, completion = (last.input_tokens, last.output_tokens) if last else (0, 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def create_app(pipeline: Pipeline, limits: ServerLimits | None = None) -> FastAPI:
+    limits = limits or ServerLimits()
+    app = FastAPI(title="slmkit", description="OpenAI-compatible chat completions, routed on-device or to the cloud.")
+    slots = asyncio.Semaphore(limits.max_concurrency)
+    tiers = [t.name for t in pipeline.spec.tiers]
+    created = int(time.time())
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: HttpRequest, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: HttpRequest, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"] if p != "body")
+        return ApiError(400, f"{where or 'body'}: {first['msg']}", param=where or None).response()
+
+    @app.middleware("http")
+    async def _limit_body(request: HttpRequest, call_next):
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
+            return ApiError(413, f"request body of {declared} bytes exceeds the limit of {limits.max_body_bytes}",
+                            code="request_too_large").response()
+        return await call_next(request)
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        names = [AUTO_MODEL, *tiers]
+        return {"object": "list", "data": [{"id": n, "object": "model", "created": created, "owned_by": "slmkit"}
+                                           for n in names]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: ChatCompletionRequest, http: HttpRequest):
+        if len(await http.body()) > limits.max_body_bytes:  # bodies sent without a content-length
+            raise ApiError(413, f"request body exceeds the limit of {limits.max_body_bytes} bytes", code="request_too_large")
+        if body.model != AUTO_MODEL and body.model not in tiers:
+            raise ApiError(404, f"model {body.model!r} does not exist; use 'auto' or a tier: {', '.join(tiers)}",
+                           param="model", code="model_not_found")
+        force = None if body.model == AUTO_MODEL else body.model
+        request = to_request(body)
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout=limits.queue_timeout_s)
+        except TimeoutError:
+            raise ApiError(503, f"all {limits.max_concurrency} slots busy for {limits.queue_timeout_s:g} s; retry later",
+                           kind="server_error", code="overloaded", headers={"Retry-After": "5"}) from None
+        if body.stream:
+            return StreamingResponse(_sse(pipeline, request, force, slots), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache"})
+        try:
+            response = await pipeline.ahandle(request, force)
+        finally:
+            slots.release()
+        trace = response.trace.to_dict()
+        headers = {"x-slmkit-tier": str(response.tier), "x-slmkit-trace": header_trace(trace)}
+        if not response.ok:
+            error = {"message": response.error, "type": "server_error", "param": None, "code": "all_tiers_failed"}
+            return JSONResponse({"error": error, "slmkit": {"tier": None, "trace": trace}}, status_code=503,
+                                headers=headers)
+        return JSONResponse({
+            "id": request.id, "object": "chat.completion", "created": int(time.time()), "model": response.tier,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": response.text}, "finish_reason": "stop"}],
+            "usage": _usage(response),
+            "slmkit": {"tier": response.tier, "trace": trace},
+        }, headers=headers)
+
+    return app
+
+
+def _chunk(request: Request, model: str, delta: dict, finish: str | None = None, extra: dict | None = None) -> str:
+    body = {"id": request.id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    if extra:
+        body.update(extra)
+    return f"data: {json.dumps(body)}\n\n"
+
+
+def _events(pipeline: Pipeline, request: Request, force: str | None) -> Iterator[str]:
+    """Server-sent events of one answer (blocking: local engines are C calls). The trace rides on the last chunk."""
+    model = force or AUTO_MODEL
+    yield _chunk(request, model, {"role": "assistant", "content": ""})
+    for piece in pipeline.stream(request, force):
+        if isinstance(piece, Response):
+            extra = {"slmkit": {"tier": piece.tier, "trace": piece.trace.to_dict()}, "usage": _usage(piece)}
+            if not piece.ok:
+                extra["error"] = {"message": piece.error, "type": "server_error", "code": "all_tiers_failed"}
+            yield _chunk(request, piece.tier or model, {}, "stop" if piece.ok else "error", extra)
+        elif piece:
+            yield _chunk(request, model, {"content": piece})
+    yield "data: [DONE]\n\n"
+
+
+async def _sse(pipeline: Pipeline, request: Request, force: str | None, slots: asyncio.Semaphore) -> AsyncIterator[str]:
+    """The events off the event loop; the slot is released on the loop even if the client disconnects."""
+    try:
+        async for event in iterate_in_threadpool(_events(pipeline, request, force)):
+            yield event
+    finally:
+        slots.release()

@@ -1,0 +1,210 @@
+"""Replay a workload through the same Pipeline the server and the ports run, and turn what the
+host measured into what a device would see: latency per tier and end to end, tier mix,
+escalations, fallbacks, accuracy against labels, and money against the all-frontier baseline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from slmkit.runtime.backends.base import BackendError, estimate_tokens
+from slmkit.runtime.data import Dataset
+from slmkit.runtime.evaluation import SWEEP_THRESHOLDS, evaluate, percentile, share, with_simple_threshold
+from slmkit.runtime.models.embedded import resolve_model_file
+from slmkit.runtime.pipeline import Pipeline
+from slmkit.runtime.policy import choose_tier
+from slmkit.runtime.request import Request
+from slmkit.runtime.router.decision import RouteDecision
+from slmkit.runtime.simulate.cost import DAYS_PER_MONTH
+from slmkit.runtime.simulate.devices import DeviceProfile
+from slmkit.runtime.simulate.hostcal import HostCalibration
+from slmkit.runtime.simulate.speed import DevicePrediction, HostSpeed, gguf_footprint, predict, require_fit
+from slmkit.runtime.spec import PolicySpec, RoutingSpec, TierSpec
+
+DEFAULT_OUTPUT_TOKENS = 200   # answer length assumed for a tier that neither ran nor models one
+
+
+@dataclass
+class Outcome:
+    """One request, as the device would have experienced it."""
+
+    truth: str | None
+    decision: RouteDecision
+    routed_tier: str
+    final_tier: str | None
+    escalated: bool = False
+    fell_back: bool = False
+    failed: bool = False
+    router_ms: float = 0.0                      # predicted on the device
+    steps: list[dict] = field(default_factory=list)
+    latency_ms: float = 0.0                     # predicted end to end: router + every step + network
+    host_latency_ms: float = 0.0                # what this machine took
+    cost_usd: float = 0.0
+    baseline_usd: float = 0.0
+
+
+def predict_local_tiers(pipeline: Pipeline, device: DeviceProfile, host: HostCalibration) -> dict[str, DevicePrediction]:
+    """Size and speed-test every on-device llama.cpp tier; refuse one that does not fit the device."""
+    predictions = {}
+    for tier in pipeline.spec.tiers:
+        if not tier.on_device or tier.backend != "llama.cpp" or not tier.model:
+            continue
+        footprint = gguf_footprint(resolve_model_file(tier.model, pipeline.base_dir), tier.context_tokens)
+        prediction = predict(device, footprint, host, None)
+        require_fit(prediction, device, tier.name)
+        backend = pipeline.backend(tier.name)
+        prefill, decode = backend.speed_test()
+        predictions[tier.name] = predict(device, footprint, host, HostSpeed(decode_tps=decode, prefill_tps=prefill))
+    return predictions
+
+
+class Simulator:
+    def __init__(self, pipeline: Pipeline, device: DeviceProfile, host: HostCalibration,
+                 predictions: dict[str, DevicePrediction], output_tokens: int = DEFAULT_OUTPUT_TOKENS) -> None:
+        self.pipeline = pipeline
+        self.spec: RoutingSpec = pipeline.spec
+        self.device = device
+        self.host = host
+        self.predictions = predictions
+        self.output_tokens = output_tokens
+        self.baseline_tier = max(self.spec.tiers, key=lambda t: self.expected_cost(t, 1000))
+
+    # -- money ------------------------------------------------------------------------------
+    def expected_output_tokens(self, tier: TierSpec) -> int:
+        return tier.simulated.output_tokens if tier.simulated else self.output_tokens
+
+    def expected_cost(self, tier: TierSpec, input_tokens: int) -> float:
+        """What answering costs on `tier` when it is not actually run (router-only, sweep, baseline)."""
+        return (input_tokens * tier.price_in_per_mtok + self.expected_output_tokens(tier) * tier.price_out_per_mtok) / 1e6
+
+    # -- time -------------------------------------------------------------------------------
+    def router_device_ms(self, host_ms: float) -> float:
+        """Routing is compute-bound (an encoder, or the SLM's prefill): scale by compute."""
+        return host_ms * self.host.gflops / self.device.gflops
+
+    def step_device_ms(self, step: dict) -> float:
+        tier = self.spec.tier(step["tier"])
+        prediction = self.predictions.get(tier.name)
+        if tier.on_device:
+            if prediction is None or not step["ok"]:
+                return step["latency_ms"]
+            return 1000 * (step["input_tokens"] / prediction.prefill_tps + step["output_tokens"] / prediction.decode_tps)
+        return step["latency_ms"] + self.device.network_rtt_ms
+
+    # -- one request ------------------------------------------------------------------------
+    def run(self, request: Request, truth: str | None, router_only: bool) -> Outcome:
+        input_tokens = sum(estimate_tokens(m["content"]) for m in request.messages())
+        baseline = self.expected_cost(self.baseline_tier, input_tokens)
+        if router_only:
+            start = time.perf_counter()
+            try:
+                decision = self.pipeline.router.decide(request)
+            except BackendError as exc:
+                decision = RouteDecision(None, 0.0, raw=f"router failed: {exc.reason}", method=self.spec.router.method)
+            tier = choose_tier(decision, self.spec.policy).tier
+            router_ms = self.router_device_ms(decision.latency_ms)
+            return Outcome(truth, decision, tier, tier, router_ms=router_ms, latency_ms=router_ms,
+                           host_latency_ms=(time.perf_counter() - start) * 1000,
+                           cost_usd=self.expected_cost(self.spec.tier(tier), input_tokens), baseline_usd=baseline)
+        response = self.pipeline.handle(request)
+        trace = response.trace.to_dict()
+        decision = RouteDecision(trace["router"]["label"], trace["router"]["confidence"], trace["router"]["probabilities"],
+                                 trace["router"]["raw"], trace["router"]["latency_ms"], trace["router"]["method"])
+        steps = [{key: s[key] for key in ("tier", "purpose", "ok", "latency_ms", "input_tokens", "output_tokens",
+                                           "cost_usd", "simulated", "error")} for s in trace["steps"]]
+        for step in steps:
+            step["device_ms"] = self.step_device_ms(step)
+        router_ms = self.router_device_ms(decision.latency_ms)
+        return Outcome(truth, decision, trace["policy"]["tier"], response.tier, escalated=bool(trace["escalations"]),
+                       fell_back=bool(trace["fallbacks"]), failed=not response.ok, router_ms=router_ms, steps=steps,
+                       latency_ms=router_ms + sum(s["device_ms"] for s in steps), host_latency_ms=trace["latency_ms"],
+                       cost_usd=trace["cost_usd"], baseline_usd=baseline)
+
+    def run_all(self, dataset: Dataset, router_only: bool, advance: Callable[[], None] = lambda: None) -> list[Outcome]:
+        outcomes = []
+        for item in dataset.items:
+            outcomes.append(self.run(item.request, item.tier, router_only))
+            advance()
+        return outcomes
+
+    # -- what the report shows --------------------------------------------------------------
+    def sweep(self, outcomes: list[Outcome], inputs: list[int], requests_per_day: float) -> list[dict]:
+        """Cost vs complex requests kept on-device as the simple route's confidence bar moves."""
+        local = {t.name for t in self.spec.tiers if t.on_device}
+        rows = []
+        for threshold in SWEEP_THRESHOLDS:
+            policy: PolicySpec = with_simple_threshold(self.spec.policy, threshold)
+            tiers = [choose_tier(o.decision, policy).tier for o in outcomes]
+            cost = sum(self.expected_cost(self.spec.tier(t), n) for t, n in zip(tiers, inputs)) / len(outcomes)
+            complex_flags = [t in local for t, o in zip(tiers, outcomes) if o.truth == "complex"]
+            rows.append({"simple_min_confidence": threshold,
+                         "on_device": share([t in local for t in tiers]),
+                         "complex_on_device": share(complex_flags),
+                         "usd_per_day": cost * requests_per_day})
+        return rows
+
+    @staticmethod
+    def failures(outcomes: list[Outcome]) -> dict[str, dict]:
+        """Per tier: how many steps failed and the commonest reasons (an unreachable endpoint shows here)."""
+        found: dict[str, dict] = {}
+        for step in (s for o in outcomes for s in o.steps if not s["ok"]):
+            entry = found.setdefault(step["tier"], {"count": 0, "reasons": {}})
+            entry["count"] += 1
+            entry["reasons"][step["error"]] = entry["reasons"].get(step["error"], 0) + 1
+        return found
+
+    def summarize(self, outcomes: list[Outcome], dataset: Dataset, requests_per_day: float, router_only: bool) -> dict:
+        n = len(outcomes)
+        names = [t.name for t in self.spec.tiers]
+        local = {t.name for t in self.spec.tiers if t.on_device}
+        inputs = [sum(estimate_tokens(m["content"]) for m in item.request.messages()) for item in dataset.items]
+        routed_day = sum(o.cost_usd for o in outcomes) / n * requests_per_day
+        baseline_day = sum(o.baseline_usd for o in outcomes) / n * requests_per_day
+        labelled = [(o.truth, o.decision) for o in outcomes if o.truth is not None]
+        by_tier = {name: sorted(o.latency_ms for o in outcomes if o.final_tier == name) for name in names}
+        step_ms = {name: sorted(s["device_ms"] for o in outcomes for s in o.steps if s["tier"] == name and s["purpose"] == "answer")
+                   for name in names}
+        return {
+            "mode": "router-only" if router_only else "pipeline",
+            "n": n,
+            "skipped_lines": dataset.skipped,
+            "device": self.device.model_dump(),
+            "host": vars(self.host),
+            "predictions": {tier: p.to_dict() for tier, p in self.predictions.items()},
+            "tier_mix": {
+                "routed": {name: share([o.routed_tier == name for o in outcomes]) for name in names},
+                "final": {name: share([o.final_tier == name for o in outcomes]) for name in names},
+            },
+            "tier_failures": self.failures(outcomes),
+            "kept_on_device": share([o.final_tier in local for o in outcomes]),
+            "escalation_rate": None if router_only else share([o.escalated for o in outcomes]),
+            "fallback_rate": None if router_only else share([o.fell_back for o in outcomes]),
+            "failure_rate": None if router_only else share([o.failed for o in outcomes]),
+            "routing": evaluate([t for t, _ in labelled], [d for _, d in labelled], self.spec) if labelled else None,
+            "latency_ms": {
+                "router": _p50_p95(sorted(o.router_ms for o in outcomes)),
+                "end_to_end": _p50_p95(sorted(o.latency_ms for o in outcomes)),
+                "end_to_end_by_final_tier": {name: _p50_p95(values) | {"n": len(values)} for name, values in by_tier.items()},
+                "answer_step_by_tier": {name: _p50_p95(values) | {"n": len(values)} for name, values in step_ms.items()},
+                "host_end_to_end": _p50_p95(sorted(o.host_latency_ms for o in outcomes)),
+            },
+            "latency_samples_ms": {name: values for name, values in by_tier.items()},
+            "cost": {
+                "requests_per_day": requests_per_day,
+                "prices": "per-tier prices from the routing spec",
+                "usd_per_request": routed_day / requests_per_day if requests_per_day else 0.0,
+                "usd_per_day": routed_day,
+                "usd_per_month": routed_day * DAYS_PER_MONTH,
+                "baseline_tier": self.baseline_tier.name,
+                "baseline_usd_per_day": baseline_day,
+                "baseline_usd_per_month": baseline_day * DAYS_PER_MONTH,
+                "savings": 1 - routed_day / baseline_day if baseline_day else 0.0,
+                "assumed_output_tokens": {t.name: self.expected_output_tokens(t) for t in self.spec.tiers},
+            },
+            "threshold_sweep": self.sweep(outcomes, inputs, requests_per_day),
+        }
+
+
+def _p50_p95(sorted_values: list[float]) -> dict:
+    return {"p50": percentile(sorted_values, 50), "p95": percentile(sorted_values, 95)}

@@ -1,0 +1,123 @@
+"""`slmkit simulate`, `cost` and `serve` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import run_cli
+from tests.converter.test_cli_errors import assert_clean_failure
+from tests.runtime.test_server import _free_port
+
+
+def test_cost_seed_reproduces_the_seed_table() -> None:
+    result = run_cli("cost", "--prices", "seed")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for figure in ("$4,500", "$135,000", "$885.00", "$26,550", "80.3 %"):
+        assert figure in text
+    table = json.loads(run_cli("cost", "--prices", "seed", "--json").stdout)
+    assert table["routed"]["usd_per_day"] == 885.0
+
+
+def test_cost_bad_inputs() -> None:
+    assert_clean_failure(run_cli("cost", "--mix", "70/20"), "gives 2 shares")
+    assert_clean_failure(run_cli("cost", "--prices", "nope"), "Unknown price preset or file 'nope'")
+
+
+def _workload(tmp_path: Path) -> Path:
+    path = tmp_path / "w.jsonl"
+    path.write_text("\n".join([
+        json.dumps({"prompt": "Classify the sentiment: I love it.", "tier": "simple"}),
+        "this line is not JSON",
+        json.dumps({"messages": [{"role": "user", "content": "Prove that there are infinitely many primes, "
+                                  "then generalise the argument to arithmetic progressions."}]}),
+        json.dumps({"prompt": "Summarize the attached quarterly report in five bullet points.", "tier": "medium"}),
+    ]) + "\n")
+    return path
+
+
+def test_router_only_simulation_writes_both_reports(tmp_path: Path) -> None:
+    result = run_cli("simulate", "--workload", str(_workload(tmp_path)), "--device", "raspberry-pi-5", "--router-only",
+                     "--report", str(tmp_path / "r"), "--requests-per-day", "50000")
+    assert result.returncode == 0, result.stderr
+    stderr = " ".join(result.stderr.split())
+    assert "skipped w.jsonl line 2: Expecting value" in stderr
+    summary = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert summary["n"] == 3 and summary["mode"] == "router-only" and len(summary["skipped_lines"]) == 1
+    assert summary["device"]["name"] == "raspberry-pi-5" and summary["predictions"]["on-device"]["fits"]
+    assert summary["routing"]["n"] == 2 and summary["cost"]["requests_per_day"] == 50000
+    assert (tmp_path / "r" / "report.html").read_text().count("<svg") == 4
+    assert "Raspberry Pi 5" in result.stdout and "saved" in result.stdout
+
+
+def test_simulate_bad_inputs(tmp_path: Path) -> None:
+    workload = _workload(tmp_path)
+    assert_clean_failure(run_cli("simulate", "--workload", str(workload), "--device", "iphone15"),
+                         "Unknown device 'iphone15'", "Did you mean", "iphone-15-pro")
+    assert_clean_failure(run_cli("simulate", "--workload", str(tmp_path / "none.jsonl")), "No data file")
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text("not json\n[1]\n")
+    assert_clean_failure(run_cli("simulate", "--workload", str(garbage), "--router-only"),
+                         "holds no usable requests", "line 1")
+    small = tmp_path / "small.yaml"
+    small.write_text("devices:\n  feature-phone:\n    label: Feature phone\n    kind: phone\n    peak_bandwidth_gbs: 4\n"
+                     "    bandwidth_fraction: 0.5\n    peak_gflops: 10\n    compute_fraction: 0.5\n    ram_gb: 0.5\n"
+                     "    usable_ram_gb: 0.2\n    sustained_factor: 0.5\n    network_rtt_ms: 200\n"
+                     "    sources: [https://example.org/feature-phone]\n")
+    result = run_cli("simulate", "--workload", str(workload), "--devices", str(small), "--device", "feature-phone",
+                     "--router-only", "--report", str(tmp_path / "r"))
+    assert_clean_failure(result, "Tier 'on-device'", "needs about 0.3", "Feature phone gives one app about 0.2 GB")
+    assert not (tmp_path / "r").exists()
+
+
+def test_serve_answers_openai_requests_until_stopped(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "slmkit.converter", "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                models = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).json()
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
+                time.sleep(0.2)
+        assert [m["id"] for m in models["data"]] == ["auto", "on-device", "mid", "frontier"]
+        reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=30,
+                           json={"model": "frontier", "messages": [{"role": "user", "content": "Plan a migration."}]})
+        assert reply.status_code == 200 and "simulated answer from tier 'frontier'" in reply.json()["choices"][0]["message"]["content"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+
+
+def test_unreachable_endpoint_falls_back_and_is_reported(tmp_path: Path) -> None:
+    """Every request goes to a frontier tier whose endpoint refuses connections: the mid tier answers."""
+    from slmkit.runtime.default import default_spec_path
+
+    spec = json.loads(default_spec_path().read_text(encoding="utf-8"))
+    spec["router"]["weights"] = str(default_spec_path().parent / spec["router"]["weights"])
+    spec["router"]["encoder"] = str(default_spec_path().parent / spec["router"]["encoder"])
+    for route in spec["policy"]["routes"]:
+        route["tier"] = "frontier"
+    spec["policy"].update(low_confidence_tier="frontier", unparsed_tier="frontier")
+    frontier = next(t for t in spec["tiers"] if t["name"] == "frontier")
+    frontier.update(backend="openai", model="gpt-x", base_url=f"http://127.0.0.1:{_free_port()}/v1", simulated=None,
+                    timeout_s=5)
+    (tmp_path / "routing.json").write_text(json.dumps(spec))
+    result = run_cli("simulate", "--spec", str(tmp_path / "routing.json"), "--workload", str(_workload(tmp_path)),
+                     "--report", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+    stderr = "".join(result.stderr.split())  # rich wraps long lines anywhere
+    assert "tierfrontierfailed3time(s)" in stderr and "cannotreach127.0.0.1:" in stderr
+    summary = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert summary["fallback_rate"] == 1.0 and summary["tier_mix"]["final"]["mid"] == 1.0

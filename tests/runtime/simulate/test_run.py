@@ -1,0 +1,115 @@
+"""The simulator replays through the real Pipeline and turns host measurements into device numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from slmkit.runtime.data import Dataset, LabelledRequest
+from slmkit.runtime.default import default_spec_path
+from slmkit.runtime.pipeline import Pipeline
+from slmkit.runtime.request import Request
+from slmkit.runtime.router.decision import RouteDecision
+from slmkit.runtime.simulate.devices import builtin_devices
+from slmkit.runtime.simulate.hostcal import HostCalibration
+from slmkit.runtime.simulate.run import Simulator, predict_local_tiers
+from slmkit.runtime.simulate.speed import HostSpeed, ModelFootprint, predict
+from slmkit.runtime.spec import parse_spec
+from tests.runtime.fakes import Scripted
+
+HOST = HostCalibration(bandwidth_gbs=20.0, gflops=100.0, cpu="test", cores=2)
+DEVICE = builtin_devices()["iphone-15-pro"]
+
+
+class PrefixRouter:
+    """'s:' -> simple 0.95, 'm:' -> medium 0.9, 'c:' -> complex 0.9, 'u:' -> simple but unsure."""
+
+    method = "prefix"
+
+    def decide(self, request: Request) -> RouteDecision:
+        label, confidence = {"s": ("simple", 0.95), "m": ("medium", 0.9), "c": ("complex", 0.9),
+                             "u": ("simple", 0.6)}[request.user[0]]
+        return RouteDecision(label, confidence, {label: confidence}, latency_ms=10.0, method=self.method)
+
+
+def simulator(on_device: Scripted, mid: Scripted, frontier: Scripted) -> Simulator:
+    spec = parse_spec(json.loads(default_spec_path().read_text(encoding="utf-8")))
+    pipeline = Pipeline(spec, default_spec_path().parent, {"on-device": on_device, "mid": mid, "frontier": frontier},
+                        router=PrefixRouter())
+    footprint = ModelFootprint("local.gguf", 10**8, 1000, 1024)
+    prediction = predict(DEVICE, footprint, HOST, HostSpeed(decode_tps=40.0, prefill_tps=400.0))
+    return Simulator(pipeline, DEVICE, HOST, {"on-device": prediction})
+
+
+def dataset(*users_and_labels: tuple[str, str | None]) -> Dataset:
+    return Dataset([LabelledRequest(Request(user), label) for user, label in users_and_labels])
+
+
+def test_pipeline_run_counts_escalations_and_predicts_device_latency() -> None:
+    sim = simulator(Scripted("ok", "9", "meh", "3"), Scripted("mid answer"), Scripted("deep answer"))
+    data = dataset(("s: capital of France", "simple"), ("s: poem", "simple"), ("c: prove", "complex"))
+    outcomes = sim.run_all(data, router_only=False)
+    kept, escalated, frontier = outcomes
+    assert (kept.final_tier, escalated.final_tier, frontier.final_tier) == ("on-device", "mid", "frontier")
+    assert escalated.escalated and not kept.escalated
+    prediction = sim.predictions["on-device"]
+    answer = kept.steps[0]  # Scripted reports 100 tokens in, 50 out
+    assert answer["device_ms"] == pytest.approx(1000 * (100 / prediction.prefill_tps + 50 / prediction.decode_tps))
+    assert frontier.steps[0]["device_ms"] == pytest.approx(5.0 + DEVICE.network_rtt_ms)
+    assert kept.router_ms == pytest.approx(10.0 * HOST.gflops / DEVICE.gflops)
+    assert kept.latency_ms == pytest.approx(kept.router_ms + sum(s["device_ms"] for s in kept.steps))
+    assert kept.cost_usd == 0 and frontier.cost_usd > escalated.cost_usd > 0
+
+    summary = sim.summarize(outcomes, data, requests_per_day=1000, router_only=False)
+    assert summary["tier_mix"]["routed"] == pytest.approx({"on-device": 2 / 3, "mid": 0, "frontier": 1 / 3})
+    assert summary["tier_mix"]["final"] == pytest.approx({"on-device": 1 / 3, "mid": 1 / 3, "frontier": 1 / 3})
+    assert summary["escalation_rate"] == pytest.approx(1 / 3) and summary["fallback_rate"] == 0
+    assert summary["routing"]["accuracy"] == 1.0 and summary["kept_on_device"] == pytest.approx(1 / 3)
+    cost = summary["cost"]
+    assert cost["usd_per_day"] == pytest.approx(sum(o.cost_usd for o in outcomes) / 3 * 1000)
+    assert cost["baseline_tier"] == "frontier" and 0 < cost["savings"] < 1
+    assert cost["usd_per_month"] == pytest.approx(30 * cost["usd_per_day"])
+
+
+def test_failed_tier_falls_back_and_is_counted() -> None:
+    from slmkit.runtime.backends.base import BackendError
+
+    sim = simulator(Scripted(), Scripted("mid saves the day"), Scripted(BackendError("HTTP 503")))
+    outcomes = sim.run_all(dataset(("c: hard", None)), router_only=False)
+    assert outcomes[0].final_tier == "mid" and outcomes[0].fell_back
+    summary = sim.summarize(outcomes, dataset(("c: hard", None)), 100, router_only=False)
+    assert summary["fallback_rate"] == 1.0 and summary["routing"] is None
+
+
+def test_router_only_prices_each_tier_by_its_expected_answer() -> None:
+    sim = simulator(Scripted(), Scripted(), Scripted())
+    data = dataset(("s: a", "simple"), ("m: b", "medium"), ("u: c", "simple"), ("c: d", "complex"))
+    outcomes = sim.run_all(data, router_only=True)
+    assert [o.routed_tier for o in outcomes] == ["on-device", "mid", "mid", "frontier"]
+    assert not any(o.steps for o in outcomes)
+    mid = sim.spec.tier("mid")
+    assert outcomes[1].cost_usd == pytest.approx((1 * mid.price_in_per_mtok + mid.simulated.output_tokens
+                                                  * mid.price_out_per_mtok) / 1e6)
+    summary = sim.summarize(outcomes, data, 1000, router_only=True)
+    assert summary["mode"] == "router-only" and summary["escalation_rate"] is None
+    sweep = {row["simple_min_confidence"]: row for row in summary["threshold_sweep"]}
+    assert sweep[0.5]["on_device"] == 0.5 and sweep[0.8]["on_device"] == 0.25 and sweep[0.99]["on_device"] == 0
+    assert sweep[0.5]["usd_per_day"] < sweep[0.8]["usd_per_day"] < sweep[0.99]["usd_per_day"]
+
+
+def test_local_tiers_are_sized_speed_tested_and_refused_when_too_big(tmp_path: Path) -> None:
+    """The default bundle's SmolLM2 on llama.cpp: fits a phone, refused by a 0.1 GB device."""
+    from slmkit.runtime.errors import SlmkitError
+
+    pipeline = Pipeline.from_spec_file(default_spec_path())
+    try:
+        predictions = predict_local_tiers(pipeline, DEVICE, HOST)
+        p = predictions["on-device"]
+        assert p.fits and p.decode_tps > 0 and p.prefill_tps > 0 and 0 < p.efficiency <= 1
+        tiny = DEVICE.model_copy(update={"usable_ram_gb": 0.1, "label": "a tiny device"})
+        with pytest.raises(SlmkitError, match="needs about 0.3\\d GB .* a tiny device gives one app about 0.1 GB"):
+            predict_local_tiers(pipeline, tiny, HOST)
+    finally:
+        pipeline.close()

@@ -1,0 +1,152 @@
+"""The routed OpenAI-compatible server, driven by the official `openai` client over loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+import uvicorn
+
+from slmkit.runtime.backends.base import BackendError
+from slmkit.runtime.default import default_spec_path
+from slmkit.runtime.pipeline import Pipeline
+from slmkit.runtime.server import ServerLimits, create_app
+from slmkit.runtime.spec import parse_spec
+from tests.runtime.fakes import FixedRouter, Scripted
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, pipeline: Pipeline, limits: ServerLimits | None = None) -> None:
+        self.port = _free_port()
+        config = uvicorn.Config(create_app(pipeline, limits), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def client(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base_url, api_key="unused", max_retries=0)
+
+
+def make_pipeline(label: str = "simple", confidence: float = 0.95, **backends) -> Pipeline:
+    spec = parse_spec(json.loads(default_spec_path().read_text(encoding="utf-8")))
+    names = {"on_device": "on-device", "mid": "mid", "frontier": "frontier"}
+    return Pipeline(spec, default_spec_path().parent, {names[k]: v for k, v in backends.items()},
+                    router=FixedRouter(label, confidence))
+
+
+@pytest.fixture
+def served() -> Iterator[Server]:
+    pipeline = make_pipeline(on_device=Scripted("Paris is the capital.", "9", "ok", "9"),
+                             mid=Scripted("Mid answer.", "Mid again."), frontier=Scripted("Frontier answer."))
+    with Server(pipeline) as server:
+        yield server
+
+
+def test_models_lists_auto_and_every_tier(served: Server) -> None:
+    assert [m.id for m in served.client().models.list()] == ["auto", "on-device", "mid", "frontier"]
+
+
+def test_auto_routes_and_returns_the_trace_in_header_and_body(served: Server) -> None:
+    raw = served.client().chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}])
+    completion = raw.parse()
+    assert completion.choices[0].message.content == "Paris is the capital."
+    assert completion.model == "on-device" and completion.usage.completion_tokens == 50
+    assert raw.headers["x-slmkit-tier"] == "on-device"
+    header = json.loads(raw.headers["x-slmkit-trace"])
+    assert header["final_tier"] == "on-device" and header["policy"]["tier"] == "on-device"
+    assert "Capital of France" not in raw.headers["x-slmkit-trace"]   # no request text in headers
+    extra = completion.model_extra["slmkit"]
+    assert extra["trace"]["router_input"]["user"] == "Capital of France?" and extra["trace"]["ratings"][0]["rating"] == 9
+
+
+def test_a_tier_name_forces_that_tier(served: Server) -> None:
+    completion = served.client().chat.completions.create(model="frontier", messages=[{"role": "user", "content": "hi"}])
+    assert completion.choices[0].message.content == "Frontier answer."
+    assert completion.model_extra["slmkit"]["trace"]["policy"]["reason"] == "tier named by the request"
+
+
+def test_streaming_sends_deltas_then_the_trace(served: Server) -> None:
+    chunks = list(served.client().chat.completions.create(model="mid", messages=[{"role": "user", "content": "hi"}],
+                                                          stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert text.strip() == "Mid answer." and len(chunks) >= 3
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-1].model_extra["slmkit"]["trace"]["final_tier"] == "mid"
+
+
+def test_unknown_model_and_bad_bodies_get_openai_style_errors(served: Server) -> None:
+    client = served.client()
+    with pytest.raises(openai.NotFoundError, match="does not exist; use 'auto' or a tier"):
+        client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.BadRequestError, match="last message must have role 'user'"):
+        client.chat.completions.create(model="auto", messages=[{"role": "assistant", "content": "hi"}])
+    with pytest.raises(openai.BadRequestError, match="only text content"):
+        client.chat.completions.create(model="auto", messages=[
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}])
+    reply = httpx.post(f"{served.base_url}/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert reply.status_code == 400 and reply.json()["error"]["type"] == "invalid_request_error"
+    reply = httpx.post(f"{served.base_url}/chat/completions", json={"model": "auto", "messages": []})
+    assert reply.status_code == 400 and "messages" in reply.json()["error"]["message"]
+
+
+def test_oversized_body_is_refused() -> None:
+    with Server(make_pipeline(mid=Scripted("x")), ServerLimits(max_body_bytes=2000)) as server:
+        with pytest.raises(openai.APIStatusError) as info:
+            server.client().chat.completions.create(model="auto", messages=[{"role": "user", "content": "x" * 5000}])
+        assert info.value.status_code == 413 and "exceeds the limit of 2000" in str(info.value)
+
+
+def test_every_tier_failing_is_a_503_with_every_reason() -> None:
+    down = BackendError("HTTP 500")
+    pipeline = make_pipeline("complex", 0.99, on_device=Scripted(down), mid=Scripted(down), frontier=Scripted(down))
+    with Server(pipeline) as server:
+        reply = httpx.post(f"{server.base_url}/chat/completions",
+                           json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    assert reply.status_code == 503
+    assert "every tier failed" in reply.json()["error"]["message"] and reply.json()["slmkit"]["tier"] is None
+
+
+def test_concurrency_limit_queues_then_answers_every_request() -> None:
+    """Four clients, one slot: all are answered (queued, never dropped)."""
+    pipeline = make_pipeline("medium", 0.99, mid=Scripted(*[f"answer {i}" for i in range(4)]))
+    with Server(pipeline, ServerLimits(max_concurrency=1)) as server:
+        results: list[str] = []
+
+        def ask() -> None:
+            reply = server.client().chat.completions.create(model="auto", messages=[{"role": "user", "content": "q"}])
+            results.append(reply.choices[0].message.content)
+
+        threads = [threading.Thread(target=ask) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert sorted(results) == [f"answer {i}" for i in range(4)]
