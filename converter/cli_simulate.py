@@ -100,6 +100,8 @@ def _print_summary(s: dict) -> None:
         out.print(f"{tier}: {p['model']} needs {p['ram_needed_gb']:.2f} of {p['usable_ram_gb']:g} GB; predicted "
                   f"decode {p['decode_tps']:.1f} tok/s (host reached {_pct(p['efficiency'])} of its bandwidth limit), "
                   f"prefill {p['prefill_tps']:.0f} tok/s")
+    for tier, why in s["unpredicted_tiers"].items():
+        console.print(f"[yellow]tier {tier}[/]: {why}", highlight=False)
     if s["routing"]:
         r = s["routing"]
         out.print(f"router vs labels: accuracy {_pct(r['accuracy'])}, simple kept on-device "

@@ -109,9 +109,8 @@ def write_report(summary: dict, folder: Path) -> tuple[Path, Path]:
         raise SlmkitError(f"Cannot create the report folder {folder}: {exc}") from None
     if not folder.is_dir():
         raise SlmkitError(f"{folder} is not a folder.")
-    env = Environment(loader=PackageLoader("slmkit.runtime.simulate", "templates"), autoescape=select_autoescape())
-    html = env.get_template("report.html.j2").render(s=summary, figures=_figures(summary))
     json_path, html_path = folder / "report.json", folder / "report.html"
-    _write_atomically(json_path, json.dumps(summary, indent=2) + "\n")
-    _write_atomically(html_path, html)
+    _write_atomically(json_path, json.dumps(summary, indent=2) + "\n")  # first: the numbers survive any rendering bug
+    env = Environment(loader=PackageLoader("slmkit.runtime.simulate", "templates"), autoescape=select_autoescape())
+    _write_atomically(html_path, env.get_template("report.html.j2").render(s=summary, figures=_figures(summary)))
     return json_path, html_path

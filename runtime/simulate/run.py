@@ -68,6 +68,9 @@ class Simulator:
         self.host = host
         self.predictions = predictions
         self.output_tokens = output_tokens
+        self.unpredicted = {t.name: f"no speed model for the {t.backend} backend: its steps keep this host's latency "
+                                    f"and its RAM fit is not checked"
+                            for t in self.spec.tiers if t.on_device and t.name not in predictions}
         self.baseline_tier = max(self.spec.tiers, key=lambda t: self.expected_cost(t, 1000))
 
     # -- money ------------------------------------------------------------------------------
@@ -172,6 +175,7 @@ class Simulator:
             "device": self.device.model_dump(),
             "host": vars(self.host),
             "predictions": {tier: p.to_dict() for tier, p in self.predictions.items()},
+            "unpredicted_tiers": self.unpredicted,
             "tier_mix": {
                 "routed": {name: share([o.routed_tier == name for o in outcomes]) for name in names},
                 "final": {name: share([o.final_tier == name for o in outcomes]) for name in names},

@@ -113,3 +113,12 @@ def test_local_tiers_are_sized_speed_tested_and_refused_when_too_big(tmp_path: P
             predict_local_tiers(pipeline, tiny, HOST)
     finally:
         pipeline.close()
+
+
+def test_a_local_tier_without_a_speed_model_is_named_not_hidden() -> None:
+    sim = simulator(Scripted("ok", "9"), Scripted(), Scripted())
+    assert sim.unpredicted == {}
+    bare = Simulator(sim.pipeline, DEVICE, HOST, {})
+    assert "no speed model for the llama.cpp backend" in bare.unpredicted["on-device"]
+    outcome = bare.run(Request("s: hi"), None, router_only=False)
+    assert outcome.steps[0]["device_ms"] == outcome.steps[0]["latency_ms"]  # host time kept, as the note says
