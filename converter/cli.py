@@ -103,39 +103,15 @@ def parity(
              "coreml-evaluator (numpy, fp16 rounding; default off macOS), coreml-evaluator-fp32, coreml (macOS).")] = None,
 ) -> None:
     """Compare an artifact with the PyTorch original; exit 1 if any metric is out of bounds."""
-    from slmkit.converter.manifest import PARITY, record_parity
-    from slmkit.converter.models.resolve import resolve
     from slmkit.converter.parity import report as reports
-    from slmkit.converter.parity.prompts import builtin_prompts, load_prompts
-    from slmkit.converter.parity.run import context_needed, open_artifact, run_parity
-    from slmkit.converter.parity.torch_runner import TorchRunner
-    from slmkit.converter.targets.base import check_engine, get_target
+    from slmkit.converter.parity.check import check_artifact
 
-    if not artifact.is_dir():
-        raise SlmkitError(f"{artifact} is not a folder.", hint="Pass the folder written by `slmkit convert`.")
-    manifest = open_artifact(artifact)
-    art_target = get_target(manifest["target"])
-    engine = check_engine(art_target, engine)
-    prompt_set = builtin_prompts() + (load_prompts(prompts) if prompts else [])
-    reference = reference or manifest.get("source", {}).get("model")
-    if not reference:
-        raise SlmkitError("The manifest does not name the source model.", hint="Pass --reference MODEL.")
-    with console.status(f"Loading the reference ({reference}) and the artifact"):
-        ckpt = resolve(reference)
-        ref_runner = TorchRunner(ckpt.path, threads=threads)
-        n_ctx = context_needed(ref_runner, prompt_set, steps)
-        art_runner = art_target.runner(artifact, manifest, threads, n_ctx, engine)
     with _progress("items") as progress:
-        task = progress.add_task("Comparing prompts", total=len(prompt_set))
-        result = run_parity(artifact, ref_runner, art_runner, manifest, prompt_set, steps,
-                            on_prompt=lambda _p: progress.advance(task))
-    art_runner.close()
+        result = check_artifact(artifact, reference=reference, extra_prompts=prompts, steps=steps, threads=threads,
+                                engine=engine, progress=progress)
     reports.write_json(result, report)
-    reports.write_json(result, artifact / PARITY)
     if junit:
         reports.write_junit(result, junit)
-    record_parity(artifact, {"passed": result["passed"], "runner": result["runner"], "metrics": {
-        k: result["metrics"][k] for k in ("top1_agreement", "kl_mean", "kl_max", "greedy_match", "tokenizer_match")}})
     reports.print_summary(result, console)
     raise typer.Exit(0 if result["passed"] else 1)
 

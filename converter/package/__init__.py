@@ -1,0 +1,1 @@
+"""`slmkit package`: model + routing runtime + app template, verified, for iOS, Android or desktop."""

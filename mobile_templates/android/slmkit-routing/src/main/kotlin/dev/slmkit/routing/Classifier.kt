@@ -1,0 +1,69 @@
+package dev.slmkit.routing
+
+import java.security.MessageDigest
+
+/**
+ * The `classifier` router with a `hashed-v1` head (runtime/router/head.py): hashed n-grams and
+ * length numbers through a linear layer stored as JSON + raw little-endian float16.
+ * Heads trained with a sentence encoder (`hashed-v1+encoder`) are refused: `slmkit package`
+ * ships the n-gram head to phones.
+ */
+class LinearHead(val labels: List<String>, val buckets: Int, val dense: List<String>, private val weights: FloatArray,
+                 private val outputs: Int, val bias: DoubleArray) {
+    fun logits(sparse: Map<Int, Double>, denseValues: List<Double>): List<Double> {
+        val out = bias.copyOf()
+        for ((index, value) in sparse) for (j in 0 until outputs) out[j] += value * weights[index * outputs + j]
+        for ((k, value) in denseValues.withIndex()) for (j in 0 until outputs) out[j] += value * weights[(buckets + k) * outputs + j]
+        return out.toList()
+    }
+
+    companion object {
+        const val FORMAT = "slmkit-router-head"
+
+        fun load(headerJson: String, blob: ByteArray): LinearHead {
+            val h = Json.parse(headerJson).obj("router head")
+            if (h["format"] != FORMAT) throw JsonException("not a router head (format is not $FORMAT)")
+            if (h["features"] != "hashed-v1") throw JsonException("head features ${h["features"]}: this port computes hashed-v1 only")
+            val digest = MessageDigest.getInstance("SHA-256").digest(blob).joinToString("") { String.format("%02x", it) }
+            if (digest != h["weights_sha256"]) throw JsonException("${h["weights_file"]} does not match its sha256: truncated or replaced")
+            val shape = h["shape"].list("shape").map { it.num().toInt() }
+            if (blob.size != shape[0] * shape[1] * 2) throw JsonException("weights hold ${blob.size} bytes, shape $shape needs ${shape[0] * shape[1] * 2}")
+            val weights = FloatArray(shape[0] * shape[1]) { i ->
+                halfToFloat((blob[2 * i].toInt() and 0xFF) or ((blob[2 * i + 1].toInt() and 0xFF) shl 8))
+            }
+            return LinearHead(h["labels"].list().map { it.str() }, h["buckets"].num().toInt(), h["dense"].list().map { it.str() },
+                weights, shape[1], h["bias"].list().map { it.num() }.toDoubleArray())
+        }
+
+        /** IEEE 754 binary16 -> binary32 (subnormals, infinities and NaN included). */
+        fun halfToFloat(bits: Int): Float {
+            val sign = if (bits and 0x8000 != 0) -1f else 1f
+            val exponent = (bits shr 10) and 0x1F
+            val mantissa = bits and 0x3FF
+            return when (exponent) {
+                0 -> sign * mantissa * Math.pow(2.0, -24.0).toFloat()
+                0x1F -> if (mantissa == 0) sign * Float.POSITIVE_INFINITY else Float.NaN
+                else -> sign * (1 + mantissa / 1024f) * Math.pow(2.0, (exponent - 15).toDouble()).toFloat()
+            }
+        }
+    }
+}
+
+class ClassifierRouter(private val spec: RouterSpec, private val head: LinearHead) : Router {
+    override val method = "classifier"
+
+    init {
+        if (head.dense != listOf("log_user_chars", "log_user_lines", "log_system_chars", "digit_share"))
+            throw JsonException("head dense features ${head.dense} differ from this port's")
+        if (head.labels.sorted() != spec.labels.sorted()) throw JsonException("head labels ${head.labels} != spec labels ${spec.labels}")
+    }
+
+    override fun decide(request: Request): RouteDecision {
+        val start = System.nanoTime()
+        val (system, user) = Prompts.routerInput(request.system, request.user, spec.truncation)
+        val text = Features.classifierText(system, user)
+        val logits = head.logits(Features.hashed(text, head.buckets), Features.dense(request.system, request.user))
+        val decision = Decisions.fromLogits(head.labels, logits, spec.temperature, method)
+        return decision.copy(latencyMs = (System.nanoTime() - start) / 1e6)
+    }
+}

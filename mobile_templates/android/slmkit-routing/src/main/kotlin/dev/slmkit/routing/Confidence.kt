@@ -1,0 +1,45 @@
+package dev.slmkit.routing
+
+/** The self-rating check (runtime/confidence.py): "how sure, 1-10" -> rating, escalate or not. */
+object Confidence {
+    private const val NUMBER = "(10|[1-9](?:\\.\\d+)?)"
+    // (?U): Unicode \d \w \b like Python 3 str patterns; (?i) with Unicode case; (?m): ^ $ per line.
+    private val PATTERNS = listOf(
+        "(?<![\\d.\\-])$NUMBER\\s*(?:/|out of)\\s*10\\b",
+        "\\b(?:rating|rate|score|confidence|confident)\\b[^0-9\\n\\-]{0,20}(?<![\\d.\\-])$NUMBER(?![\\d.]*\\d)",
+        "^[^\\w\\-]*$NUMBER[^\\w\\-]*$",
+        "(?<![\\d.\\-])$NUMBER(?![\\d]|\\.\\d)"
+    ).map { Regex("(?iUm)$it") }
+
+    fun parseRating(text: String): Double? {
+        for (pattern in PATTERNS) {
+            val match = pattern.find(text) ?: continue
+            return Digits.toDouble(match.groupValues[1])
+        }
+        return null
+    }
+
+    /** (rating, parsed?) with the spec's fallback for text that holds no rating. */
+    fun ratingOrDefault(text: String, unparsableRating: Double): Pair<Double, Boolean> {
+        val rating = parseRating(text)
+        return if (rating != null) Pair(rating, true) else Pair(unparsableRating, false)
+    }
+
+    /** Below the threshold escalates; the threshold itself is enough. */
+    fun shouldEscalate(rating: Double, threshold: Double): Boolean = rating < threshold
+}
+
+/** Python's float() reads any Unicode decimal digit; map them to ASCII first. */
+object Digits {
+    fun toDouble(text: String): Double {
+        val ascii = StringBuilder()
+        var i = 0
+        while (i < text.length) {
+            val cp = text.codePointAt(i)
+            val digit = Character.digit(cp, 10)
+            if (digit >= 0) ascii.append('0' + digit) else ascii.appendCodePoint(cp)
+            i += Character.charCount(cp)
+        }
+        return ascii.toString().toDouble()
+    }
+}

@@ -1,0 +1,114 @@
+package dev.slmkit.routing
+
+import java.io.File
+
+/**
+ * Runs the shared golden vectors (the .jsonl files of runtime/vectors) through this port. The Python runtime,
+ * this Kotlin core and the Swift package run the same files; a port is correct when every case
+ * gives the expected value. `main` prints one line per failure and exits 1 if any.
+ */
+object GoldenVectors {
+    data class Outcome(val file: String, val name: String, val passed: Boolean, val detail: String)
+
+    val FILES = listOf("router_output", "rating", "policy", "label_probabilities", "prompts", "features")
+
+    private fun close(a: Double?, b: Double?, tolerance: Double = 1e-9): Boolean =
+        if (a == null || b == null) a == b else Math.abs(a - b) <= tolerance * Math.max(1.0, Math.abs(b))
+
+    fun check(file: String, row: Map<String, Any?>): String? {
+        val expected = row["expected"]
+        when (file) {
+            "router_output" -> {
+                val parsed = RouterParse.parse(row["text"].str(), row["labels"].list().map { it.str() })
+                if (expected == null) return if (parsed == null) null else "expected unparsable, got $parsed"
+                val e = expected.obj()
+                if (parsed == null) return "expected ${e["label"]}, got unparsable"
+                if (parsed.label != e["label"]) return "label ${parsed.label} != ${e["label"]}"
+                return if (close(parsed.confidence, e["confidence"] as Double?)) null
+                else "confidence ${parsed.confidence} != ${e["confidence"]}"
+            }
+            "rating" -> {
+                val e = expected.obj()
+                val (rating, parsed) = Confidence.ratingOrDefault(row["text"].str(), row["unparsable_rating"].num())
+                val escalate = Confidence.shouldEscalate(rating, row["threshold"].num())
+                return if (rating == e["rating"].num() && parsed == e["parsed"] && escalate == e["escalate"]) null
+                else "got rating $rating parsed $parsed escalate $escalate, expected $e"
+            }
+            "policy" -> {
+                val d = row["decision"].obj()
+                val decision = RouteDecision(d["label"] as String?, d["confidence"].num())
+                val tier = Policy.chooseTier(decision, PolicySpec.from(row["policy"])).tier
+                return if (tier == expected.obj()["tier"]) null else "tier $tier != ${expected.obj()["tier"]}"
+            }
+            "label_probabilities" -> {
+                val labels = row["labels"].list().map { it.str() }
+                val bias = row["bias"].obj()
+                val logits = row["logits"].list().mapIndexed { i, x ->
+                    (if (x == "-inf") Double.NEGATIVE_INFINITY else x.num()) + ((bias[labels[i]] as Double?) ?: 0.0)
+                }
+                val decision = Decisions.fromLogits(labels, logits, row["temperature"].num())
+                val e = expected.obj()
+                if (decision.label != e["label"]) return "label ${decision.label} != ${e["label"]}"
+                if (!close(decision.confidence, e["confidence"].num())) return "confidence ${decision.confidence} != ${e["confidence"]}"
+                for ((label, p) in e["probabilities"].obj()) {
+                    if (!close(decision.probabilities[label], p.num())) return "p($label) ${decision.probabilities[label]} != $p"
+                }
+                return null
+            }
+            "prompts" -> {
+                val text = if (row["kind"] == "router") Prompts.routerPrompt(row["template"].str(), row["system"].str(),
+                    row["user"].str(), Truncation.from(row["truncation"]))
+                else Prompts.ratingPrompt(row["template"].str(), row["question"].str(), row["answer"].str())
+                return if (text == expected.str()) null else "prompt differs: ${toJson(text)}"
+            }
+            "features" -> {
+                val e = expected.obj()
+                if ("fnv1a_input" in row) {
+                    val h = Features.fnv1a(row["fnv1a_input"].str())
+                    return if (h.toDouble() == e["fnv1a"].num()) null else "fnv1a $h != ${e["fnv1a"]}"
+                }
+                val (system, user) = Prompts.routerInput(row["system"].str(), row["user"].str(), Truncation.from(row["truncation"]))
+                val text = Features.classifierText(system, user)
+                if (text != e["text"]) return "text ${toJson(text)} != ${toJson(e["text"])}"
+                val count = Features.featureStrings(text).size
+                if (count.toDouble() != e["feature_count"].num()) return "feature_count $count != ${e["feature_count"]}"
+                val hashed = Features.hashed(text, row["buckets"].num().toInt())
+                val indices = e["indices"].list().map { it.num().toInt() }
+                if (hashed.keys.toList() != indices) return "indices ${hashed.keys} != $indices"
+                if (!hashed.values.all { close(it, e["value"].num(), 1e-6) }) return "value ${hashed.values.firstOrNull()} != ${e["value"]}"
+                val dense = Features.dense(row["system"].str(), row["user"].str())
+                val want = e["dense"].list().map { it.num() }
+                return if (dense.size == want.size && dense.zip(want).all { (a, b) -> close(a, b, 1e-6) }) null else "dense $dense != $want"
+            }
+        }
+        return "unknown vector file $file"
+    }
+
+    fun run(folder: File): List<Outcome> {
+        val outcomes = ArrayList<Outcome>()
+        for (file in FILES) {
+            val path = File(folder, "$file.jsonl")
+            if (!path.isFile) { outcomes.add(Outcome(file, "(file)", false, "missing $path")); continue }
+            path.readLines(Charsets.UTF_8).filter { it.isNotBlank() }.forEach { line ->
+                val row = Json.parse(line).obj("vector")
+                val detail = try { check(file, row) } catch (e: Exception) { "${e.javaClass.simpleName}: ${e.message}" }
+                outcomes.add(Outcome(file, row["name"].str(), detail == null, detail ?: ""))
+            }
+        }
+        return outcomes
+    }
+
+    @JvmStatic
+    fun main(args: Array<String>) {
+        val folder = File(if (args.isNotEmpty()) args[0] else "vectors")
+        val outcomes = run(folder)
+        val failed = outcomes.filter { !it.passed }
+        for (f in failed) println("FAIL ${f.file} ${toJson(f.name)}: ${f.detail}")
+        for (file in FILES) {
+            val mine = outcomes.filter { it.file == file }
+            println("$file: ${mine.count { it.passed }}/${mine.size} passed")
+        }
+        println("TOTAL ${outcomes.count { it.passed }}/${outcomes.size} passed")
+        if (failed.isNotEmpty() || outcomes.isEmpty()) System.exit(1)
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+
+/// The classifier router's features (runtime/router/features.py), line by line: lowercase, words =
+/// maximal runs of Unicode letters/numbers (Python's [^\W_]), FNV-1a 32-bit of the UTF-8 feature
+/// strings modulo the bucket count, binary presence, L2-normalized; plus whole-request numbers.
+public enum Features {
+    public static func fnv1a(_ text: String) -> UInt32 {
+        var h: UInt32 = 0x811C9DC5
+        for byte in text.utf8 { h = (h ^ UInt32(byte)) &* 0x01000193 }
+        return h
+    }
+
+    /// Python's str.isalnum() for one scalar: letters and every kind of number.
+    static func isWordScalar(_ s: Unicode.Scalar) -> Bool {
+        switch s.properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
+             .decimalNumber, .letterNumber, .otherNumber: return true
+        default: return false
+        }
+    }
+
+    /// Python's str.isdigit(): Numeric_Type Decimal or Digit.
+    static func isDigit(_ s: Unicode.Scalar) -> Bool {
+        s.properties.numericType == .decimal || s.properties.numericType == .digit
+    }
+
+    public static func words(_ text: String) -> [String] {
+        var words: [String] = []
+        var current = String.UnicodeScalarView()
+        for scalar in text.lowercased().unicodeScalars {
+            if isWordScalar(scalar) { current.append(scalar) } else if !current.isEmpty {
+                words.append(String(current))
+                current = String.UnicodeScalarView()
+            }
+        }
+        if !current.isEmpty { words.append(String(current)) }
+        return words
+    }
+
+    /// w:word, b:word word, c:3 code points of " word ".
+    public static func featureStrings(_ text: String) -> Set<String> {
+        let words = words(text)
+        var features = Set(words.map { "w:\($0)" })
+        if words.count > 1 { for i in 0..<(words.count - 1) { features.insert("b:\(words[i]) \(words[i + 1])") } }
+        for w in words {
+            let padded = Array(" \(w) ".unicodeScalars)
+            for i in 0..<(padded.count - 2) { features.insert("c:" + String(String.UnicodeScalarView(padded[i..<(i + 3)]))) }
+        }
+        return features
+    }
+
+    /// Bucket -> weight, L2-normalized over distinct buckets.
+    public static func hashed(_ text: String, buckets: Int) -> [Int: Double] {
+        let indices = Set(featureStrings(text).map { Int(fnv1a($0) % UInt32(buckets)) })
+        if indices.isEmpty { return [:] }
+        let value = 1.0 / Double(indices.count).squareRoot()
+        return Dictionary(uniqueKeysWithValues: indices.map { ($0, value) })
+    }
+
+    /// Whole-request numbers (log_user_chars, log_user_lines, log_system_chars, digit_share).
+    public static func dense(system: String, user: String) -> [Double] {
+        let length = user.unicodeScalars.count
+        let digits = user.unicodeScalars.filter(isDigit).count
+        let lines = user.unicodeScalars.filter { $0 == "\n" }.count
+        return [log1p(Double(length)) / 12, log1p(Double(lines)) / 8, log1p(Double(system.unicodeScalars.count)) / 10,
+                length > 0 ? Double(digits) / Double(length) : 0]
+    }
+
+    /// The truncated request as the featurizer reads it (system and user on separate lines).
+    public static func classifierText(system: String, user: String) -> String {
+        system.isEmpty ? user : "\(system)\n\(user)"
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+
+/// Runs the shared golden vectors (the .jsonl files of runtime/vectors, copied into the bundle)
+/// through this port. The Python runtime and the Kotlin core run the same files.
+public enum GoldenVectors {
+    public struct Outcome { public let file: String; public let name: String; public let detail: String? }
+
+    public static let files = ["router_output", "rating", "policy", "label_probabilities", "prompts", "features"]
+
+    static func close(_ a: Double?, _ b: Double?, _ tolerance: Double = 1e-9) -> Bool {
+        guard let a, let b else { return a == nil && b == nil }
+        return abs(a - b) <= tolerance * max(1, abs(b))
+    }
+
+    static func double(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
+
+    static func check(_ file: String, _ row: [String: Any]) -> String? {
+        let expected = row["expected"]
+        switch file {
+        case "router_output":
+            let parsed = RouterParse.parse(row["text"] as! String, labels: row["labels"] as! [String])
+            guard let e = expected as? [String: Any] else { return parsed == nil ? nil : "expected unparsable, got \(parsed!)" }
+            guard let p = parsed else { return "expected \(e["label"]!), got unparsable" }
+            if p.label != e["label"] as? String { return "label \(p.label) != \(e["label"]!)" }
+            return close(p.confidence, double(e["confidence"])) ? nil : "confidence \(String(describing: p.confidence))"
+        case "rating":
+            let e = expected as! [String: Any]
+            let (rating, parsed) = Confidence.ratingOrDefault(row["text"] as! String, unparsableRating: double(row["unparsable_rating"])!)
+            let escalate = Confidence.shouldEscalate(rating, threshold: double(row["threshold"])!)
+            return rating == double(e["rating"]) && parsed == e["parsed"] as? Bool && escalate == e["escalate"] as? Bool
+                ? nil : "got \(rating) \(parsed) \(escalate)"
+        case "policy":
+            let d = row["decision"] as! [String: Any]
+            guard let policy = try? PolicySpec(json: row["policy"] as! [String: Any]) else { return "bad policy" }
+            let tier = Policy.chooseTier(RouteDecision(label: d["label"] as? String, confidence: double(d["confidence"])!), policy).tier
+            return tier == (expected as! [String: Any])["tier"] as? String ? nil : "tier \(tier)"
+        case "label_probabilities":
+            let labels = row["labels"] as! [String]
+            let bias = row["bias"] as! [String: Any]
+            let logits = (row["logits"] as! [Any]).enumerated().map { i, x -> Double in
+                ((x as? String) == "-inf" ? -Double.infinity : double(x)!) + (double(bias[labels[i]]) ?? 0)
+            }
+            let decision = Decisions.fromLogits(labels, logits, temperature: double(row["temperature"])!)
+            let e = expected as! [String: Any]
+            if decision.label != e["label"] as? String { return "label \(decision.label ?? "nil")" }
+            if !close(decision.confidence, double(e["confidence"])) { return "confidence \(decision.confidence)" }
+            for (label, p) in e["probabilities"] as! [String: Any] where !close(decision.probabilities[label], double(p)) {
+                return "p(\(label))"
+            }
+            return nil
+        case "prompts":
+            let text: String
+            if row["kind"] as? String == "router" {
+                text = Prompts.routerPrompt(row["template"] as! String, system: row["system"] as! String, user: row["user"] as! String,
+                                            truncation: Truncation(json: row["truncation"] as! [String: Any]))
+            } else {
+                text = Prompts.ratingPrompt(row["template"] as! String, question: row["question"] as! String, answer: row["answer"] as! String)
+            }
+            return text == expected as? String ? nil : "prompt differs: \(text)"
+        case "features":
+            let e = expected as! [String: Any]
+            if let input = row["fnv1a_input"] as? String {
+                return Double(Features.fnv1a(input)) == double(e["fnv1a"]) ? nil : "fnv1a \(Features.fnv1a(input))"
+            }
+            let (system, user) = Prompts.routerInput(system: row["system"] as! String, user: row["user"] as! String,
+                                                     truncation: Truncation(json: row["truncation"] as! [String: Any]))
+            let text = Features.classifierText(system: system, user: user)
+            if text != e["text"] as? String { return "text differs: \(text)" }
+            if Features.featureStrings(text).count != e["feature_count"] as? Int { return "feature_count" }
+            let hashed = Features.hashed(text, buckets: row["buckets"] as! Int)
+            if hashed.keys.sorted() != (e["indices"] as! [Int]) { return "indices" }
+            if !hashed.values.allSatisfy({ close($0, double(e["value"]), 1e-6) }) { return "value" }
+            let dense = Features.dense(system: row["system"] as! String, user: row["user"] as! String)
+            let want = (e["dense"] as! [Any]).map { double($0)! }
+            return dense.count == want.count && zip(dense, want).allSatisfy({ close($0, $1, 1e-6) }) ? nil : "dense \(dense)"
+        default:
+            return "unknown vector file \(file)"
+        }
+    }
+
+    public static func run(folder: URL) throws -> [Outcome] {
+        var outcomes: [Outcome] = []
+        for file in files {
+            let text = try String(contentsOf: folder.appendingPathComponent("\(file).jsonl"), encoding: .utf8)
+            for line in text.split(separator: "\n") where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+                let row = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                outcomes.append(Outcome(file: file, name: row["name"] as? String ?? "?", detail: check(file, row)))
+            }
+        }
+        return outcomes
+    }
+}
