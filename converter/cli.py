@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from slmkit.converter.cli_routing import route, router_app
+from slmkit.converter.cli_package import package, verify
 from slmkit.converter.cli_simulate import cost, serve, simulate
 from slmkit.converter.errors import SlmkitError
 
@@ -28,6 +29,8 @@ app.command("route")(route)
 app.command("simulate")(simulate)
 app.command("cost")(cost)
 app.command("serve")(serve)
+app.command("package")(package)
+app.command("verify")(verify)
 console = Console(stderr=True)
 out = Console()
 

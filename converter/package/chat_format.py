@@ -108,7 +108,22 @@ def flatten(template: str, bos: str, eos: str) -> dict[str, Any]:
     return fmt
 
 
-def write_chat_format(tokenizer_dir: Path, path: Path) -> dict[str, Any]:
-    fmt = flatten(*load_template(tokenizer_dir))
+VECTOR_CONVERSATIONS = {
+    "one user turn": [{"role": "user", "content": "Capital of France?"}],
+    "system then user": [{"role": "system", "content": "Answer in one word."}, {"role": "user", "content": "Capital of France?"}],
+    "multi-turn with braces and unicode": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Résumé {user} of «this» 🚀"},
+        {"role": "assistant", "content": "Done."}, {"role": "user", "content": "And again?"}],
+}
+
+
+def write_chat_format(tokenizer_dir: Path, path: Path, vectors: Path) -> dict[str, Any]:
+    """chat_format.json, plus golden vectors pairing it with the Jinja template's own rendering."""
+    template, bos, eos = load_template(tokenizer_dir)
+    fmt = flatten(template, bos, eos)
+    render = _renderer(template, bos, eos)
     path.write_text(json.dumps(fmt, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    rows = [{"name": name, "format": fmt, "messages": messages, "expected": render(messages, True)}
+            for name, messages in VECTOR_CONVERSATIONS.items()]
+    vectors.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     return fmt

@@ -1,37 +1,52 @@
 import Foundation
 
 /// A chat template flattened to strings (`chat_format.json`, written by `slmkit package` by rendering
-/// the model's own Jinja template around marker messages): what goes before and after each role's
-/// content, the generation prompt, and the strings that end an answer. No template engine on device.
+/// the model's own Jinja template around marker messages and checked against it): the text before the
+/// first message, between each pair of consecutive roles, and after the last one (which includes the
+/// generation prompt). No template engine runs on the phone.
 public struct ChatFormat {
-    public let bos: String
-    public let prefix: [String: String]
-    public let suffix: [String: String]
-    public let generationPrompt: String
+    public let start: [String: String]
+    public let between: [String: String]
+    public let end: [String: String]
     public let stops: [String]
     public let systemAsUserPrefix: Bool
 
-    public init(data: Data) throws {
-        guard let o = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let prefix = o["prefix"] as? [String: String], let suffix = o["suffix"] as? [String: String],
-              let generation = o["generation_prompt"] as? String else { throw SpecError.shape("chat_format.json has the wrong shape") }
-        bos = o["bos"] as? String ?? ""
-        self.prefix = prefix
-        self.suffix = suffix
-        generationPrompt = generation
-        stops = o["stops"] as? [String] ?? []
-        systemAsUserPrefix = o["system_as_user_prefix"] as? Bool ?? false
+    public init(json: [String: Any]) throws {
+        guard let start = json["start"] as? [String: String], let between = json["between"] as? [String: String],
+              let end = json["end"] as? [String: String] else { throw SpecError.shape("chat_format.json has the wrong shape") }
+        self.start = start
+        self.between = between
+        self.end = end
+        stops = json["stops"] as? [String] ?? []
+        systemAsUserPrefix = json["system_as_user_prefix"] as? Bool ?? false
     }
 
-    public func render(_ messages: [Message]) -> String {
-        var out = bos
-        var pendingSystem = ""
-        for m in messages {
-            if m.role == "system" && systemAsUserPrefix { pendingSystem = m.content + "\n\n"; continue }
-            let content = m.role == "user" ? pendingSystem + m.content : m.content
-            if m.role == "user" { pendingSystem = "" }
-            out += (prefix[m.role] ?? "") + content + (suffix[m.role] ?? "")
+    public init(data: Data) throws {
+        guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw SpecError.shape("chat_format.json is not an object")
         }
-        return out + generationPrompt
+        try self.init(json: json)
+    }
+
+    public func render(_ messages: [Message]) throws -> String {
+        var list = messages
+        if systemAsUserPrefix, let first = list.first, first.role == "system" {
+            let rest = Array(list.dropFirst())
+            if let user = rest.first, user.role == "user" {
+                list = [Message(role: "user", content: first.content + "\n\n" + user.content)] + rest.dropFirst()
+            } else {
+                list = rest
+            }
+        }
+        var out = ""
+        var previous: String? = nil
+        for m in list {
+            let joint = previous == nil ? start[m.role] : between["\(previous!)>\(m.role)"]
+            guard let joint else { throw TierError("the chat format has no way to put \(m.role) after \(previous ?? "the start")") }
+            out += joint + m.content
+            previous = m.role
+        }
+        if let last = previous { out += end[last] ?? "" }
+        return out
     }
 }

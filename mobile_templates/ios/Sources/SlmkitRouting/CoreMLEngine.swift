@@ -41,7 +41,7 @@ public final class CoreMLEngine: TierEngine {
 
     public func generate(_ messages: [Message], maxTokens: Int) async throws -> Generation {
         let start = Pipeline.now()
-        let ids = tokenizer.encode(text: format.render(messages), addSpecialTokens: false)
+        let ids = tokenizer.encode(text: try format.render(messages), addSpecialTokens: false)
         let room = cacheLength - ids.count
         if room < 1 { throw TierError("prompt of \(ids.count) tokens does not fit the \(cacheLength)-token cache") }
         let state = model.makeState()

@@ -6,6 +6,12 @@ public enum GoldenVectors {
     public struct Outcome { public let file: String; public let name: String; public let detail: String? }
 
     public static let files = ["router_output", "rating", "policy", "label_probabilities", "prompts", "features"]
+    /// Written by `slmkit package`: the model's chat template flattened (vs Jinja's rendering), and the
+    /// Python router's decisions with the bundle's head (paths relative to the vectors folder's parent).
+    public static let bundleFiles = ["chat_format", "router_decisions"]
+    static var root = URL(fileURLWithPath: ".")
+    static var routerSpec: RouterSpec? = nil
+    static var heads: [String: LinearHead] = [:]
 
     static func close(_ a: Double?, _ b: Double?, _ tolerance: Double = 1e-9) -> Bool {
         guard let a, let b else { return a == nil && b == nil }
@@ -73,6 +79,29 @@ public enum GoldenVectors {
             let dense = Features.dense(system: row["system"] as! String, user: row["user"] as! String)
             let want = (e["dense"] as! [Any]).map { double($0)! }
             return dense.count == want.count && zip(dense, want).allSatisfy({ close($0, $1, 1e-6) }) ? nil : "dense \(dense)"
+        case "router_decisions":
+            let headPath = row["head"] as! String
+            let header = root.appendingPathComponent(headPath)
+            if heads[headPath] == nil {
+                let blob = header.deletingPathExtension().appendingPathExtension("f16")
+                heads[headPath] = try? LinearHead(header: Data(contentsOf: header), blob: Data(contentsOf: blob))
+            }
+            guard let head = heads[headPath], let spec = routerSpec, let router = try? ClassifierRouter(spec: spec, head: head),
+                  let decision = try? router.decide(Request(user: row["user"] as! String, system: row["system"] as! String)) else {
+                return "router head \(headPath) does not load"
+            }
+            let e = expected as! [String: Any]
+            if decision.label != e["label"] as? String { return "label \(decision.label ?? "nil")" }
+            for (label, p) in e["probabilities"] as! [String: Any] where !close(decision.probabilities[label], double(p), 1e-6) {
+                return "p(\(label))"
+            }
+            return nil
+        case "chat_format":
+            let messages = (row["messages"] as! [[String: String]]).map { Message(role: $0["role"]!, content: $0["content"]!) }
+            guard let format = try? ChatFormat(json: row["format"] as! [String: Any]), let text = try? format.render(messages) else {
+                return "chat format does not render"
+            }
+            return text == expected as? String ? nil : "chat prompt differs: \(text)"
         default:
             return "unknown vector file \(file)"
         }
@@ -80,8 +109,12 @@ public enum GoldenVectors {
 
     public static func run(folder: URL) throws -> [Outcome] {
         var outcomes: [Outcome] = []
-        for file in files {
-            let text = try String(contentsOf: folder.appendingPathComponent("\(file).jsonl"), encoding: .utf8)
+        root = folder.deletingLastPathComponent()
+        if let data = try? Data(contentsOf: root.appendingPathComponent("routing.json")) { routerSpec = try? RoutingSpec(data: data).router }
+        for file in files + bundleFiles {
+            let url = folder.appendingPathComponent("\(file).jsonl")
+            if bundleFiles.contains(file) && !FileManager.default.fileExists(atPath: url.path) { continue }
+            let text = try String(contentsOf: url, encoding: .utf8)
             for line in text.split(separator: "\n") where !line.trimmingCharacters(in: .whitespaces).isEmpty {
                 let row = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
                 outcomes.append(Outcome(file: file, name: row["name"] as? String ?? "?", detail: check(file, row)))

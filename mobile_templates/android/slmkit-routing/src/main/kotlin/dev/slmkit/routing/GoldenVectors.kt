@@ -11,6 +11,13 @@ object GoldenVectors {
     data class Outcome(val file: String, val name: String, val passed: Boolean, val detail: String)
 
     val FILES = listOf("router_output", "rating", "policy", "label_probabilities", "prompts", "features")
+    /** Written by `slmkit package`: the model's chat template flattened (vs Jinja's rendering), and the
+     *  Python router's decisions with the bundle's head (paths relative to the vectors folder's parent). */
+    val BUNDLE_FILES = listOf("chat_format", "router_decisions")
+    private val heads = HashMap<String, LinearHead>()
+    private var root = File(".")
+    private var routerTruncation = Truncation()
+    private var routerTemperature = 1.0
 
     private fun close(a: Double?, b: Double?, tolerance: Double = 1e-9): Boolean =
         if (a == null || b == null) a == b else Math.abs(a - b) <= tolerance * Math.max(1.0, Math.abs(b))
@@ -80,14 +87,38 @@ object GoldenVectors {
                 val want = e["dense"].list().map { it.num() }
                 return if (dense.size == want.size && dense.zip(want).all { (a, b) -> close(a, b, 1e-6) }) null else "dense $dense != $want"
             }
+            "router_decisions" -> {
+                val headPath = row["head"].str()
+                val head = heads.getOrPut(headPath) {
+                    val header = File(root, headPath)
+                    LinearHead.load(header.readText(), File(header.parentFile, header.nameWithoutExtension + ".f16").readBytes())
+                }
+                val spec = RouterSpec("classifier", head.labels, headPath, routerTruncation, routerTemperature, emptyMap(), 0.5)
+                val decision = ClassifierRouter(spec, head).decide(Request(row["user"].str(), row["system"].str()))
+                val e = expected.obj()
+                if (decision.label != e["label"]) return "label ${decision.label} != ${e["label"]}"
+                for ((label, p) in e["probabilities"].obj()) {
+                    if (!close(decision.probabilities[label], p.num(), 1e-6)) return "p($label) ${decision.probabilities[label]} != $p"
+                }
+                return null
+            }
+            "chat_format" -> {
+                val messages = row["messages"].list().map { val m = it.obj(); Message(m["role"].str(), m["content"].str()) }
+                val text = ChatFormat.from(row["format"]).render(messages)
+                return if (text == expected.str()) null else "chat prompt differs: ${toJson(text)}"
+            }
         }
         return "unknown vector file $file"
     }
 
     fun run(folder: File): List<Outcome> {
         val outcomes = ArrayList<Outcome>()
-        for (file in FILES) {
+        root = folder.absoluteFile.parentFile
+        val spec = File(root, "routing.json")
+        if (spec.isFile) RoutingSpec.parse(spec.readText()).router.let { routerTruncation = it.truncation; routerTemperature = it.temperature }
+        for (file in FILES + BUNDLE_FILES) {
             val path = File(folder, "$file.jsonl")
+            if (file in BUNDLE_FILES && !path.isFile) continue
             if (!path.isFile) { outcomes.add(Outcome(file, "(file)", false, "missing $path")); continue }
             path.readLines(Charsets.UTF_8).filter { it.isNotBlank() }.forEach { line ->
                 val row = Json.parse(line).obj("vector")
@@ -104,7 +135,7 @@ object GoldenVectors {
         val outcomes = run(folder)
         val failed = outcomes.filter { !it.passed }
         for (f in failed) println("FAIL ${f.file} ${toJson(f.name)}: ${f.detail}")
-        for (file in FILES) {
+        for (file in FILES + BUNDLE_FILES) {
             val mine = outcomes.filter { it.file == file }
             println("$file: ${mine.count { it.passed }}/${mine.size} passed")
         }

@@ -1,0 +1,188 @@
+"""Assemble a bundle: parity-checked artifact(s), router, routing.json, chat format, golden vectors,
+the rendered app template, a README and the manifest — written all-or-nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from datetime import datetime, timezone
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+from slmkit.converter.errors import SlmkitError
+from slmkit.converter.manifest import library_versions, read_manifest
+from slmkit.converter.models.checkpoint import Checkpoint
+from slmkit.converter.package.artifacts import ensure_artifact, parity_verdict
+from slmkit.converter.package.chat_format import write_chat_format
+from slmkit.converter.package.footprint import ASSUMED_EFFICIENCY, device_table, kv_bytes_per_token, model_bytes
+from slmkit.converter.package.manifest import write_bundle_manifest
+from slmkit.converter.package.platforms import PLATFORMS, Platform
+from slmkit.converter.package.render import render_template
+from slmkit.converter.staging import staged_output
+from slmkit.converter.targets.base import get_target
+from slmkit.runtime.default import default_spec_path
+from slmkit.runtime.models.recipe import Recipe
+from slmkit.runtime.simulate.devices import DeviceProfile, builtin_devices
+from slmkit.runtime.simulate.speed import ModelFootprint
+from slmkit.runtime.spec import parse_spec
+
+DEFAULT_CONTEXT = 4096
+MOBILE_HEAD = ("router-head.json", "router-head.f16")
+
+
+def get_platform(name: str) -> Platform:
+    if name not in PLATFORMS:
+        raise SlmkitError(f"Unknown platform {name!r}.", hint=f"Use one of: {', '.join(PLATFORMS)}.")
+    return PLATFORMS[name]
+
+
+def _devices(platform: Platform) -> list[DeviceProfile]:
+    devices = builtin_devices()
+    return [devices[name] for name in platform.devices]
+
+
+def precheck_size(recipe: Recipe | None, platform: Platform) -> None:
+    """Refuse before any download or hours of conversion when a recipe's 4-bit size fits none of the
+    platform's devices."""
+    if recipe is None or "q4_k_m" not in recipe.ram_gb:
+        return
+    needed = recipe.ram_gb["q4_k_m"]
+    devices = _devices(platform)
+    if all(needed > d.usable_ram_gb for d in devices):
+        budgets = ", ".join(f"{d.label} {d.usable_ram_gb:g} GB" for d in devices)
+        raise SlmkitError(f"{recipe.name} needs about {needed:g} GB at 4 bits; too big for every {platform.name} "
+                          f"profile ({budgets}).", hint="Pick a smaller recipe (see `slmkit models list`).")
+
+
+def _router_files(platform: Platform) -> tuple[list[Path], str]:
+    """(files to copy into router/, features) — phones get the n-gram head their ports compute."""
+    default = default_spec_path().parent
+    if platform.router == "mobile":
+        folder = resources.files("slmkit.runtime.default").joinpath("mobile")
+        return [Path(str(folder.joinpath(name))) for name in MOBILE_HEAD], "hashed-v1"
+    return [default / name for name in MOBILE_HEAD] + [default / "encoder"], "hashed-v1+encoder"
+
+
+def _spec(platform: Platform, name: str, model_ref: str, context: int) -> dict[str, Any]:
+    spec = json.loads(default_spec_path().read_text(encoding="utf-8"))
+    spec["name"] = name
+    spec["router"]["weights"] = "router/router-head.json"
+    spec["router"]["encoder"] = "router/encoder" if platform.router == "default" else None
+    local = next(t for t in spec["tiers"] if t["on_device"])
+    local.update(backend=platform.backend, model=model_ref, context_tokens=context)
+    parse_spec(spec)  # the bundle never ships a spec its own runtime would refuse
+    return spec
+
+
+def _bundle_name(output: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", output.name) or "bundle"
+
+
+def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path, *, quant: str | None,
+                 with_gguf: bool, allow_parity_failure: bool, force: bool, progress: Any) -> dict[str, Any]:
+    platform = get_platform(platform_name)
+    precheck_size(ckpt.recipe, platform)
+    target = get_target(platform.target)
+    quant = quant or (ckpt.recipe.default_quant.get(platform.target) if ckpt.recipe else None) or target.default_quant
+    wanted = [(platform.target, quant)] + ([("gguf", "q4_k_m")] if with_gguf and platform.target != "gguf" else [])
+    artifacts = []
+    for target_name, target_quant in wanted:
+        folder, reused = ensure_artifact(model, ckpt, target_name, target_quant, progress)
+        parity = parity_verdict(folder, progress, allow_parity_failure)
+        artifacts.append({"target": target_name, "quant": target_quant, "folder": folder, "reused": reused,
+                          "parity": parity, "manifest": read_manifest(folder)})
+    main = artifacts[0]
+    conversion = main["manifest"].get("conversion") or {}
+    context = int(conversion.get("cache_length") or DEFAULT_CONTEXT)
+    footprint = ModelFootprint(main["folder"].name, model_bytes(main["folder"]), kv_bytes_per_token(ckpt), context)
+    devices = device_table(footprint, _devices(platform))
+    if not any(d["fits"] for d in devices):
+        budgets = ", ".join(f"{d['label']} {d['usable_ram_gb']:g} GB" for d in devices)
+        raise SlmkitError(f"{main['folder'].name} needs about {devices[0]['ram_needed_gb']:.2f} GB; too big for every "
+                          f"{platform.name} profile ({budgets}).", hint="Pick a smaller model or a lower-bit quantization.")
+    name = _bundle_name(output)
+    with staged_output(output, force=force) as staging:
+        for a in artifacts:
+            a["path"] = f"models/{a['folder'].name}"
+            shutil.copytree(a["folder"], staging / a["path"])
+        model_ref = f"{main['path']}/{main['manifest']['model_file']}" if platform.target == "gguf" else main["path"]
+        router_files, features = _router_files(platform)
+        (staging / "router").mkdir()
+        for file in router_files:
+            (shutil.copytree if file.is_dir() else shutil.copy2)(file, staging / "router" / file.name)
+        spec = _spec(platform, name, model_ref, context)
+        (staging / "routing.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+        vectors = Path(str(resources.files("slmkit.runtime").joinpath("vectors")))
+        shutil.copytree(vectors, staging / "vectors", ignore=shutil.ignore_patterns("__pycache__"))
+        tokenizer_dir = staging / main["path"] / get_target(platform.target).tokenizer_dir
+        chat_format = platform.template is not None
+        if chat_format:
+            write_chat_format(tokenizer_dir, staging / "chat_format.json", staging / "vectors" / "chat_format.jsonl")
+        if platform.router == "mobile":
+            write_router_vectors(staging, spec, staging / "vectors" / "router_decisions.jsonl")
+        versions = library_versions()
+        context_vars = {"bundle_name": name, "model_name": ckpt.recipe.name if ckpt.recipe else ckpt.path.name,
+                        "slmkit_version": versions["slmkit"], "swift_transformers_version": "1.0.0",
+                        "genai_version": _version("onnxruntime-genai")}
+        if platform.template:
+            render_template(platform.template, staging / "app" / platform.name, context_vars,
+                            test_resources={"routing.json": staging / "routing.json", "vectors": staging / "vectors",
+                                            "router": staging / "router"})
+        licenses = [a["manifest"].get("license") or "unknown" for a in artifacts]
+        rows = [{"name": context_vars["model_name"], "target": a["target"], "quant": a["quant"], "path": a["path"],
+                 "bytes": model_bytes(a["folder"]), "license": a["manifest"].get("license"), "parity": a["parity"]}
+                for a in artifacts]
+        router_bytes = sum(p.stat().st_size for p in (staging / "router").rglob("*") if p.is_file())
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        _render_readme(staging / "README.md", {
+            "bundle_name": name, "platform": platform.name, "versions": versions, "created": created, "model": model,
+            "artifacts": rows, "router": {"features": features, "bytes": router_bytes}, "licenses": licenses,
+            "devices": devices, "context_tokens": context, "efficiency": ASSUMED_EFFICIENCY, "chat_format": chat_format,
+            "on_device_model": model_ref})
+        manifest = write_bundle_manifest(staging, {
+            "name": name, "platform": platform.name, "created": created, "versions": versions,
+            "source": main["manifest"].get("source"),
+            "models": [{"path": r["path"], "target": r["target"], "quant": r["quant"], "bytes": r["bytes"],
+                        "license": r["license"], "parity": r["parity"],
+                        "parity_failure_allowed": not r["parity"]["passed"]} for r in rows],
+            "router": {"features": features, "license": "Apache-2.0", "data": "slmkit data/routing (see its README)"},
+            "ram": {"context_tokens": context, "devices": devices},
+        })
+    return manifest
+
+
+def write_router_vectors(bundle: Path, spec: dict[str, Any], path: Path, count: int = 40) -> None:
+    """The Python router's decisions with the bundle's own head on a seeded sample of the shipped
+    requests: the ports must give the same label and probabilities."""
+    import random
+
+    from slmkit.runtime.data import read_dataset
+    from slmkit.runtime.router.classifier import ClassifierRouter
+
+    data = Path(__file__).resolve().parents[2] / "data" / "routing" / "train.jsonl.gz"
+    items = read_dataset(data).items if data.is_file() else []
+    requests = [i.request for i in random.Random(0).sample(items, min(count, len(items)))]
+    router = ClassifierRouter(parse_spec(spec).router, bundle)
+    rows = []
+    for number, request in enumerate(requests):
+        decision = router.decide(request)
+        rows.append({"name": f"request {number}", "head": spec["router"]["weights"], "system": request.system,
+                     "user": request.user, "expected": {"label": decision.label, "confidence": decision.confidence,
+                                                        "probabilities": decision.probabilities}})
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def _render_readme(path: Path, values: dict[str, Any]) -> None:
+    from jinja2 import Environment, PackageLoader
+
+    env = Environment(loader=PackageLoader("slmkit.converter.package", "templates"), keep_trailing_newline=True)
+    path.write_text(env.get_template("README.md.j2").render(**values), encoding="utf-8")

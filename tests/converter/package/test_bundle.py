@@ -1,0 +1,165 @@
+"""`slmkit package` / `slmkit verify` end to end on a tiny checkpoint, for all three platforms.
+
+The rendered Swift and Kotlin must parse (tree-sitter); the Kotlin routing core must compile and
+pass every golden vector on the JVM, including the bundle's own chat-format and router vectors.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.converter.test_cli_errors import assert_clean_failure
+
+KOTLIN_STDLIB = Path("/usr/share/java/kotlin-stdlib.jar")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return {"SLMKIT_CACHE": str(tmp_path_factory.mktemp("cache"))}
+
+
+@pytest.fixture(scope="module")
+def bundles(fixture_dir, tmp_path_factory: pytest.TempPathFactory, cache: dict[str, str]) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bundles")
+    built = {}
+    for platform, quant in (("android", "fp32"), ("ios", "fp16"), ("desktop", "f16")):
+        out = root / platform
+        result = run_cli("package", "--platform", platform, "--model", str(fixture_dir("llama")), "--quant", quant,
+                         "--output", str(out), *(["--zip"] if platform == "android" else []), env=cache)
+        assert result.returncode == 0, result.stderr
+        built[platform] = out
+    return built
+
+
+def test_manifest_lists_every_file_with_versions_licence_parity_and_ram(bundles: dict[str, Path]) -> None:
+    for platform, bundle in bundles.items():
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        files = {f["path"] for f in manifest["files"]}
+        on_disk = {str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file()} - {"manifest.json"}
+        assert files == on_disk
+        assert manifest["platform"] == platform and manifest["versions"]["slmkit"]
+        model = manifest["models"][0]
+        assert model["parity"]["passed"] and not model["parity_failure_allowed"] and "license" in model
+        assert manifest["ram"]["devices"] and all("fits" in d for d in manifest["ram"]["devices"])
+        spec = json.loads((bundle / "routing.json").read_text())
+        local = next(t for t in spec["tiers"] if t["on_device"])
+        assert (bundle / local["model"]).exists() and (bundle / spec["router"]["weights"]).is_file()
+        assert "Models and licences" in (bundle / "README.md").read_text()
+    assert (bundles["android"].parent / "android.zip").is_file()
+
+
+def test_verify_passes_then_names_a_tampered_file(bundles: dict[str, Path], tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(bundles["desktop"], copy)
+    assert run_cli("verify", str(copy)).returncode == 0
+    head = copy / "router" / "router-head.f16"
+    data = bytearray(head.read_bytes())
+    data[100] ^= 0xFF
+    head.write_bytes(bytes(data))
+    (copy / "extra.txt").write_text("added later")
+    assert_clean_failure(run_cli("verify", str(copy)), "router/router-head.f16: does not match its sha256",
+                         "extra.txt: not in the manifest")
+    assert_clean_failure(run_cli("verify", str(tmp_path)), "is not a bundle")
+
+
+def _parse_errors(language, files: list[Path]) -> dict[str, list]:
+    from tree_sitter import Language, Parser
+
+    parser = Parser(Language(language))
+    return {f.name: f for f in files if parser.parse(f.read_bytes()).root_node.has_error}
+
+
+def test_rendered_swift_and_kotlin_parse(bundles: dict[str, Path], tmp_path: Path) -> None:
+    import tree_sitter_kotlin
+    import tree_sitter_swift
+
+    swift = sorted((bundles["ios"] / "app").rglob("*.swift"))
+    kotlin = sorted((bundles["android"] / "app").rglob("*.kt")) + sorted((bundles["android"] / "app").rglob("*.kts"))
+    assert len(swift) >= 13 and any(f.name == "Package.swift" for f in swift) and len(kotlin) >= 17
+    assert _parse_errors(tree_sitter_swift.language(), swift) == {}
+    assert _parse_errors(tree_sitter_kotlin.language(), kotlin) == {}
+    broken = tmp_path / "Broken.swift"
+    broken.write_text("public func f( { return }")
+    assert _parse_errors(tree_sitter_swift.language(), [broken])  # the check can fail
+    package = (bundles["ios"] / "app" / "ios" / "Package.swift").read_text()
+    assert ".iOS(.v18)" in package and "{{" not in package
+    assert (bundles["ios"] / "app" / "ios" / ".github" / "workflows" / "swift-test.yml").is_file()
+
+
+def test_kotlin_routing_core_passes_every_golden_vector_on_the_jvm(bundles: dict[str, Path], tmp_path: Path) -> None:
+    if shutil.which("kotlinc") is None or not KOTLIN_STDLIB.is_file():
+        pytest.skip("kotlinc is not installed (Debian: apt-get install kotlin): the Kotlin port was not compiled or run")
+    module = bundles["android"] / "app" / "android" / "slmkit-routing"
+    sources = [str(p) for p in sorted((module / "src" / "main" / "kotlin").rglob("*.kt")) if p.name != "GenAiEngine.kt"]
+    jar = tmp_path / "routing.jar"
+    compiled = subprocess.run(["kotlinc", *sources, "-d", str(jar)], capture_output=True, text=True, timeout=600)
+    assert compiled.returncode == 0, compiled.stderr
+    run = subprocess.run(["java", "-cp", f"{jar}:{KOTLIN_STDLIB}", "dev.slmkit.routing.GoldenVectors",
+                          str(module / "src" / "test" / "resources" / "vectors")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout
+    counts = dict(line.split(": ", 1) for line in run.stdout.splitlines() if ": " in line and "passed" in line)
+    for name in ("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "chat_format",
+                 "router_decisions"):
+        done, total = counts[name].split()[0].split("/")
+        assert done == total and int(total) > 0, run.stdout
+
+
+def test_parity_failure_is_refused_unless_allowed(bundles: dict[str, Path], fixture_dir, cache: dict[str, str],
+                                                  tmp_path: Path) -> None:
+    artifact = Path(cache["SLMKIT_CACHE"]) / "artifacts" / "llama-gguf-f16"
+    manifest_path = artifact / "manifest.json"
+    original = manifest_path.read_text()
+    manifest = json.loads(original)
+    manifest["parity"]["passed"] = False
+    manifest_path.write_text(json.dumps(manifest))
+    try:
+        args = ("package", "--platform", "desktop", "--model", str(fixture_dir("llama")), "--quant", "f16")
+        assert_clean_failure(run_cli(*args, "--output", str(tmp_path / "refused"), env=cache),
+                             "fails parity against its PyTorch source", "--allow-parity-failure")
+        assert not (tmp_path / "refused").exists()
+        allowed = run_cli(*args, "--output", str(tmp_path / "allowed"), "--allow-parity-failure", env=cache)
+        assert allowed.returncode == 0, allowed.stderr
+        recorded = json.loads((tmp_path / "allowed" / "manifest.json").read_text())["models"][0]
+        assert recorded["parity_failure_allowed"] and "FAILED" in (tmp_path / "allowed" / "README.md").read_text()
+    finally:
+        manifest_path.write_text(original)
+
+
+def test_bad_inputs(fixture_dir, tmp_path: Path) -> None:
+    assert_clean_failure(run_cli("package", "--platform", "windows-phone", "--model", "smollm2-135m", "--output",
+                                 str(tmp_path / "b")), "Unknown platform 'windows-phone'", "ios, android, desktop")
+    assert_clean_failure(run_cli("package", "--platform", "ios", "--model", "gemma-3-12b", "--output", str(tmp_path / "b")),
+                         "gemma-3-12b needs about 8.9 GB at 4 bits; too big for every ios profile")
+    assert not (tmp_path / "b").exists()
+
+
+def test_ci_parity_entry_point_reports_junit(bundles: dict[str, Path], tmp_path: Path, cache: dict[str, str]) -> None:
+    import os
+    import sys
+
+    import yaml
+
+    ci = Path(__file__).resolve().parents[3] / "mobile_templates" / "ci"
+    workflow = yaml.safe_load((ci / "slmkit-parity.yml").read_text())
+    assert "pytest --junitxml=parity-junit.xml ci/test_parity.py" in str(workflow["jobs"]["parity"]["steps"])
+    artifacts = tmp_path / "models"
+    shutil.copytree(bundles["desktop"] / "models", artifacts)
+    junit = tmp_path / "parity-junit.xml"
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ci / "test_parity.py"),
+                             f"--junitxml={junit}", "--rootdir", str(tmp_path), "-o", "addopts="],
+                            env={**os.environ, **cache, "ARTIFACTS": str(artifacts / "*")}, capture_output=True, text=True,
+                            timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = junit.read_text()
+    assert 'testcase' in report and "llama-gguf-f16" in report and 'failures="0"' in report
+    empty = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ci / "test_parity.py"),
+                            "--rootdir", str(tmp_path), "-o", "addopts="],
+                           env={**os.environ, "ARTIFACTS": str(tmp_path / "none" / "*")}, capture_output=True, text=True,
+                           timeout=300, cwd=tmp_path)
+    assert empty.returncode == 1 and "no artifact folder matches" in empty.stdout
