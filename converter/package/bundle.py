@@ -96,7 +96,8 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
     main = artifacts[0]
     conversion = main["manifest"].get("conversion") or {}
     context = int(conversion.get("cache_length") or DEFAULT_CONTEXT)
-    footprint = ModelFootprint(main["folder"].name, model_bytes(main["folder"]), kv_bytes_per_token(ckpt), context)
+    footprint = ModelFootprint(main["folder"].name, model_bytes(main["folder"], main["manifest"]["model_file"]),
+                               kv_bytes_per_token(ckpt), context)
     devices = device_table(footprint, _devices(platform))
     if not any(d["fits"] for d in devices):
         budgets = ", ".join(f"{d['label']} {d['usable_ram_gb']:g} GB" for d in devices)
@@ -132,7 +133,8 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
                                             "router": staging / "router"})
         licenses = [a["manifest"].get("license") or "unknown" for a in artifacts]
         rows = [{"name": context_vars["model_name"], "target": a["target"], "quant": a["quant"], "path": a["path"],
-                 "bytes": model_bytes(a["folder"]), "license": a["manifest"].get("license"), "parity": a["parity"]}
+                 "bytes": model_bytes(a["folder"], a["manifest"]["model_file"]), "license": a["manifest"].get("license"),
+                 "parity": a["parity"]}
                 for a in artifacts]
         router_bytes = sum(p.stat().st_size for p in (staging / "router").rglob("*") if p.is_file())
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -21,11 +21,15 @@ def kv_bytes_per_token(ckpt: Checkpoint) -> int:
     return 2 * int(config["num_hidden_layers"]) * kv_heads * head_dim * KV_BYTES_PER_VALUE
 
 
-def model_bytes(folder: Path) -> int:
-    """Everything but the tokenizer and bookkeeping: the weights the engine maps."""
-    skip = {"manifest.json", "parity.json"}
-    return sum(p.stat().st_size for p in folder.rglob("*")
-               if p.is_file() and p.name not in skip and "tokenizer" not in p.relative_to(folder).parts[0])
+def model_bytes(folder: Path, model_file: str) -> int:
+    """The weights the engine maps: the artifact's model file (a folder for .mlpackage) and its
+    external data, not sibling formats of the same weights (the .ort next to an .onnx)."""
+    main = folder / model_file
+    parts = [main, *folder.glob(f"{model_file}.data")]  # ONNX external weights (models over 2 GB)
+    total = 0
+    for part in parts:
+        total += sum(p.stat().st_size for p in part.rglob("*") if p.is_file()) if part.is_dir() else part.stat().st_size
+    return total
 
 
 def device_table(footprint: ModelFootprint, devices: list[DeviceProfile]) -> list[dict]:
