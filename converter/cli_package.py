@@ -21,6 +21,8 @@ def package(
     model: Annotated[str, typer.Option(help="Recipe name or local checkpoint folder.")],
     output: Annotated[Path, typer.Option(help="Bundle folder to write.")],
     quant: Annotated[Optional[str], typer.Option(help="Quantization of the platform's artifact (default: the recipe's).")] = None,
+    router: Annotated[Optional[Path], typer.Option(help="A router trained by `slmkit router train` (default: the shipped "
+                                                        "one; phones need --encoder none).")] = None,
     with_gguf: Annotated[bool, typer.Option("--with-gguf", help="Also include a Q4_K_M GGUF (mobile platforms).")] = False,
     allow_parity_failure: Annotated[bool, typer.Option("--allow-parity-failure",
                                                        help="Package an artifact that fails parity (recorded).")] = False,
@@ -36,7 +38,7 @@ def package(
     precheck_size(all_recipes().get(model), get_platform(platform))  # before any download or conversion
     ckpt = resolve(model)
     with _progress() as progress:
-        manifest = build_bundle(model, ckpt, platform, output, quant=quant, with_gguf=with_gguf,
+        manifest = build_bundle(model, ckpt, platform, output, quant=quant, router=router, with_gguf=with_gguf,
                                 allow_parity_failure=allow_parity_failure, force=force, progress=progress)
     for entry in manifest["models"]:
         verdict = "passed" if entry["parity"]["passed"] else "[red]FAILED (allowed)[/]"

@@ -56,20 +56,33 @@ def precheck_size(recipe: Recipe | None, platform: Platform) -> None:
                           f"profile ({budgets}).", hint="Pick a smaller recipe (see `slmkit models list`).")
 
 
-def _router_files(platform: Platform) -> tuple[list[Path], str]:
-    """(files to copy into router/, features) — phones get the n-gram head their ports compute."""
+def _router_files(platform: Platform, router: Path | None) -> tuple[list[Path], str, Path]:
+    """(files for router/, head features, the routing.json to start from). Phones get an n-gram
+    head (what the Kotlin/Swift ports compute): the shipped one, or `--router DIR` trained with
+    `slmkit router train --encoder none`."""
+    if router is not None:
+        header = router / "router-head.json"
+        if not header.is_file():
+            raise SlmkitError(f"{router} holds no router-head.json.", hint="Pass the --output folder of `slmkit router train`.")
+        features = json.loads(header.read_text(encoding="utf-8")).get("features", "")
+        if platform.router == "mobile" and features != "hashed-v1":
+            raise SlmkitError(f"The router in {router} uses features {features!r}; the {platform.name} port computes hashed-v1 only.",
+                              hint="Train it with `slmkit router train --encoder none`.")
+        files = [header, router / "router-head.f16"] + ([router / "encoder"] if (router / "encoder").is_dir() else [])
+        spec = router / "routing.json" if (router / "routing.json").is_file() else default_spec_path()
+        return files, features, spec
     default = default_spec_path().parent
     if platform.router == "mobile":
         folder = resources.files("slmkit.runtime.default").joinpath("mobile")
-        return [Path(str(folder.joinpath(name))) for name in MOBILE_HEAD], "hashed-v1"
-    return [default / name for name in MOBILE_HEAD] + [default / "encoder"], "hashed-v1+encoder"
+        return [Path(str(folder.joinpath(name))) for name in MOBILE_HEAD], "hashed-v1", default_spec_path()
+    return [default / name for name in MOBILE_HEAD] + [default / "encoder"], "hashed-v1+encoder", default_spec_path()
 
 
-def _spec(platform: Platform, name: str, model_ref: str, context: int) -> dict[str, Any]:
-    spec = json.loads(default_spec_path().read_text(encoding="utf-8"))
+def _spec(base: Path, platform: Platform, name: str, model_ref: str, context: int, encoder: bool) -> dict[str, Any]:
+    spec = json.loads(base.read_text(encoding="utf-8"))
     spec["name"] = name
     spec["router"]["weights"] = "router/router-head.json"
-    spec["router"]["encoder"] = "router/encoder" if platform.router == "default" else None
+    spec["router"]["encoder"] = "router/encoder" if encoder else None
     local = next(t for t in spec["tiers"] if t["on_device"])
     local.update(backend=platform.backend, model=model_ref, context_tokens=context)
     parse_spec(spec)  # the bundle never ships a spec its own runtime would refuse
@@ -80,10 +93,11 @@ def _bundle_name(output: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", output.name) or "bundle"
 
 
-def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path, *, quant: str | None,
+def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path, *, quant: str | None, router: Path | None,
                  with_gguf: bool, allow_parity_failure: bool, force: bool, progress: Any) -> dict[str, Any]:
     platform = get_platform(platform_name)
     precheck_size(ckpt.recipe, platform)
+    router_files, features, base_spec = _router_files(platform, router)  # a wrong router fails before converting
     target = get_target(platform.target)
     quant = quant or (ckpt.recipe.default_quant.get(platform.target) if ckpt.recipe else None) or target.default_quant
     wanted = [(platform.target, quant)] + ([("gguf", "q4_k_m")] if with_gguf and platform.target != "gguf" else [])
@@ -109,11 +123,10 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
             a["path"] = f"models/{a['folder'].name}"
             shutil.copytree(a["folder"], staging / a["path"])
         model_ref = f"{main['path']}/{main['manifest']['model_file']}" if platform.target == "gguf" else main["path"]
-        router_files, features = _router_files(platform)
         (staging / "router").mkdir()
         for file in router_files:
             (shutil.copytree if file.is_dir() else shutil.copy2)(file, staging / "router" / file.name)
-        spec = _spec(platform, name, model_ref, context)
+        spec = _spec(base_spec, platform, name, model_ref, context, encoder=(staging / "router" / "encoder").is_dir())
         (staging / "routing.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
         vectors = Path(str(resources.files("slmkit.runtime").joinpath("vectors")))
         shutil.copytree(vectors, staging / "vectors", ignore=shutil.ignore_patterns("__pycache__"))

@@ -136,6 +136,10 @@ def test_bad_inputs(fixture_dir, tmp_path: Path) -> None:
                                  str(tmp_path / "b")), "Unknown platform 'windows-phone'", "ios, android, desktop")
     assert_clean_failure(run_cli("package", "--platform", "ios", "--model", "gemma-3-12b", "--output", str(tmp_path / "b")),
                          "gemma-3-12b needs about 8.9 GB at 4 bits; too big for every ios profile")
+    encoder_router = Path(__file__).resolve().parents[3] / "runtime" / "default"
+    assert_clean_failure(run_cli("package", "--platform", "android", "--model", str(fixture_dir("llama")), "--router",
+                                 str(encoder_router), "--output", str(tmp_path / "b")),
+                         "uses features 'hashed-v1+encoder'", "computes hashed-v1 only", "--encoder none")
     assert not (tmp_path / "b").exists()
 
 
