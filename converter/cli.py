@@ -15,6 +15,7 @@ from slmkit.converter.cli_routing import route, router_app
 from slmkit.converter.cli_package import package, verify
 from slmkit.converter.cli_simulate import cost, serve, simulate
 from slmkit.converter.errors import SlmkitError
+from slmkit.converter.progress import progress as progress_display
 
 app = typer.Typer(
     name="slmkit",
@@ -33,16 +34,6 @@ app.command("package")(package)
 app.command("verify")(verify)
 console = Console(stderr=True)
 out = Console()
-
-
-def _progress(counting: str = "bytes"):
-    """A rich progress display counting bytes (conversion) or items (parity prompts)."""
-    from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                               TimeElapsedColumn)
-
-    amount = DownloadColumn() if counting == "bytes" else MofNCompleteColumn()
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), amount,
-                    TimeElapsedColumn(), console=console, transient=False)
 
 
 @app.command()
@@ -72,7 +63,7 @@ def convert(
         ckpt = resolve(model)
     for note in ckpt.notes:
         console.print(f"[yellow]note:[/] {note}")
-    with _progress() as progress:
+    with progress_display("bytes") as progress:
         folder = run_convert(model, ckpt, target, quant, output, force=force, progress=progress,
                              options=ConvertOptions(block_size=block_size, cache_length=cache_length,
                                                     deployment_target=deployment_target))
@@ -109,7 +100,7 @@ def parity(
     from slmkit.converter.parity import report as reports
     from slmkit.converter.parity.check import check_artifact
 
-    with _progress("items") as progress:
+    with progress_display("items") as progress:
         result = check_artifact(artifact, reference=reference, extra_prompts=prompts, steps=steps, threads=threads,
                                 engine=engine, progress=progress)
     reports.write_json(result, report)

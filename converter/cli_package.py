@@ -30,14 +30,14 @@ def package(
     force: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
 ) -> None:
     """Bundle a parity-checked model, the routing spec and router, and the app template for a platform."""
-    from slmkit.converter.cli import _progress
+    from slmkit.converter.progress import progress as progress_display
     from slmkit.converter.models.resolve import resolve
     from slmkit.converter.package.bundle import build_bundle, get_platform, precheck_size
     from slmkit.runtime.models.recipe import all_recipes
 
     precheck_size(all_recipes().get(model), get_platform(platform))  # before any download or conversion
     ckpt = resolve(model)
-    with _progress() as progress:
+    with progress_display("bytes") as progress:
         manifest = build_bundle(model, ckpt, platform, output, quant=quant, router=router, with_gguf=with_gguf,
                                 allow_parity_failure=allow_parity_failure, force=force, progress=progress)
     for entry in manifest["models"]:

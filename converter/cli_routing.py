@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from slmkit.converter.progress import progress as progress_display
 from slmkit.runtime.errors import SlmkitError
 
 router_app = typer.Typer(help="Train, evaluate and describe the request router.", no_args_is_help=True)
@@ -47,13 +48,6 @@ def spec_for_method(path: Path, method: str | None) -> tuple[dict, Path]:
         data["router"].update({"method": method, "tier": local, "prompt": METHOD_PROMPTS[method], "weights": None,
                                "temperature": 1.0})
     return data, path.resolve().parent
-
-
-def progress_bar():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console)
 
 
 def _share(value: float | None) -> str:
@@ -150,7 +144,7 @@ def _fit_head(dataset, data: Path, spec_data: dict, base: Path, base_dir: Path, 
     routing = parse_spec(spec_data, str(base))
     sentence_encoder = _encoder(encoder, output / "encoder") if router["encoder"] else None
     try:
-        with progress_bar() as progress:
+        with progress_display() as progress:
             task = progress.add_task("Computing features", total=len(dataset.items))
             result = fit(dataset, routing, C=c, folds=folds, data_name=data.name, data_sha256=sha256_file(data),
                          encoder=sentence_encoder, probe_backend=backend, progress=lambda: progress.advance(task))
@@ -174,7 +168,7 @@ def _calibrate_label_logits(dataset, spec_data: dict, base: Path, base_dir: Path
     spec_data["router"].update(router)
     routing = parse_spec(spec_data, str(base))
     try:
-        with progress_bar() as progress:
+        with progress_display() as progress:
             task = progress.add_task("Scoring labels with the on-device model", total=len(dataset.items))
             logits = label_logit_matrix(dataset, LabelLogitsRouter(routing.router, backend), lambda: progress.advance(task))
     finally:
@@ -258,7 +252,7 @@ def evaluate_router(
         backends[routing.router.tier] = make_backend(routing.tier(routing.router.tier), base_dir)
     router = make_router(routing, base_dir, backends)
     decisions = []
-    with progress_bar() as progress:
+    with progress_display() as progress:
         task = progress.add_task(f"Routing with {routing.router.method}", total=len(items))
         for item in items:
             decisions.append(router.decide(item.request))

@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from slmkit.converter.cli_routing import BundleOption, SpecOption, progress_bar, spec_path
+from slmkit.converter.cli_routing import BundleOption, SpecOption, spec_path
+from slmkit.converter.progress import progress as progress_display
 from slmkit.runtime.errors import SlmkitError
 
 console = Console(stderr=True)
@@ -66,7 +67,7 @@ def simulate(
             host = host_calibration(refresh=recalibrate)
             predictions = predict_local_tiers(pipeline, profile, host)
         simulator = Simulator(pipeline, profile, host, predictions, output_tokens=output_tokens)
-        with progress_bar() as progress:
+        with progress_display() as progress:
             task = progress.add_task("Routing" if router_only else "Routing and answering", total=len(dataset.items))
             outcomes = simulator.run_all(dataset, router_only, lambda: progress.advance(task))
     finally:
