@@ -139,7 +139,7 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
         versions = library_versions()
         context_vars = {"bundle_name": name, "model_name": ckpt.recipe.name if ckpt.recipe else ckpt.path.name,
                         "slmkit_version": versions["slmkit"], "swift_transformers_version": "1.0.0",
-                        "genai_version": _version("onnxruntime-genai")}
+                        "genai_version": _version("onnxruntime-genai"), "ort_version": _version("onnxruntime")}
         if platform.template:
             render_template(platform.template, staging / "app" / platform.name, context_vars,
                             test_resources={"routing.json": staging / "routing.json", "vectors": staging / "vectors",

@@ -23,13 +23,25 @@ public struct LinearHead {
             throw SpecError.shape("router weights have the wrong size")
         }
         weights = blob.withUnsafeBytes { raw in
-            (0..<(shape[0] * shape[1])).map { Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self).littleEndian)) }
+            (0..<(shape[0] * shape[1])).map { LinearHead.halfToFloat(raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self).littleEndian) }
         }
         outputs = shape[1]
         labels = h["labels"] as? [String] ?? []
         buckets = h["buckets"] as? Int ?? 0
         dense = h["dense"] as? [String] ?? []
         bias = (h["bias"] as? [NSNumber] ?? []).map(\.doubleValue)
+    }
+
+    /// IEEE 754 binary16 -> binary32 by hand: `Float16` does not exist on Intel Macs.
+    static func halfToFloat(_ bits: UInt16) -> Float {
+        let sign: Float = bits & 0x8000 != 0 ? -1 : 1
+        let exponent = Int((bits >> 10) & 0x1F)
+        let mantissa = Float(bits & 0x3FF)
+        switch exponent {
+        case 0: return sign * mantissa * powf(2, -24)
+        case 0x1F: return mantissa == 0 ? sign * .infinity : .nan
+        default: return sign * (1 + mantissa / 1024) * powf(2, Float(exponent - 15))
+        }
     }
 
     public func logits(sparse: [Int: Double], dense values: [Double]) -> [Double] {

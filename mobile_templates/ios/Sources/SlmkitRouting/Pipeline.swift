@@ -175,11 +175,11 @@ public final class Pipeline {
             break
         }
         trace.latencyMs = Pipeline.now() - start
-        guard let (finalTier, text) = answer else {
+        guard let answer else {
             let reasons = trace.fallbacks.map { "\($0["from"] ?? ""): \($0["reason"] ?? "")" }.joined(separator: "; ")
             return Response(text: "", tier: nil, trace: trace, error: "every tier failed (\(reasons))")
         }
-        trace.finalTier = finalTier
-        return Response(text: text, tier: finalTier, trace: trace)
+        trace.finalTier = answer.0
+        return Response(text: answer.1, tier: answer.0, trace: trace)
     }
 }
