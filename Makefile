@@ -15,7 +15,7 @@ MODEL ?= smollm2-135m
 QUANT ?= q4_k_m
 OUT := out/$(MODEL)-gguf-$(QUANT)
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow test-scale bench bench-scale clean
 
 setup: $(VENV)/.installed
 
@@ -41,12 +41,18 @@ test: setup
 test-slow: setup
 	$(PY) -m pytest -m slow
 
+test-scale: setup
+	$(PY) -m pytest -m scale
+
 bench: setup
 	$(PY) bench/convert_gguf.py
 	$(PY) bench/onnx_decode.py
 	$(PY) bench/coreml_convert.py
 	$(PY) bench/router_latency.py
 	$(PY) bench/simulate_overhead.py
+
+bench-scale: setup
+	$(PY) bench/scale.py --parity
 
 clean:
 	rm -rf out .pytest_cache

@@ -13,6 +13,13 @@ import gguf
 from slmkit.converter.errors import SlmkitError
 
 
+# Llama-style pre-norm blocks: transformers' LlamaDecoderLayer, Qwen2DecoderLayer, Phi3DecoderLayer.
+PRE_NORMS = {"attn_norm": "input_layernorm", "mlp_norm": "post_attention_layernorm"}
+# Gemma 3's sandwich norms (transformers' Gemma3DecoderLayer).
+SANDWICH_NORMS = {"attn_norm": "input_layernorm", "attn_out_norm": "post_attention_layernorm",
+                  "mlp_norm": "pre_feedforward_layernorm", "mlp_out_norm": "post_feedforward_layernorm"}
+
+
 @dataclass(frozen=True)
 class Architecture:
     model_type: str
@@ -34,13 +41,15 @@ class Architecture:
     # and the pre-scaling context length; it wants no head_dim or rope-scaling-type keys.
     longrope_tensors: bool = False
     writes_head_dim: bool = True
-    # onnxruntime-genai's `model.type` for this decoder; None = the ONNX target refuses it (why below).
+    # onnxruntime-genai's `model.type` for this decoder; None = the ONNX target refuses it.
     genai_type: str | None = None
-    trace_unsupported: str = ""
-    # The residual stream, by module name (last component): modules whose output is added to it
-    # and norms that read it. fp16 targets scale the stream into fp16's range through these.
-    residual_writers: tuple[str, ...] = ("o_proj", "down_proj")
-    residual_readers: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm", "norm")
+    # Graph builders (converter/models/decoder.py): each layer's RMSNorms by role -> module name.
+    # attn_norm / mlp_norm read the residual stream; attn_out_norm / mlp_out_norm (Gemma's sandwich
+    # norms) normalize a block's output before it is added to the stream.
+    layer_norms: dict[str, str] = field(default_factory=lambda: dict(PRE_NORMS))
+    qk_norm: bool = False  # RMSNorm over each head's queries and keys before RoPE (Gemma 3)
+    scaled_embeddings: bool = False  # token embeddings multiplied by sqrt(hidden) (Gemma)
+    fused_projections: bool = False  # one qkv_proj and one gate_up_proj per layer (Phi-3)
 
 
 @dataclass(frozen=True)
@@ -78,9 +87,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         writes_sliding_window=True,
         writes_final_logit_softcapping=True,
         genai_type="gemma3_text",
-        # Sandwich norms: each block's output passes a norm before it joins the stream.
-        residual_writers=("post_attention_layernorm", "post_feedforward_layernorm"),
-        residual_readers=("input_layernorm", "pre_feedforward_layernorm", "norm"),
+        layer_norms=SANDWICH_NORMS,
+        qk_norm=True,
+        scaled_embeddings=True,
     ),
     "qwen2": Architecture("qwen2", gguf.MODEL_ARCH.QWEN2, genai_type="qwen2"),
     "phi3": Architecture(
@@ -90,9 +99,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         writes_sliding_window=True,
         longrope_tensors=True,
         writes_head_dim=False,
-        # longrope switches factor tables on the sequence length; a traced graph would freeze one.
-        trace_unsupported="its longrope scaling picks RoPE factors by sequence length, which one exported graph "
-        "cannot do yet",
+        fused_projections=True,
+        genai_type="phi3",
     ),
 }
 

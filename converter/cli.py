@@ -42,7 +42,7 @@ def convert(
     target: Annotated[str, typer.Option(
         help="gguf (llama.cpp) | onnx (ONNX Runtime Mobile, onnxruntime-genai) | coreml (iOS 18 / macOS 15)")] = "gguf",
     quant: Annotated[Optional[str], typer.Option(
-        help="gguf: f16 bf16 q8_0 q6_k q5_k_m q4_k_m; onnx: fp32 fp16 int8 int4 int4-hqq; "
+        help="gguf: f32 f16 bf16 q8_0 q6_k q5_k_m q4_k_m; onnx: fp32 fp16 int8 int4 int4-hqq; "
              "coreml: fp16 int8 int4 palettize4 fp32 (default: the recipe's)")] = None,
     block_size: Annotated[Optional[int], typer.Option(
         help="onnx int8/int4, coreml int4: weights per quantization block (32).")] = None,
@@ -148,6 +148,27 @@ def models_pull(
     recipe = get_recipe(name)
     with console.status(f"Pulling {name}") as status:
         path = pull(recipe, force=force, status=status)
+    out.print(str(path))
+
+
+@models_app.command("synth")
+def models_synth(
+    name: Annotated[str, typer.Argument(help="A recipe (see `slmkit models list`).")],
+    output: Annotated[Path, typer.Option(help="Checkpoint folder to write.")],
+    seed: Annotated[int, typer.Option(help="Random seed for the weights.")] = 0,
+    force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Write a random-weight checkpoint at the recipe's exact shapes (sharded bf16 safetensors, the
+    family's tokenizer): for measuring conversion and parity at real sizes without the hub."""
+    from slmkit.converter.models.synth import plan, recipe_config, synthesize
+    from slmkit.runtime.models.recipe import get_recipe
+
+    recipe = get_recipe(name)
+    total = sum(t.nbytes for t in plan(recipe_config(recipe)))
+    with progress_display("bytes") as progress:
+        task = progress.add_task(f"Synthesizing {name} (bf16, random)", total=total)
+        path = synthesize(recipe, output, seed=seed, force=force,
+                          on_tensor=lambda tensor: progress.advance(task, tensor.nbytes))
     out.print(str(path))
 
 

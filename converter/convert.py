@@ -9,12 +9,10 @@ from typing import Any
 from slmkit.converter.errors import SlmkitError
 from slmkit.converter.manifest import sha256_file, write_manifest
 from slmkit.converter.models.checkpoint import Checkpoint
+from slmkit.converter.preflight import require_memory
 from slmkit.converter.staging import require_free_space, staged_output
 from slmkit.converter.targets.base import ConvertOptions, check_quant, get_target
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
-                   "chat_template.jinja", "chat_template.json", "generation_config.json", "added_tokens.json")
-
+from slmkit.converter.tokenizer_files import ARTIFACT_TOKENIZER_FILES
 
 def default_output(ckpt: Checkpoint, target: str, quant: str) -> Path:
     stem = ckpt.recipe.name if ckpt.recipe else ckpt.path.name
@@ -41,10 +39,13 @@ def convert(model: str, ckpt: Checkpoint, target_name: str, quant: str | None, o
         raise SlmkitError(f"{output} already exists.", hint="Pass --force to replace it, or choose another --output.")
     output.resolve().parent.mkdir(parents=True, exist_ok=True)
     require_free_space(output.resolve().parent, target.estimate_bytes(ckpt, quant), f"{target_name}/{quant}")
+    require_memory(target.estimate_memory(ckpt, quant, options), f"converting to {target_name}/{quant}",
+                   hint="Close other programs, or convert on a machine with more memory; the GGUF target needs "
+                        "the least (about 8 bytes per element of the largest tensor).")
     with staged_output(output, force=force) as staging:
         tokenizer_dir = staging / target.tokenizer_dir
         tokenizer_dir.mkdir(exist_ok=True)
-        for name in TOKENIZER_FILES:  # first, so a target can state what its runtime needs in them
+        for name in ARTIFACT_TOKENIZER_FILES:  # first, so a target can state what its runtime needs in them
             if (ckpt.path / name).is_file():
                 shutil.copy2(ckpt.path / name, tokenizer_dir / name)
         result = target.convert(ckpt, quant, staging, progress, options)

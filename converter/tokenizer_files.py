@@ -12,6 +12,14 @@ from pathlib import Path
 
 from slmkit.converter.errors import SlmkitError
 
+# A checkpoint's tokenizer files (whichever it has).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                   "chat_template.jinja", "chat_template.json", "added_tokens.json")
+# Copied beside them into an artifact: generation defaults, and config.json, from which tokenizer
+# loaders pick the tokenizer class (transformers 5 without it builds Phi-4's `GPT2Tokenizer` with
+# GPT-2's own pre-tokenizer instead of tokenizer.json's: other ids; swift-transformers reads it too).
+ARTIFACT_TOKENIZER_FILES = (*TOKENIZER_FILES, "generation_config.json", "config.json")
+
 
 def observed_special_tokens(directory: Path) -> dict[str, bool]:
     """Whether the Hugging Face tokenizer really adds BOS / EOS when encoding text."""

@@ -7,6 +7,7 @@ memory for its largest tensor, not for the whole model.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from slmkit.runtime.models.recipe import Recipe
 
 
+# safetensors dtype -> bytes per element.
+DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
 @dataclass(frozen=True)
 class TensorRef:
     """A tensor in a safetensors file: shape and dtype known before any data is read."""
@@ -30,6 +35,10 @@ class TensorRef:
     file: Path
     shape: tuple[int, ...]
     dtype: str  # safetensors dtype string: F32, F16, BF16 ...
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * DTYPE_BYTES.get(self.dtype, 4)
 
     def load(self) -> torch.Tensor:
         from safetensors import safe_open

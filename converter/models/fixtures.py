@@ -2,8 +2,10 @@
 
 Each has the real layout of its family (GQA, tied or untied output, Q/K/V biases, Gemma's
 sliding + full layers, Llama 3 RoPE scaling, a multimodal Gemma 3 wrapper) at a size that
-converts in seconds. Weights are random but scaled so the logits are peaked: argmax
-comparisons are then meaningful, as on a trained model.
+converts in seconds. Weights are random but drawn by the real-shape checkpoints' rules
+(converter/models/synth.py `distribution`): norm weights near 1 where the architecture multiplies
+by them, logits peaked, every block writing O(1) into the stream, so argmax comparisons and KL
+bounds see a broken rule as they would on a trained model.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import json
 from pathlib import Path
 
 from slmkit.converter import pretokenizers
+from slmkit.converter.architectures import architecture_for
+from slmkit.converter.models.synth import distribution
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
@@ -79,7 +83,7 @@ def _tiny_text_config(kind: str, vocab_size: int, overrides: dict):
     import transformers
 
     config_class = getattr(transformers, FIXTURES[kind][1])
-    base = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    base = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
                 num_attention_heads=4, max_position_embeddings=4096, initializer_range=0.25,
                 bos_token_id=1, eos_token_id=2, pad_token_id=0, rms_norm_eps=1e-6)
     base.update(overrides)
@@ -107,12 +111,12 @@ def build_fixture(name: str, out: Path, seed: int = 0) -> Path:
         model = transformers.Gemma3ForConditionalGeneration(config)
     else:
         model = transformers.AutoModelForCausalLM.from_config(text_config)
+    arch = architecture_for(text_config.model_type)
     with torch.no_grad():
         for param_name, param in model.named_parameters():
-            if param_name.endswith("norm.weight"):
-                param.normal_(0.0, 0.1)  # Gemma stores (w - 1): random here so the +1 rule is exercised
-            elif param.dim() == 1:
-                param.normal_(0.0, 0.1)
+            # The real-shape checkpoints' rules (synth.py): peaked logits, blocks that matter.
+            mean, std = distribution(param_name, tuple(param.shape), arch, text_config.hidden_size)
+            param.normal_(mean, std)
     model.save_pretrained(out, safe_serialization=True)
     wrapper = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|im_start|>", eos_token="<|im_end|>",
                                       unk_token=None, pad_token="<|endoftext|>")

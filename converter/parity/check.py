@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ def check_artifact(artifact: Path, *, reference: str | None = None, extra_prompt
     from slmkit.converter.models.resolve import resolve
     from slmkit.converter.parity import report as reports
     from slmkit.converter.parity.prompts import builtin_prompts, load_prompts
-    from slmkit.converter.parity.run import context_needed, open_artifact, run_parity
+    from slmkit.converter.parity.run import open_artifact, prepare, reference_pass, run_parity
     from slmkit.converter.parity.torch_runner import TorchRunner
     from slmkit.converter.targets.base import check_engine, get_target
 
@@ -29,20 +30,65 @@ def check_artifact(artifact: Path, *, reference: str | None = None, extra_prompt
     reference = reference or manifest.get("source", {}).get("model")
     if not reference:
         raise SlmkitError("The manifest does not name the source model.", hint="Pass --reference MODEL.")
-    loading = progress.add_task(f"Loading the reference ({reference}) and the artifact", total=None) if progress else None
     ckpt = resolve(reference)
-    ref_runner = TorchRunner(ckpt.path, threads=threads)
-    n_ctx = context_needed(ref_runner, prompt_set, steps)
-    art_runner = art_target.runner(artifact, manifest, threads, n_ctx, engine)
-    if progress:
+    progress = progress or _NoProgress()
+    loading = progress.add_task(f"Loading the reference ({reference})", total=None)
+    ref_runner = TorchRunner(ckpt, threads=threads)
+    prepared = prepare(ref_runner, prompt_set)
+    n_ctx = max(len(p.ids) for p in prepared) + steps + 1
+    art_target.check_context(artifact, manifest, n_ctx, engine)
+    _preflight(ckpt, art_target, artifact, manifest, engine, prepared, steps, n_ctx)
+    # 1. The reference alone: its logits go to disk, then it is released.
+    ref_runner.load()
+    progress.remove_task(loading)
+    with tempfile.TemporaryDirectory(prefix="slmkit-parity-") as folder:
+        task = progress.add_task(f"Reference (PyTorch) on {len(prompt_set)} prompts", total=len(prompt_set))
+        runs = reference_pass(ref_runner, prepared, steps, Path(folder), on_prompt=lambda _p: progress.advance(task))
+        ref_runner.close()
+        # 2. The artifact's engine, scored prompt by prompt against the stored logits.
+        loading = progress.add_task(f"Loading the artifact ({engine})", total=None)
+        art_runner = art_target.runner(artifact, manifest, threads, n_ctx, engine)
         progress.remove_task(loading)
-    task = progress.add_task(f"Parity {Path(artifact).name}", total=len(prompt_set)) if progress else None
-    try:
-        result = run_parity(artifact, ref_runner, art_runner, manifest, prompt_set, steps,
-                            on_prompt=lambda _p: progress.advance(task) if progress else None)
-    finally:
-        art_runner.close()
+        task = progress.add_task(f"Parity {Path(artifact).name}", total=len(prompt_set))
+        try:
+            result = run_parity(artifact, ref_runner, runs, art_runner, manifest, steps,
+                                on_prompt=lambda _p: progress.advance(task))
+        finally:
+            art_runner.close()
     reports.write_json(result, Path(artifact) / PARITY)
     record_parity(artifact, {"passed": result["passed"], "runner": result["runner"], "metrics": {
         k: result["metrics"][k] for k in ("top1_agreement", "kl_mean", "kl_max", "greedy_match", "tokenizer_match")}})
     return result
+
+
+def _preflight(ckpt: Any, target: Any, artifact: Path, manifest: dict[str, Any], engine: str, prepared: list[Any],
+               steps: int, n_ctx: int) -> None:
+    """Refuse a run that cannot fit in memory or in the temporary folder, before loading anything."""
+    from slmkit.converter.preflight import WeightStats, parity_disk, reference_memory, require_memory
+    from slmkit.converter.staging import require_free_space
+
+    stats = WeightStats.of(ckpt)
+    vocab = int(ckpt.text_config.get("vocab_size") or 0)
+    layers = int(ckpt.text_config.get("num_hidden_layers") or 1)
+    longest = max(len(p.ids) for p in prepared)
+    hint = ("Close other programs, run fewer or shorter --prompts, or run parity on a machine with more memory "
+            "(the reference and the engine run one after the other).")
+    require_memory(reference_memory(stats, longest, vocab, layers), "the parity reference (PyTorch)", hint)
+    require_memory(target.engine_memory(artifact, manifest, engine, n_ctx, vocab), f"running the artifact with {engine}",
+                   hint)
+    positions = sum(len(p.ids) for p in prepared)
+    require_free_space(Path(tempfile.gettempdir()), parity_disk(positions, len(prepared), steps, vocab),
+                       "the reference logits of this parity run (set TMPDIR to use another folder)")
+
+
+class _NoProgress:
+    """Progress calls when the caller shows none."""
+
+    def add_task(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def advance(self, *args: Any) -> None:
+        pass
+
+    def remove_task(self, *args: Any) -> None:
+        pass

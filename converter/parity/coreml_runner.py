@@ -37,6 +37,9 @@ def open_program(package: Path, engine: str) -> Any:
     return MilEvaluator(package, round_fp16=engine != "coreml-evaluator-fp32")
 
 
+PREFILL_CHUNK = 128
+
+
 class CoremlRunner(HfTokenized):
     def __init__(self, package: Path, tokenizer_dir: Path, engine: str, threads: int | None = None) -> None:
         # The evaluator's numpy matmuls use BLAS's own threading; `threads` does not apply.
@@ -50,8 +53,18 @@ class CoremlRunner(HfTokenized):
         return np.asarray(out["logits"][0], dtype=np.float32)
 
     def greedy(self, ids: list[int], steps: int) -> Decode:
+        """Prefill in chunks of PREFILL_CHUNK tokens through the cache (as apps prefill long
+        prompts; a 900-token pass over a 262K vocabulary is ~1 GB of logits per copy), then decode."""
         state = self.program.make_state()
-        prefill = self._logits(state, ids, len(ids))
+        prefill: np.ndarray | None = None
+        for start in range(0, len(ids), PREFILL_CHUNK):
+            chunk = ids[start:start + PREFILL_CHUNK]
+            logits = self._logits(state, chunk, start + len(chunk))
+            if prefill is None:
+                prefill = np.empty((len(ids), logits.shape[-1]), dtype=np.float32)
+            prefill[start:start + len(chunk)] = logits
+            del logits
+        assert prefill is not None
         rows = [prefill[-1]]
         tokens = [int(rows[-1].argmax())]
         for _ in range(steps - 1):

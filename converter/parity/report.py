@@ -24,7 +24,9 @@ def write_junit(report: dict[str, Any], path: Path) -> None:
                        failures=str(sum(not c["passed"] for c in checks.values())), errors="0")
     for metric, check in checks.items():
         case = ET.SubElement(suite, "testcase", classname=name, name=metric)
-        if not check["passed"]:
+        if check.get("gated") is False:
+            ET.SubElement(case, "skipped", message=str(check["note"]))
+        elif not check["passed"]:
             relation = ">=" if check["direction"] == "min" else "<="
             failure = ET.SubElement(case, "failure", message=f"{metric}={check['value']:.6g}, needs {relation} {check['bound']}")
             failure.text = json.dumps({k: report["metrics"][k] for k in report["metrics"]}, indent=1)
@@ -40,9 +42,13 @@ def print_summary(report: dict[str, Any], console: Console) -> None:
     table.add_column("")
     for metric, check in report["checks"].items():
         relation = "≥" if check["direction"] == "min" else "≤"
-        table.add_row(metric, f"{check['value']:.6g}", f"{relation} {check['bound']}",
-                      "[green]pass[/]" if check["passed"] else "[red]FAIL[/]")
+        verdict = ("[yellow]not gated[/]" if check.get("gated") is False
+                   else "[green]pass[/]" if check["passed"] else "[red]FAIL[/]")
+        table.add_row(metric, f"{check['value']:.6g}", f"{relation} {check['bound']}", verdict)
     console.print(table)
+    for metric, check in report["checks"].items():
+        if check.get("note"):
+            console.print(f"[yellow]{metric}: {check['note']}[/]")
     m = report["metrics"]
     console.print(f"{m['prompts']} prompts, {m['positions']} positions; max |Δlogit| {m['max_abs_logit_diff']:.4g}; "
                   f"perplexity {m['ppl_reference']:.4g} → {m['ppl_artifact']:.4g}")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from slmkit.converter.errors import SlmkitError
@@ -50,16 +53,6 @@ def render(prompt: Prompt, reference: Any, has_template: bool) -> str:
     return "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in prompt.messages) + "Assistant:"
 
 
-def context_needed(reference: Any, prompts: list[Prompt], steps: int) -> int:
-    """Tokens the artifact's engine must hold: the longest prompt plus its greedy continuation.
-
-    Sizing the context to this keeps llama.cpp's per-position logits buffer small (Gemma's
-    262K vocabulary costs 1 MB per position).
-    """
-    has_template = bool(reference.tokenizer_info().chat_template)
-    return max(len(reference.tokenize(render(p, reference, has_template))) for p in prompts) + steps + 1
-
-
 def tokenizer_problems(ref_info: Any, art_info: Any, ref: Any, art: Any) -> list[str]:
     problems = []
     for field in ("bos_id", "eos_id", "adds_bos"):
@@ -74,8 +67,62 @@ def tokenizer_problems(ref_info: Any, art_info: Any, ref: Any, art: Any) -> list
     return problems
 
 
-def run_parity(artifact: Path, reference: Any, runner: Any, manifest: dict[str, Any], prompts: list[Prompt],
-               steps: int, on_prompt: Any = None) -> dict[str, Any]:
+@dataclass
+class ReferenceRun:
+    """One prompt as the reference ran it; its logits live in memory-mapped files."""
+
+    prompt: Prompt
+    text: str
+    ids: list[int]
+    tokens: list[int]
+    prefill_file: Path  # float32 [len(ids), vocab]
+    steps_file: Path  # float32 [steps, vocab]
+
+    def prefill(self) -> np.ndarray:
+        return np.load(self.prefill_file, mmap_mode="c")
+
+    def steps(self) -> np.ndarray:
+        return np.load(self.steps_file, mmap_mode="c")
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    prompt: Prompt
+    text: str  # rendered through the chat template when the model has one
+    ids: list[int]  # the reference tokenizer's
+
+
+def prepare(reference: Any, prompts: list[Prompt]) -> list[PreparedPrompt]:
+    has_template = bool(reference.tokenizer_info().chat_template)
+    prepared = []
+    for prompt in prompts:
+        text = render(prompt, reference, has_template)
+        prepared.append(PreparedPrompt(prompt, text, reference.tokenize(text)))
+    return prepared
+
+
+def reference_pass(reference: Any, prompts: list[PreparedPrompt], steps: int, folder: Path,
+                   on_prompt: Callable[[Prompt], None] | None = None) -> list[ReferenceRun]:
+    """Run every prompt through the reference once, keeping its logits on disk (not in memory)."""
+    runs = []
+    for index, (prompt, text, ids) in enumerate((p.prompt, p.text, p.ids) for p in prompts):
+        decode = reference.greedy(ids, steps)
+        prefill_file, steps_file = folder / f"{index}-prefill.npy", folder / f"{index}-steps.npy"
+        np.save(prefill_file, np.asarray(decode.prefill, dtype=np.float32))
+        np.save(steps_file, np.asarray(decode.logits, dtype=np.float32))
+        runs.append(ReferenceRun(prompt, text, ids, decode.tokens, prefill_file, steps_file))
+        del decode
+        if on_prompt:
+            on_prompt(prompt)
+    return runs
+
+
+def run_parity(artifact: Path, reference: Any, runs: list[ReferenceRun], runner: Any, manifest: dict[str, Any],
+               steps: int, on_prompt: Callable[[Prompt], None] | None = None) -> dict[str, Any]:
+    """Score the artifact's engine against the stored reference runs, one prompt at a time.
+
+    `reference` only tokenizes and renders here (its model is released before the engine loads).
+    """
     quant = manifest["quant"]
     thresholds = thresholds_for(quant)
     started = time.perf_counter()
@@ -83,17 +130,17 @@ def run_parity(artifact: Path, reference: Any, runner: Any, manifest: dict[str, 
     problems = tokenizer_problems(ref_info, art_info, reference, runner)
     scores = []
     per_prompt = []
-    for prompt in prompts:
-        text = render(prompt, reference, bool(ref_info.chat_template))
-        ids = reference.tokenize(text)
-        art_ids = runner.tokenize(text)
+    for run in runs:
+        ids, prompt = run.ids, run.prompt
+        art_ids = runner.tokenize(run.text)
         if ids != art_ids:
             first = next((i for i, (a, b) in enumerate(zip(ids, art_ids)) if a != b), min(len(ids), len(art_ids)))
             problems.append(f"prompt '{prompt.id}': token ids differ from position {first} "
                             f"(reference {ids[first:first + 4]}, artifact {art_ids[first:first + 4]})")
-        ref_run, art_run = reference.greedy(ids, steps), runner.greedy(ids, steps)
-        score = score_prompt(prompt.id, ids, ref_run.prefill, art_run.prefill, (ref_run.tokens, ref_run.logits),
+        art_run = runner.greedy(ids, steps)
+        score = score_prompt(prompt.id, ids, run.prefill(), art_run.prefill, (run.tokens, run.steps()),
                              (art_run.tokens, art_run.logits), tokens_match=ids == art_ids)
+        del art_run
         scores.append(score)
         per_prompt.append({
             "id": prompt.id, "tokens": score.n_tokens, "kl_mean": float(score.kl.mean()),
@@ -104,7 +151,7 @@ def run_parity(artifact: Path, reference: Any, runner: Any, manifest: dict[str, 
         if on_prompt:
             on_prompt(prompt)
     metrics = aggregate(scores)
-    checks = judge(metrics, thresholds)
+    checks = judge(metrics, thresholds, vocab_size=runs[0].prefill().shape[-1])
     if problems:
         checks["tokenizer_match"]["passed"] = False
     return {

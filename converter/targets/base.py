@@ -46,6 +46,15 @@ class Target(Protocol):
     def estimate_bytes(self, ckpt: Checkpoint, quant: str) -> int:
         """Peak disk the conversion needs in the output folder (checked before writing)."""
 
+    def estimate_memory(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> int:
+        """Peak memory (RSS bytes) of the conversion, from the checkpoint's shapes (checked before it starts)."""
+
+    def check_context(self, artifact: Path, manifest: dict, n_ctx: int, engine: str) -> None:
+        """Refuse a parity run needing more tokens than the artifact can hold."""
+
+    def engine_memory(self, artifact: Path, manifest: dict, engine: str, n_ctx: int, vocab: int) -> int:
+        """Peak memory of `engine` running the artifact for parity with `n_ctx` tokens of context."""
+
     def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress,
                 options: ConvertOptions) -> ConvertResult:
         """Write the artifact's model file(s) into `out`, a fresh staging folder."""

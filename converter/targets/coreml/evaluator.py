@@ -28,6 +28,11 @@ import numpy as np
 from slmkit.converter.errors import SlmkitError
 
 WEIGHTS_DIR = "Data/com.apple.CoreML/weights"
+# Dequantized weights are held as float32 while all weights fit in max(their fp16 size, this
+# limit); the rest stay fp16 and are widened only while their op runs. SmolLM2 / Gemma 3 270M are
+# all float32; Gemma 3 1B half and half (3 GB); 4B all fp16 (7.8 GB instead of 15.5 GB).
+DENSE_WEIGHTS_LIMIT = 3 * 1024**3
+LAZY_MIN_ELEMENTS = 1 << 16
 
 
 class UnsupportedOp(SlmkitError):
@@ -105,6 +110,7 @@ class MilEvaluator:
         self._check_supported()
         self._last_use = self._last_uses()
         self._index = {op: i for i, op in enumerate(self.ops)}
+        self._half_weights: dict[str, np.ndarray] = {}  # var name -> fp16 weight widened per use
         self._prepare_constants()
 
     # -- public API (mirrors coremltools' MLModel on macOS) ------------------------------------
@@ -130,6 +136,11 @@ class MilEvaluator:
     # -- evaluation ------------------------------------------------------------------------------
     def _run(self, index: int, op: Any) -> None:
         handler = _NUMPY_OPS.get(op.op_type)
+        # A weight kept at fp16 is float32 only while its op runs (linear and gather read it as is).
+        lazy = [] if op.op_type in _READS_HALF_WEIGHTS else [
+            var for var in _input_vars(op) if var.name in self._half_weights]
+        for var in lazy:
+            self._bind(var, self._half_weights[var.name])
         try:
             values = handler(self, index, op) if handler else op.value_inference()
         except SlmkitError:
@@ -137,6 +148,9 @@ class MilEvaluator:
         except Exception as exc:  # an op's value_inference can fail in many ways; name the op
             raise UnsupportedOp(f"Cannot evaluate Core ML op '{op.op_type}' ({op.name}): {_first_line(exc)}",
                                 hint="Report the model and this op.") from None
+        finally:
+            for var in lazy:
+                var._sym_val = None
         if not isinstance(values, (tuple, list)):
             values = (values,)
         inputs = [var._sym_val.val for var in _input_vars(op) if var._sym_val is not None]
@@ -152,14 +166,15 @@ class MilEvaluator:
     def _bind(self, var: Any, value: np.ndarray, rounded: bool = False) -> None:
         """Store a concrete value (and its concrete type) on the var, where value_inference reads it."""
         types = self.types
-        if value.dtype == np.float16 or value.dtype == np.float64:
+        if value.dtype == np.float16:
+            value = widen(value)
+        elif value.dtype == np.float64:
             value = value.astype(np.float32)
         elif self.round_fp16 and not rounded and value.dtype == np.float32 and _declared_fp16(var, types):
-            with np.errstate(over="ignore"):
-                half = value.astype(np.float16)
-            if value.size and not np.isfinite(half).all() and np.isfinite(value).all():
+            rounded_value = round_to_half(value)
+            if value.size and not np.isfinite(rounded_value).all() and np.isfinite(value).all():
                 self.fp16_overflows[var.op.op_type if var.op is not None else var.name] += 1
-            value = half.astype(np.float32)
+            value = rounded_value
         builtin = types.numpy_type_to_builtin_type(value.dtype)
         sym_type = types.tensor(builtin, value.shape) if value.ndim else builtin
         sym_val = sym_type()
@@ -173,21 +188,39 @@ class MilEvaluator:
         return np.asarray(sym_val.val)
 
     def _prepare_constants(self) -> None:
-        """Weights as float32 once (dequantizing constexpr ops), not on every call."""
+        """Weights dequantized once (constexpr ops), not on every call: as float32 within
+        `DENSE_WEIGHTS_LIMIT`, else fp16 weights stay fp16 and are widened per use (the values are
+        the same: the device computes with fp16 weights too). The compressed data is released."""
+        dense: list[tuple[Any, np.ndarray]] = []
         for op in self.ops:
             if op.op_type == "const":
                 value = op.outputs[0].val
                 if isinstance(value, np.ndarray) and value.dtype == np.float16:
-                    self._bind(op.outputs[0], value)
+                    dense.append((op.outputs[0], value))
+                    _release(op)
             elif op.op_type.startswith("constexpr_"):
                 try:
-                    dense = op.materialized_val_inference()
+                    values = op.materialized_val_inference()
                 except Exception as exc:  # unknown compression layouts surface as assorted errors
                     raise UnsupportedOp(f"Cannot dequantize Core ML op '{op.op_type}' ({op.name}): {_first_line(exc)}",
                                         hint="Report the model and this op.") from None
-                dense = dense if isinstance(dense, tuple) else (dense,)
-                for var, value in zip(op.outputs, dense):
-                    self._bind(var, np.asarray(value))
+                values = values if isinstance(values, tuple) else (values,)
+                dense.extend((var, np.asarray(value)) for var, value in zip(op.outputs, values))
+                for var in _input_vars(op):  # the compressed data: nothing reads it again
+                    if var.op is not None and var.op.op_type == "const" and len(var.child_ops) == 1:
+                        var._sym_val = None
+                        _release(var.op)
+        # Widen weights to float32 while all of them fit in max(their fp16 size, the limit).
+        budget = max(sum(value.nbytes for _, value in dense), DENSE_WEIGHTS_LIMIT)
+        used = sum(value.nbytes for _, value in dense)
+        for var, value in dense:
+            extra = value.size * 4 - value.nbytes
+            if value.dtype == np.float16 and value.size >= LAZY_MIN_ELEMENTS and used + extra > budget:
+                self._half_weights[var.name] = value
+                var._sym_val = None
+            else:
+                used += extra
+                self._bind(var, value)
 
     def _check_supported(self) -> None:
         """Fail before any work on an op that has neither a numpy handler nor a value_inference."""
@@ -245,6 +278,13 @@ class MilEvaluator:
 _FRESH_OR_STATE = ("read_state", "coreml_update_state", "slice_update", "cast")
 
 
+def _release(const_op: Any) -> None:
+    """Drop a const op's own copy of its value (MIL keeps one in the op and one on its output)."""
+    internal = getattr(const_op, "val", None)
+    if internal is not None and hasattr(internal, "_sym_val"):
+        internal._sym_val = None
+
+
 def _is_constant(op: Any) -> bool:
     """Weights: evaluated once at load, never freed."""
     return op.op_type == "const" or op.op_type.startswith("constexpr_")
@@ -299,7 +339,7 @@ def _shape(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
 def _cast(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
     target = op.dtype.val
     if target in ("fp16", "fp32"):
-        return op.x.val.astype(np.float16 if target == "fp16" and ev.round_fp16 else np.float32)
+        return round_to_half(op.x.val) if target == "fp16" and ev.round_fp16 else op.x.val.astype(np.float32)
     return op.value_inference()
 
 
@@ -359,7 +399,50 @@ def _window(op: Any, shape: tuple[int, ...]) -> tuple[int | slice, ...]:
     return tuple(window)
 
 
+def widen(half: np.ndarray) -> np.ndarray:
+    """fp16 -> float32 (torch's vectorized, threaded conversion; numpy's is 5-10x slower)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(half)).float().numpy()
+
+
+def round_to_half(value: np.ndarray) -> np.ndarray:
+    """float32 rounded to fp16 values (kept as float32), as a device computing in fp16 stores them."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)).half().float().numpy()
+
+
+def _weight(ev: MilEvaluator, var: Any) -> Any:
+    """A weight input as a torch tensor: float32, widened from fp16 here when kept at fp16."""
+    import torch
+
+    half = ev._half_weights.get(var.name)
+    return torch.from_numpy(var.val) if half is None else torch.from_numpy(half).float()
+
+
+def _linear(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
+    import torch
+
+    bias = None if op.bias is None else torch.from_numpy(np.asarray(op.bias.val, dtype=np.float32))
+    x = torch.from_numpy(np.ascontiguousarray(op.x.val, dtype=np.float32))
+    return torch.nn.functional.linear(x, _weight(ev, op.weight), bias).numpy()
+
+
+def _gather(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
+    half = ev._half_weights.get(op.x.name)
+    if half is None:
+        return op.value_inference()
+    rows = np.take(half, np.asarray(op.indices.val, dtype=np.int64), axis=int(op.axis.val))  # only the rows asked for
+    return widen(rows)
+
+
+# Ops that read a weight kept at fp16 directly (the rest get it widened for their run).
+_READS_HALF_WEIGHTS = ("linear", "gather")
+
 _NUMPY_OPS: dict[str, Callable[[MilEvaluator, int, Any], np.ndarray]] = {
+    "linear": _linear,
+    "gather": _gather,
     "silu": _silu,
     "reduce_mean": _reduction(np.mean),
     "reduce_sum": _reduction(np.sum),

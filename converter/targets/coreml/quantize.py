@@ -1,4 +1,4 @@
-"""Weight compression for the Core ML program, with coremltools.optimize.coreml (data-free).
+"""Weight compression for the Core ML program, one weight at a time, with coremltools.optimize.
 
 - int4: 4-bit linear per block along the input dimension (block 32 by default) with offsets
   (asymmetric), which iOS 18 runs as `constexpr_blockwise_shift_scale`; v_proj, down_proj and the
@@ -7,73 +7,109 @@
   (KL 0.46), asymmetric everywhere too (0.42); the mix passes (0.11), for 36 % more bytes.
 - int8: linear symmetric 8-bit per output channel.
 - palettize4: 16-entry k-means look-up tables per group of 16 output channels (`constexpr_lut_to_dense`).
-fp16 and fp32 keep the weights as converted. The tied embedding table stays one constant shared
-by the lookup (`gather`) and the output projection, compressed once.
+fp16 and fp32 keep the weights as they are. The tied token table is one constant shared by the
+lookup (`gather`) and the output projection, compressed once. Biases, norms and the RoPE tables
+are never compressed (4-bit angles wreck attention: SmolLM2 int4 KL 0.11 -> 0.26).
+
+Each weight goes through the functions coremltools' own `linear_quantize_weights` and
+`palettize_weights` passes apply per constant (`blockwise_compress*`), with the block sizes those
+passes infer for a [out, in] weight, on the weight rounded to the program's precision, so the
+compressed values are the ones the whole-program passes would produce.
 """
 
 from __future__ import annotations
 
-import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.targets.coreml.fp16_safe import ROPE_TABLE_PREFIX
-from slmkit.converter.targets.mixed_precision import EIGHT_BIT_PROJECTIONS, EIGHT_BIT_TABLES
+from slmkit.converter.targets.mixed_precision import EIGHT_BIT_PROJECTIONS
 
 COMPRESSED = ("int8", "int4", "palettize4")
 PALETTE_GROUP = 16  # output channels sharing one 16-entry table
-# MIL names weights after their PyTorch parameter: model_model_layers_3_mlp_down_proj_weight_to_fp16.
-_EIGHT_BIT_NAME = re.compile(r"(^|_)(%s)_weight" % "|".join(EIGHT_BIT_PROJECTIONS + EIGHT_BIT_TABLES))
+# Roles (converter/models/decoder.py) int4 keeps at 8 bits: v_proj, down_proj, the token table and
+# an untied output projection.
+EIGHT_BIT_ROLES = (*(name.removesuffix("_proj") for name in EIGHT_BIT_PROJECTIONS), "table", "head")
 
 
-def compression_config(quant: str, block_size: int, weight_names: list[str]) -> Any:
-    """The coremltools config for `quant`; `weight_names` are the program's weight constants."""
-    from coremltools.optimize import coreml as cto
+@dataclass
+class WeightCompressor:
+    """Turns each weight [out, in] into a MIL constant (compressed for int8/int4/palettize4)."""
 
-    per_name: dict[str, Any] = {}
-    if quant == "int4":
-        op = cto.OpLinearQuantizerConfig(mode="linear", dtype="int4", granularity="per_block", block_size=block_size)
-        eight = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_block",
-                                            block_size=block_size)
-        per_name = {name: eight for name in weight_names if _EIGHT_BIT_NAME.search(name)}
-    elif quant == "int8":
-        op = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")
-    elif quant == "palettize4":
-        # One k-means worker: coremltools' process pool, forked after torch started its threads, deadlocks.
-        op = cto.OpPalettizerConfig(mode="kmeans", nbits=4, granularity="per_grouped_channel",
-                                    group_size=PALETTE_GROUP, num_kmeans_workers=1)
-    else:
-        raise SlmkitError(f"No Core ML compression named '{quant}'.", hint=f"Use one of: {', '.join(COMPRESSED)}.")
-    # RoPE's cos/sin tables are values, not weights: 4-bit angles wreck attention (SmolLM2 int4 KL 0.11 -> 0.26).
-    per_name.update({name: None for name in weight_names if ROPE_TABLE_PREFIX in name})
-    return cto.OptimizationConfig(global_config=op, op_name_configs=per_name)
+    quant: str
+    block_size: int
+    ops: Counter = field(default_factory=Counter)  # constexpr op type -> count
+    eight_bit: int = 0
 
+    def __post_init__(self) -> None:
+        if self.quant not in (*COMPRESSED, "fp16", "fp32"):
+            raise SlmkitError(f"No Core ML compression named '{self.quant}'.",
+                              hint=f"Use one of: {', '.join(COMPRESSED)}, fp16, fp32.")
 
-def compress(mlmodel: Any, quant: str, block_size: int) -> tuple[Any, dict[str, object]]:
-    """The compressed model and what was done (for the manifest)."""
-    if quant not in COMPRESSED:
-        return mlmodel, {"weights": quant}
-    from coremltools.optimize import coreml as cto
+    def constant(self, weight: np.ndarray | Iterable[np.ndarray], name: str, role: str) -> Any:
+        """`weight` [out, in] in the program's float type, or its row blocks in order (a token table
+        is compressed block by block: every scheme here treats rows independently, in groups of
+        16 at most, so the result is the same as for the whole table)."""
+        from coremltools.converters.mil import Builder as mb
 
-    names = [op.name for op in mlmodel._mil_program.functions["main"].operations if op.op_type == "const"]
-    config = compression_config(quant, block_size, names)
-    if quant == "palettize4":
-        compressed = cto.palettize_weights(mlmodel, config)
-        details: dict[str, object] = {"weights": "4-bit k-means palettes", "palette_group_channels": PALETTE_GROUP}
-    else:
-        compressed = cto.linear_quantize_weights(mlmodel, config)
-        details = {"weights": f"{quant} linear symmetric", "granularity": "per output channel"}
-        if quant == "int4":
+        blocks = [weight] if isinstance(weight, np.ndarray) else weight
+        if self.quant not in COMPRESSED:
+            return mb.const(val=np.concatenate(list(blocks)), name=name)
+        if self.quant == "palettize4":
+            return self._palettized(blocks, name)
+        if self.quant == "int8":
+            return self._linear(blocks, name, "int8", "LINEAR_SYMMETRIC", [1, 0])
+        if role in EIGHT_BIT_ROLES:
+            self.eight_bit += 1
+            return self._linear(blocks, name, "int8", "LINEAR_SYMMETRIC", [1, self.block_size])
+        return self._linear(blocks, name, "int4", "LINEAR", [1, self.block_size])
+
+    def _linear(self, blocks: Iterable[np.ndarray], name: str, dtype: str, mode: str, block_sizes: list[int]) -> Any:
+        from coremltools.converters.mil import Builder as mb
+        from coremltools.optimize.coreml._quantization_passes import linear_quantize_weights
+
+        parts = []
+        for rows in blocks:
+            params = linear_quantize_weights.blockwise_compress_by_dtype(rows, dtype, mode, block_sizes)
+            if params is None:
+                raise SlmkitError(f"coremltools cannot quantize {name} (rows of width {rows.shape[1]}) with blocks "
+                                  f"{block_sizes}.", hint="Choose another --block-size (a divisor of the hidden size).")
+            parts.append(params)
+        self.ops["constexpr_blockwise_shift_scale"] += 1
+        offsets = None if parts[0].offset is None else np.concatenate([p.offset for p in parts])
+        return mb.constexpr_blockwise_shift_scale(data=np.concatenate([p.data for p in parts]),
+                                                  scale=np.concatenate([p.scale for p in parts]), offset=offsets,
+                                                  name=f"{name}_quantized")
+
+    def _palettized(self, blocks: Iterable[np.ndarray], name: str) -> Any:
+        from coremltools.converters.mil.frontend._utils import _construct_constexpr_lut_op
+        from coremltools.optimize.coreml._quantization_passes import palettize_weights
+
+        parts = []
+        for rows in blocks:
+            # One k-means worker: coremltools' process pool, forked after torch started its threads, deadlocks.
+            params = palettize_weights.blockwise_compress(rows, "KMEANS", 4, [PALETTE_GROUP, 0], num_kmeans_workers=1)
+            if params is None:
+                raise SlmkitError(f"coremltools cannot palettize {name} in groups of {PALETTE_GROUP} rows.")
+            parts.append(params)
+        self.ops["constexpr_lut_to_dense"] += 1
+        return _construct_constexpr_lut_op(np.concatenate([p.indices for p in parts]),
+                                           np.concatenate([p.lut for p in parts]), parts[0].vector_axis,
+                                           name=f"{name}_palettized")
+
+    def describe(self) -> dict[str, object]:
+        if self.quant not in COMPRESSED:
+            return {"weights": self.quant}
+        if self.quant == "palettize4":
+            details: dict[str, object] = {"weights": "4-bit k-means palettes", "palette_group_channels": PALETTE_GROUP}
+        elif self.quant == "int8":
+            details = {"weights": "int8 linear symmetric", "granularity": "per output channel"}
+        else:
             details = {"weights": "int4 linear with offsets; v_proj, down_proj, token table / output projection int8",
-                       "granularity": f"per block of {block_size}",
-                       "eight_bit_weights": sum(c is not None for c in config.op_name_configs.values())}
-    details["compressed_ops"] = _count_compressed(compressed)
-    return compressed, details
-
-
-def _count_compressed(mlmodel: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for op in mlmodel._mil_program.functions["main"].operations:
-        if op.op_type.startswith("constexpr_"):
-            counts[op.op_type] = counts.get(op.op_type, 0) + 1
-    return counts
+                       "granularity": f"per block of {self.block_size}", "eight_bit_weights": self.eight_bit}
+        details["compressed_ops"] = dict(self.ops)
+        return details

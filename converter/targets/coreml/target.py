@@ -15,6 +15,8 @@ import platform
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from slmkit.converter.errors import SlmkitError
 from slmkit.converter.targets.base import ConvertOptions, ConvertResult, refuse_options
 from slmkit.converter.tokenizer_files import observed_special_tokens, state_tokenizer_config
@@ -30,7 +32,8 @@ TOKENIZER_DIR = "tokenizer"
 DEFAULT_BLOCK_SIZE = 32
 # Tokens the KV-cache states hold unless --cache-length says otherwise (what the recipes' RAM assumes).
 DEFAULT_CACHE_LENGTH = 4096
-MIN_STATEFUL_TARGET = "iOS18"  # MLState arrived with iOS 18 / macOS 15
+MIN_STATEFUL_TARGET = "iOS18"
+CACHE_MULTIPLE = 32  # Core ML wants state lengths in multiples of 32 (coremltools #2631)  # MLState arrived with iOS 18 / macOS 15
 _BYTES_PER_WEIGHT = {"fp32": 4.0, "fp16": 2.0, "int8": 1.05, "int4": 0.6, "palettize4": 0.55}
 EVALUATOR, EVALUATOR_FP32, COREML = "coreml-evaluator", "coreml-evaluator-fp32", "coreml"
 
@@ -44,11 +47,12 @@ class CoremlTarget:
     engines = (COREML, EVALUATOR, EVALUATOR_FP32) if platform.system() == "Darwin" else (EVALUATOR, EVALUATOR_FP32, COREML)
 
     def check_supported(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> None:
+        from slmkit.converter.models.decoder import decoder_spec
+
         refuse_options(self.name, options, "block_size", "cache_length", "deployment_target")
-        arch = ckpt.architecture
-        if arch.trace_unsupported:
-            raise SlmkitError(f"The Core ML target does not support {arch.model_type} yet: {arch.trace_unsupported}.",
-                              hint="Use --target gguf for this model.")
+        spec = decoder_spec(ckpt)  # refuses what the program builder does not implement
+        if options.cache_length is not None:
+            cache_length_for(spec.context_length, options.cache_length)
         if options.block_size is not None and quant != "int4":
             raise SlmkitError(f"--block-size applies to coreml int4 only, not {quant}.", hint="Drop --block-size.")
         if options.block_size is not None and (options.block_size < 8 or options.block_size & (options.block_size - 1)):
@@ -63,54 +67,122 @@ class CoremlTarget:
 
     def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress,
                 options: ConvertOptions) -> ConvertResult:
-        from slmkit.converter.models.text_decoder import decoder_shape, load_text_decoder
+        from slmkit.converter.models.decoder import DecoderWeights, decoder_spec
         from slmkit.converter.targets.coreml.evaluator import quiet_coremltools
-        from slmkit.converter.targets.coreml.export import StatefulLayout, cache_length_for, convert_stateful
-        from slmkit.converter.targets.coreml.fp16_safe import make_fp16_safe, rope_tables
-        from slmkit.converter.targets.coreml.quantize import compress
+        from slmkit.converter.targets.coreml.fp16_safe import Fp16Range, calibrate
+        from slmkit.converter.targets.coreml.program import DecoderProgram, StatefulLayout
+        from slmkit.converter.targets.coreml.quantize import WeightCompressor
 
         block_size = options.block_size or DEFAULT_BLOCK_SIZE
-        task = progress.add_task("Loading the PyTorch decoder", total=None)
-        model = load_text_decoder(ckpt)
-        shape = decoder_shape(model, ckpt)
-        cache = cache_length_for(shape, options.cache_length or min(DEFAULT_CACHE_LENGTH, shape.context_length))
-        layout = StatefulLayout(cache, shape.layers, shape.kv_heads, shape.head_dim, shape.vocab_size)
+        spec = decoder_spec(ckpt)
+        cache = cache_length_for(spec.context_length, options.cache_length or min(DEFAULT_CACHE_LENGTH,
+                                                                                 spec.context_length))
+        layout = StatefulLayout(cache, spec.layers, spec.kv_heads, spec.head_dim, spec.vocab_size)
         fp16 = quant != "fp32"
-        progress.update(task, description="Calibrating the residual stream for fp16" if fp16 else "Rewriting norms")
-        fp16_range = make_fp16_safe(model, ckpt.architecture, ckpt.path if fp16 else None)
-        tables = rope_tables(model, cache)
-        progress.update(task, description="Tracing and converting to a stateful ML program (coremltools)")
+        task = progress.add_task("Calibrating the residual stream for fp16 (layers read one at a time)", total=None)
+        fp16_range = calibrate(ckpt) if fp16 else Fp16Range(0.0, 1)
+        progress.remove_task(task)
+        weights = DecoderWeights(ckpt, spec)
+        task = progress.add_task(f"Building the ML program ({quant}, weights compressed as read)", total=weights.nbytes)
+        compressor = WeightCompressor(quant, block_size)
         with quiet_coremltools():
-            mlmodel = convert_stateful(model, shape, layout, fp16=fp16,
-                                       deployment_target=options.deployment_target or MIN_STATEFUL_TARGET)
-            del model
+            program = DecoderProgram(spec, weights, layout, compressor, fp16, fp16_range.scale,
+                                     on_weight=lambda n: progress.advance(task, n)).build()
+            progress.update(task, description="Converting to a stateful ML program (coremltools)")
+            mlmodel = program_to_mlmodel(program, layout, fp16, options.deployment_target or MIN_STATEFUL_TARGET)
+            del program
             gc.collect()
-            progress.update(task, description=f"Compressing weights to {quant}")
-            mlmodel, weights = compress(mlmodel, quant, block_size)
             progress.update(task, description=f"Writing {MODEL_FILE}")
             special = observed_special_tokens(ckpt.path)
             describe(mlmodel, ckpt, quant, layout, special)
             mlmodel.save(str(out / MODEL_FILE))
         del mlmodel
         gc.collect()
-        progress.update(task, total=1, completed=1, description="Converted to Core ML")
+        progress.update(task, description="Converted to Core ML")
         state_tokenizer_config(out / TOKENIZER_DIR, special)
         details: dict[str, Any] = {
             "format": "mlprogram", "deployment_target": options.deployment_target or MIN_STATEFUL_TARGET,
+            "graph": "built from the weights (MIL), stateful KV cache",
             "compute_precision": "fp32" if quant == "fp32" else "fp16", **layout.describe(),
-            "tokenizer_dir": TOKENIZER_DIR, "layers": shape.layers, "sliding_window": shape.sliding_window,
-            **fp16_range.describe(), "rope_tables": tables, **weights,
+            "tokenizer_dir": TOKENIZER_DIR, "layers": spec.layers, "parameters": weights.parameters,
+            "sliding_window": spec.sliding_window,
+            **fp16_range.describe(), "rope_tables": len(spec.ropes), **compressor.describe(),
         }
         return ConvertResult(model_file=MODEL_FILE, details=details)
 
-    def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int, engine: str) -> Runner:
-        from slmkit.converter.parity.coreml_runner import CoremlRunner
+    def estimate_memory(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> int:
+        """The larger of fp16 calibration (float32 token table, one float32 layer read at a time)
+        and building (the compressed program, the table as stored, coremltools' conversion copy).
+        Measured: Gemma 3 1B int4 2.2 GB (docs/scale.md)."""
+        from slmkit.converter.preflight import BASE_BYTES, WeightStats
 
+        stats = WeightStats.of(ckpt)
+        calibration = BASE_BYTES + stats.table * 4 + 8 * stats.largest_layer_tensor if quant != "fp32" else 0
+        program = stats.parameters * _BYTES_PER_WEIGHT[quant]
+        building = BASE_BYTES + int(2 * program) + stats.table * 2
+        return max(calibration, building)
+
+    def check_context(self, artifact: Path, manifest: dict, n_ctx: int, engine: str) -> None:
         cache = manifest.get("conversion", {}).get("cache_length")
         if cache is not None and n_ctx > cache:
             raise SlmkitError(f"Parity needs {n_ctx} tokens but {artifact.name}'s cache holds {cache}.",
                               hint="Use fewer --steps, or convert with a larger --cache-length.")
+
+    def engine_memory(self, artifact: Path, manifest: dict, engine: str, n_ctx: int, vocab: int) -> int:
+        """The evaluator: the program as loaded, its weights dequantized (float32 within the
+        evaluator's budget, else fp16), a prompt's logits and a prefill chunk's transients.
+        Measured: Gemma 3 1B int4 7.6 GB including the reference phase before it."""
+        from slmkit.converter.parity.coreml_runner import PREFILL_CHUNK
+        from slmkit.converter.preflight import BASE_BYTES
+        from slmkit.converter.targets.coreml.evaluator import DENSE_WEIGHTS_LIMIT
+
+        package = artifact / manifest["model_file"]
+        stored = sum(p.stat().st_size for p in package.rglob("*") if p.is_file())
+        parameters = int(manifest.get("conversion", {}).get("parameters") or stored)
+        dense = max(2 * parameters, DENSE_WEIGHTS_LIMIT)
+        return BASE_BYTES + stored + dense + 2 * n_ctx * vocab * 4 + 4 * PREFILL_CHUNK * vocab * 4
+
+    def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int, engine: str) -> Runner:
+        from slmkit.converter.parity.coreml_runner import CoremlRunner
+
+        self.check_context(artifact, manifest, n_ctx, engine)
         return CoremlRunner(artifact / manifest["model_file"], artifact / TOKENIZER_DIR, engine, threads)
+
+
+def cache_length_for(context_length: int, requested: int) -> int:
+    """The state length: the request rounded up to a multiple of 32, never past the model's context."""
+    if requested < 1:
+        raise SlmkitError(f"--cache-length must be positive, got {requested}.")
+    rounded = -(-requested // CACHE_MULTIPLE) * CACHE_MULTIPLE
+    if rounded > context_length:
+        raise SlmkitError(f"--cache-length {requested} exceeds the model's context of {context_length} tokens.",
+                          hint=f"Use at most {context_length // CACHE_MULTIPLE * CACHE_MULTIPLE}.")
+    return rounded
+
+
+def program_to_mlmodel(program: Any, layout: Any, fp16: bool, deployment_target: str) -> Any:
+    """The MIL program (its states declared in it) as an in-memory `ct.models.MLModel` (not
+    compiled here), with two independent flexible lengths: new tokens and past + new."""
+    import coremltools as ct
+
+    from slmkit.converter.targets.coreml.program import ATTENTION_MASK, INPUT_IDS
+
+    try:
+        return ct.convert(
+            program,
+            inputs=[ct.TensorType(INPUT_IDS, shape=(1, ct.RangeDim(1, layout.cache_length, default=1)), dtype=np.int32),
+                    ct.TensorType(ATTENTION_MASK, shape=(1, ct.RangeDim(1, layout.cache_length, default=1)),
+                                  dtype=np.int32)],
+            minimum_deployment_target=getattr(ct.target, deployment_target),
+            compute_precision=ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32,
+            convert_to="mlprogram",
+            skip_model_load=True,
+        )
+    except (NotImplementedError, RuntimeError, ValueError, TypeError, IndexError, AssertionError, KeyError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SlmkitError(f"coremltools could not convert the program: {first_line}",
+                          hint="Nothing was written. Use --target gguf or --target onnx for this model, "
+                               "and report the model and this message.") from exc
 
 
 def check_deployment_target(name: str | None) -> None:
@@ -134,7 +206,7 @@ def check_deployment_target(name: str | None) -> None:
 
 def describe(mlmodel: Any, ckpt: Checkpoint, quant: str, layout: Any, special: dict[str, Any]) -> None:
     """Metadata an app reads from the package itself (Xcode shows it too)."""
-    from slmkit.converter.targets.coreml.export import ATTENTION_MASK, INPUT_IDS, LOGITS
+    from slmkit.converter.targets.coreml.program import ATTENTION_MASK, INPUT_IDS, LOGITS
 
     recipe = ckpt.recipe
     mlmodel.short_description = f"{recipe.name if recipe else ckpt.path.name} text decoder ({quant}), stateful KV cache"

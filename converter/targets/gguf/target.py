@@ -29,7 +29,7 @@ def intermediate_type(ckpt: Checkpoint) -> str:
 
 class GGUFTarget:
     name = "gguf"
-    quants = ("f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m")
+    quants = ("f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m")
     default_quant = "q4_k_m"
     tokenizer_dir = "tokenizer"  # the GGUF embeds its tokenizer; the files are kept for reference
     engines = ("llama.cpp",)
@@ -45,6 +45,23 @@ class GGUFTarget:
         final = n_params * _BITS_PER_WEIGHT[quant] / 8
         staging = 0 if quant not in QUANT_FTYPES else n_params * _BITS_PER_WEIGHT[intermediate_type(ckpt)] / 8
         return int((final + staging) * 1.05) + (64 << 20)
+
+    def estimate_memory(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> int:
+        """The largest tensor dominates: read as stored, widened to float32, written out; llama.cpp's
+        quantizer then holds it read, widened and quantized (measured peaks: Gemma 3 1B 2.7 GB,
+        4B 5.0 GB; docs/scale.md). Estimate: 8 bytes per element of the largest tensor."""
+        from slmkit.converter.preflight import BASE_BYTES, WeightStats
+
+        return BASE_BYTES + 8 * WeightStats.of(ckpt).largest
+
+    def check_context(self, artifact: Path, manifest: dict, n_ctx: int, engine: str) -> None:
+        """llama.cpp's context is sized to what parity needs."""
+
+    def engine_memory(self, artifact: Path, manifest: dict, engine: str, n_ctx: int, vocab: int) -> int:
+        """The mapped GGUF, llama.cpp's all-positions logits buffer and parity's copy of it."""
+        from slmkit.converter.preflight import BASE_BYTES
+
+        return BASE_BYTES + (artifact / manifest["model_file"]).stat().st_size + 2 * n_ctx * vocab * 4
 
     def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress,
                 options: ConvertOptions) -> ConvertResult:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from slmkit.converter.models.checkpoint import Checkpoint
-    from slmkit.converter.models.text_decoder import DecoderShape
+    from slmkit.converter.models.decoder import DecoderSpec
 
 GENAI_CONFIG = "genai_config.json"
 
@@ -42,17 +42,17 @@ def special_tokens(ckpt: Checkpoint) -> dict[str, Any]:
     return {"bos_token_id": bos, "eos_token_id": eos, "pad_token_id": pad if pad is not None else (eos[0] if eos else 0)}
 
 
-def genai_config(ckpt: Checkpoint, shape: DecoderShape, model_file: str, genai_type: str) -> dict[str, Any]:
+def genai_config(ckpt: Checkpoint, spec: DecoderSpec, model_file: str, genai_type: str) -> dict[str, Any]:
     tokens = special_tokens(ckpt)
     return {
         "model": {
             **tokens,
-            "context_length": shape.context_length,
+            "context_length": spec.context_length,
             "decoder": {
                 "session_options": {"log_id": "onnxruntime-genai", "provider_options": []},
                 "filename": model_file,
-                "head_size": shape.head_dim,
-                "hidden_size": shape.hidden_size,
+                "head_size": spec.head_dim,
+                "hidden_size": spec.hidden,
                 "inputs": {
                     "input_ids": "input_ids",
                     "attention_mask": "attention_mask",
@@ -65,19 +65,19 @@ def genai_config(ckpt: Checkpoint, shape: DecoderShape, model_file: str, genai_t
                     "present_key_names": "present.%d.key",
                     "present_value_names": "present.%d.value",
                 },
-                "num_attention_heads": shape.attention_heads,
-                "num_hidden_layers": shape.layers,
-                "num_key_value_heads": shape.kv_heads,
+                "num_attention_heads": spec.heads,
+                "num_hidden_layers": spec.layers,
+                "num_key_value_heads": spec.kv_heads,
             },
             "type": genai_type,
-            "vocab_size": shape.vocab_size,
+            "vocab_size": spec.vocab_size,
         },
         "search": {
             "diversity_penalty": 0.0,
             "do_sample": False,
             "early_stopping": True,
             "length_penalty": 1.0,
-            "max_length": shape.context_length,
+            "max_length": spec.context_length,
             "min_length": 0,
             "no_repeat_ngram_size": 0,
             "num_beams": 1,

@@ -50,7 +50,7 @@ def test_judge_fails_each_bound_it_should() -> None:
     scores = [score_prompt("p", [0, 1, 2], logits, shifted, _decode([1]), _decode([2]), False)]
     metrics = aggregate(scores)
     verdicts = judge(metrics, {"top1_min": 0.9, "kl_mean_max": 0.01, "kl_p99_max": 0.05, "kl_max_max": 0.1, "greedy_min": 0.5,
-                               "ppl_delta_max": 0.1, "decode_kl_max": 0.1})
+                               "ppl_delta_max": 0.1, "decode_kl_max": 0.1}, vocab_size=6)
     assert metrics["top1_agreement"] == 0.0
     assert not any(v["passed"] for v in verdicts.values())
 
@@ -59,8 +59,21 @@ def test_judge_passes_identical_outputs() -> None:
     logits = np.eye(6)[[1, 2, 3]] * 4
     scores = [score_prompt("p", [0, 1, 2], logits, logits, _decode([1, 2]), _decode([1, 2]), True)]
     verdicts = judge(aggregate(scores), {"top1_min": 1.0, "kl_mean_max": 0.0, "kl_p99_max": 0.0, "kl_max_max": 0.0, "greedy_min": 1.0,
-                                         "ppl_delta_max": 0.0, "decode_kl_max": 0.0})
+                                         "ppl_delta_max": 0.0, "decode_kl_max": 0.0}, vocab_size=6)
     assert all(v["passed"] for v in verdicts.values())
+
+
+BOUNDS = {"top1_min": 0.0, "kl_mean_max": 1.0, "kl_p99_max": 1.0, "kl_max_max": 1.0, "greedy_min": 0.0,
+          "ppl_delta_max": 0.002, "decode_kl_max": 1.0}
+
+
+def test_ppl_delta_is_gated_only_where_the_model_predicts_the_prompts() -> None:
+    metrics = {"top1_agreement": 1.0, "kl_mean": 0.0, "kl_p99": 0.0, "kl_max": 0.0, "greedy_match": 1.0,
+               "decode_kl_mean": 0.0, "tokenizer_match": 1.0, "ppl_delta": 0.004}
+    language_model = judge(metrics | {"ppl_reference": 30.0}, BOUNDS, vocab_size=50_000)["ppl_delta"]
+    assert not language_model["passed"] and "gated" not in language_model
+    random_model = judge(metrics | {"ppl_reference": 8e9}, BOUNDS, vocab_size=50_000)["ppl_delta"]
+    assert random_model["passed"] and random_model["gated"] is False and "vocabulary size 50000" in random_model["note"]
 
 
 def test_every_quantization_has_every_bound() -> None:

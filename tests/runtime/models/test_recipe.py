@@ -8,7 +8,8 @@ from slmkit.converter.errors import SlmkitError
 from slmkit.runtime.models.recipe import all_recipes, get_recipe
 
 SEED_TABLE = {"llama-3.2-1b", "llama-3.2-3b", "gemma-3-270m", "gemma-3-1b", "gemma-3-4b", "gemma-3-12b", "phi-4-mini",
-              "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-3b", "qwen2.5-7b", "smollm2-135m", "smollm2-360m", "smollm2-1.7b"}
+              "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-3b", "qwen2.5-7b", "smollm2-135m", "smollm2-360m", "smollm2-1.7b",
+              "phi-4"}  # phi-4: the seed table's 14B laptop tier (issue 13)
 BITS = {"f16": 16.0, "bf16": 16.0, "q8_0": 8.5, "q6_k": 6.56, "q5_k_m": 5.69, "q4_k_m": 4.85}
 
 

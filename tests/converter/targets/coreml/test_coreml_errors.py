@@ -38,32 +38,18 @@ def test_options_a_target_has_no_use_for_are_refused(fixture_dir, tmp_path: Path
     assert list(tmp_path.iterdir()) == []
 
 
-def test_longrope_architecture_is_refused_before_tracing(fixture_dir, tmp_path: Path) -> None:
-    result = convert(fixture_dir("phi4-mini"), tmp_path / "out")
-    assert result.returncode == 1
-    assert "does not support phi3" in result.stderr and "--target gguf" in result.stderr
-    assert not (tmp_path / "out").exists()
-
-
-def test_unsupported_pytorch_op_names_the_op() -> None:
-    import torch
-
-    from slmkit.converter.targets.coreml.evaluator import quiet_coremltools
-    from slmkit.converter.targets.coreml.export import StatefulLayout, traced_to_coreml
-
-    class UsesBessel(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.register_buffer("key_cache", torch.zeros(1, 1, 1, 32, 4, dtype=torch.float16))
-            self.register_buffer("value_cache", torch.zeros(1, 1, 1, 32, 4, dtype=torch.float16))
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return torch.special.i0(input_ids.float().view(1, -1, 1).expand(1, -1, 8))
-
-    traced = torch.jit.trace(UsesBessel().eval(), (torch.zeros(1, 3, dtype=torch.int32),
-                                                   torch.ones(1, 5, dtype=torch.int32)))
-    with quiet_coremltools(), pytest.raises(SlmkitError, match="could not convert UsesBessel: .*'i0' not implemented"):
-        traced_to_coreml(traced, StatefulLayout(32, 1, 1, 4, 8), fp16=True, model_name="UsesBessel")
+def test_architecture_feature_the_builder_lacks_is_refused_before_writing(fixture_dir, tmp_path: Path) -> None:
+    """Attention logit soft-capping (Gemma 2) is not built: refused before anything is read or written."""
+    checkpoint = tmp_path / "softcapped"
+    shutil.copytree(fixture_dir("gemma3"), checkpoint)
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["attn_logit_softcapping"] = 50.0
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    for target in ("coreml", "onnx"):
+        result = run_cli("convert", str(checkpoint), "--target", target, "--output", str(tmp_path / "out"))
+        assert result.returncode == 1, result.stderr
+        assert "soft-capping" in result.stderr and "--target gguf" in result.stderr
+        assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 
 
 @pytest.fixture(scope="module")

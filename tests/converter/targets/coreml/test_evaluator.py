@@ -43,6 +43,11 @@ CASES: dict[str, tuple[Callable, Callable]] = {
     "softmax": (lambda i: mb.softmax(x=i["x"], axis=-1),
                 lambda: np.exp(X) / np.exp(X).sum(-1, keepdims=True)),
     "reduce_mean": (lambda i: mb.reduce_mean(x=i["x"], axes=[-1], keep_dims=True), lambda: X.mean(-1, keepdims=True)),
+    "reduce_max": (lambda i: mb.reduce_max(x=i["x"], axes=[-1], keep_dims=True), lambda: X.max(-1, keepdims=True)),
+    "abs": (lambda i: mb.abs(x=i["x"]), lambda: np.abs(X)),
+    "maximum": (lambda i: mb.maximum(x=i["x"], y=0.25), lambda: np.maximum(X, 0.25)),
+    "less": (lambda i: mb.less(x=i["x"], y=0.0), lambda: X < 0),
+    "tanh": (lambda i: mb.tanh(x=i["x"]), lambda: np.tanh(X)),
     "matmul": (lambda i: mb.matmul(x=i["x"], y=i["y"], transpose_y=True), lambda: X @ Y.transpose(0, 2, 1)),
     "linear": (lambda i: mb.linear(x=i["x"], weight=W, bias=B), lambda: X @ W.T + B),
     "transpose": (lambda i: mb.transpose(x=i["x"], perm=[0, 2, 1]), lambda: X.transpose(0, 2, 1)),
@@ -141,49 +146,52 @@ def test_fp16_rounding_is_optional(tmp_path: Path) -> None:
     np.testing.assert_array_equal(exact, x)
 
 
-def _linear_program(tmp_path: Path, weight: np.ndarray) -> object:
+def _compressed_linear(tmp_path: Path, weight: np.ndarray, quant: str) -> tuple[MilEvaluator, dict]:
+    """A one-op program whose weight went through slmkit's per-weight compressor (as the builder does)."""
+    from slmkit.converter.targets.coreml.quantize import WeightCompressor
+
+    compressor = WeightCompressor(quant, block_size=32)
+
     @mb.program(input_specs=[mb.TensorSpec((2, weight.shape[1]), dtype=types.fp32)], opset_version=ct.target.iOS18)
     def program(x):
-        return mb.linear(x=x, weight=weight, name="out")
+        w = compressor.constant(weight.astype(np.float16), "w", "q")
+        return mb.cast(x=mb.linear(x=mb.cast(x=x, dtype="fp16"), weight=w), dtype="fp32", name="out")
 
-    with quiet_coremltools():
-        return ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18,
-                          compute_precision=ct.precision.FLOAT16, skip_model_load=True)
+    path = _save(program, tmp_path / f"{quant}.mlpackage")
+    return MilEvaluator(path, round_fp16=False), compressor.describe()
 
 
-def _stored(evaluator: MilEvaluator, op_type: str) -> dict[str, np.ndarray]:
-    op = next(op for op in evaluator.ops if op.op_type == op_type)
+def _stored(package: Path, op_type: str) -> dict[str, np.ndarray]:
+    """A compressed op's inputs as the package stores them (the evaluator releases them once dequantized)."""
+    from slmkit.converter.targets.coreml.evaluator import load_program
+
+    op = next(op for op in load_program(package).functions["main"].operations if op.op_type == op_type)
     return {name: np.asarray(var.val) for name, var in op.inputs.items()}
 
 
 def test_constexpr_blockwise_shift_scale_dequantizes_per_block(tmp_path: Path) -> None:
-    from slmkit.converter.targets.coreml.quantize import compress
-
     weight = RNG.normal(size=(64, 96)).astype(np.float32)
-    model, details = compress(_linear_program(tmp_path, weight), "int4", block_size=32)
+    evaluator, details = _compressed_linear(tmp_path, weight, "int4")
     assert details["compressed_ops"] == {"constexpr_blockwise_shift_scale": 1}
-    model.save(str(tmp_path / "int4.mlpackage"))
-    evaluator = MilEvaluator(tmp_path / "int4.mlpackage", round_fp16=False)
-    stored = _stored(evaluator, "constexpr_blockwise_shift_scale")
+    stored = _stored(tmp_path / "int4.mlpackage", "constexpr_blockwise_shift_scale")
     data, scale = stored["data"].astype(np.float32), stored["scale"].astype(np.float32)
     assert scale.shape == (64, 3), "one scale per 32 input columns"
     offset = stored.get("offset", np.zeros_like(scale)).astype(np.float32)
     dense = (data - np.repeat(offset, 32, axis=1)) * np.repeat(scale, 32, axis=1)
     x = RNG.normal(size=(2, 96)).astype(np.float32)
     got = evaluator.predict({"x": x}, {})["out"]
-    np.testing.assert_allclose(got, x @ dense.T, rtol=1e-5, atol=1e-4)
+    # The op's output is an fp16 weight (as Core ML materializes it), so the reference rounds there too.
+    np.testing.assert_allclose(got, x @ dense.astype(np.float16).astype(np.float32).T, rtol=1e-5, atol=1e-4)
     assert np.abs(dense - weight).max() < 0.1 * np.abs(weight).max(), "4-bit blocks should stay near the weights"
 
 
 def test_constexpr_lut_to_dense_uses_16_values_per_group(tmp_path: Path) -> None:
-    from slmkit.converter.targets.coreml.quantize import PALETTE_GROUP, compress
+    from slmkit.converter.targets.coreml.quantize import PALETTE_GROUP
 
     weight = RNG.normal(size=(64, 64)).astype(np.float32)
-    model, details = compress(_linear_program(tmp_path, weight), "palettize4", block_size=32)
+    evaluator, details = _compressed_linear(tmp_path, weight, "palettize4")
     assert details["compressed_ops"] == {"constexpr_lut_to_dense": 1}
-    model.save(str(tmp_path / "lut.mlpackage"))
-    evaluator = MilEvaluator(tmp_path / "lut.mlpackage", round_fp16=False)
-    stored = _stored(evaluator, "constexpr_lut_to_dense")
+    stored = _stored(tmp_path / "palettize4.mlpackage", "constexpr_lut_to_dense")
     lut, indices = stored["lut"].astype(np.float32), stored["indices"].astype(np.int64)
     dense = np.concatenate([lut[g, 0, :, 0][indices[g * PALETTE_GROUP:(g + 1) * PALETTE_GROUP]]
                             for g in range(64 // PALETTE_GROUP)])
@@ -191,6 +199,39 @@ def test_constexpr_lut_to_dense_uses_16_values_per_group(tmp_path: Path) -> None
     np.testing.assert_allclose(evaluator.predict({"x": x}, {})["out"], x @ dense.T, rtol=1e-5, atol=1e-4)
     for group in np.split(dense, 64 // PALETTE_GROUP):
         assert len(np.unique(group)) <= 16
+
+
+def test_table_compressed_in_row_blocks_equals_whole(tmp_path: Path) -> None:
+    """The token table is compressed block by block: the same constants as in one piece."""
+    from slmkit.converter.targets.coreml.quantize import WeightCompressor
+
+    table = RNG.normal(size=(96, 64)).astype(np.float16)
+    for quant in ("int4", "int8", "palettize4"):
+        whole, blocks = WeightCompressor(quant, 32), WeightCompressor(quant, 32)
+
+        @mb.program(input_specs=[mb.TensorSpec((1,), dtype=types.int32)], opset_version=ct.target.iOS18)
+        def program(i):
+            a = whole.constant(table, "a", "table")
+            b = blocks.constant(iter([table[:32], table[32:64], table[64:]]), "b", "table")
+            return mb.gather(x=a, indices=i, name="a_out"), mb.gather(x=b, indices=i, name="b_out")
+
+        evaluator = MilEvaluator(_save(program, tmp_path / f"{quant}-table.mlpackage"), round_fp16=False)
+        for row in (0, 40, 95):
+            out = evaluator.predict({"i": np.array([row], np.int32)}, {})
+            np.testing.assert_array_equal(out["a_out"], out["b_out"])
+
+
+def test_weights_kept_at_fp16_give_the_same_logits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the dense budget, weights stay fp16 and are widened per op: same values, same results."""
+    from slmkit.converter.targets.coreml import evaluator as module
+
+    weight = RNG.normal(size=(512, 256)).astype(np.float32)
+    x = RNG.normal(size=(2, 256)).astype(np.float32)
+    dense, _ = _compressed_linear(tmp_path, weight, "int8")
+    monkeypatch.setattr(module, "DENSE_WEIGHTS_LIMIT", 0)
+    lazy = MilEvaluator(tmp_path / "int8.mlpackage", round_fp16=False)
+    assert lazy._half_weights and not dense._half_weights
+    np.testing.assert_array_equal(lazy.predict({"x": x}, {})["out"], dense.predict({"x": x}, {})["out"])
 
 
 def test_an_op_without_evaluation_is_named(tmp_path: Path) -> None:
