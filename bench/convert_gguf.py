@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import measure as run_measured
 
 from slmkit.converter import oracle
 from slmkit.runtime.models.recipe import get_recipe
@@ -20,14 +20,11 @@ from slmkit.converter.models.resolve import resolve_recipe
 
 
 def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(seconds, peak RSS in MiB) of one child process, from the kernel's own accounting."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd[:4])}...\n{proc.stderr.read().decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    """(seconds, peak RSS in MiB) of one child process."""
+    run = run_measured(cmd, env)
+    if not run.ok:
+        raise SystemExit(f"failed: {' '.join(cmd[:4])}...\n{run.stderr[-2000:]}")
+    return run.seconds, run.peak_bytes / 1024**2
 
 
 def main() -> None:

@@ -10,25 +10,13 @@ Usage: python bench/coreml_convert.py [MODEL ...] [--quants fp16,int4] [--steps 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-
-def measure(cmd: list[str]) -> tuple[float, float]:
-    """(seconds, peak RSS in MiB) of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+from measure import measure
 
 
 def evaluator_speed(package: Path, ids: list[int], steps: int) -> tuple[float, float]:
@@ -82,8 +70,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for quant in args.quants.split(","):
                 out = Path(tmp) / quant
-                seconds, mib = measure([sys.executable, "-m", "slmkit.converter", "convert", str(checkpoint),
-                                        "--target", "coreml", "--quant", quant, "--output", str(out)])
+                run = measure([sys.executable, "-m", "slmkit.converter", "convert", str(checkpoint),
+                               "--target", "coreml", "--quant", quant, "--output", str(out)])
+                if not run.ok:
+                    raise SystemExit(f"converting {name} at {quant} failed: {run.last_error_line}")
+                seconds, mib = run.seconds, run.peak_bytes / 2**20
                 size = sum(f.stat().st_size for f in (out / "model.mlpackage").rglob("*") if f.is_file()) / 2**20
                 conversions.append((name, quant, seconds, mib, size))
                 speeds.append((name, quant, *evaluator_speed(out / "model.mlpackage", ids, args.steps),
