@@ -103,3 +103,9 @@ def test_cli_refuses_an_existing_output(tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     result = run_cli("models", "synth", "smollm2-135m", "--output", str(tmp_path / "taken"))
     assert result.returncode == 1 and "already exists" in result.stderr and "--force" in result.stderr
+
+
+def test_cli_refuses_an_unknown_recipe_and_writes_nothing(tmp_path: Path) -> None:
+    result = run_cli("models", "synth", "gemma-3-9b", "--output", str(tmp_path / "out"))
+    assert result.returncode == 1 and "Unknown model 'gemma-3-9b'" in result.stderr and "gemma-3-4b" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
