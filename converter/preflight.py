@@ -64,11 +64,11 @@ def require_memory(needed: int, what: str, hint: str) -> None:
 
 
 def reference_memory(stats: WeightStats, positions: int, vocab: int, layers: int) -> int:
-    """Peak of the parity reference (converter/parity/torch_runner.py): layers as stored, the rest
-    float32, one layer widened at a time, and a prompt's logits (model output, copy, file write)."""
-    rest = (stats.parameters - stats.layer_parameters) * 4
+    """Peak of the parity reference (converter/parity/torch_runner.py): the weights as stored (norms
+    widened, too small to count), one layer widened at a time, and a prompt's logits (model output,
+    copy, file write)."""
     one_layer = stats.layer_parameters * 4 // max(layers, 1)
-    return BASE_BYTES + stats.layer_stored_bytes + rest + one_layer + 3 * positions * vocab * 4
+    return BASE_BYTES + stats.stored_bytes + one_layer + 3 * positions * vocab * 4
 
 
 def parity_disk(positions: int, prompts: int, steps: int, vocab: int) -> int:

@@ -36,12 +36,14 @@ def test_bf16_layers_compute_as_float32(name: str, fixture_dir, tmp_path: Path) 
     bf16, float32 = rounded_copies(fixture_dir(name), tmp_path)
     ckpt = resolve(str(bf16))
     model = load_reference_model(ckpt)
-    layer_dtypes = {p.dtype for n, p in model.named_parameters() if ".layers." in n}
-    other_dtypes = {p.dtype for n, p in model.named_parameters() if ".layers." not in n}
-    assert layer_dtypes == {torch.bfloat16} and other_dtypes == {torch.float32}
+    tables = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
+    stored = {p.dtype for n, p in model.named_parameters() if ".layers." in n or id(p) in tables}
+    other_dtypes = {p.dtype for n, p in model.named_parameters() if ".layers." not in n and id(p) not in tables}
+    assert stored == {torch.bfloat16} and other_dtypes == {torch.float32}
     with torch.no_grad():
         got = model(input_ids=torch.tensor([IDS])).logits[0].numpy()
-    assert {p.dtype for n, p in model.named_parameters() if ".layers." in n} == {torch.bfloat16}, "back after forward"
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16, torch.float32}, "back after forward"
+    assert model.get_input_embeddings().weight.dtype == torch.bfloat16
     with torch.no_grad():
         expected = load_reference_model(resolve(str(float32)))(input_ids=torch.tensor([IDS])).logits[0].numpy()
     np.testing.assert_array_equal(got, expected)
