@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from slmkit.converter.cli_confidence import confidence_app
 from slmkit.converter.cli_routing import route, router_app
 from slmkit.converter.cli_package import package, verify
 from slmkit.converter.cli_simulate import cost, serve, simulate
@@ -26,6 +27,7 @@ app = typer.Typer(
 models_app = typer.Typer(help="Recipes and the local checkpoints built from them.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")
+app.add_typer(confidence_app, name="confidence")
 app.command("route")(route)
 app.command("simulate")(simulate)
 app.command("cost")(cost)

@@ -54,6 +54,8 @@ def package(
                                    base_dir=output.resolve().name)
         Path(made).replace(archive)
         console.print(f"[green]Wrote[/] {archive}")
+    for note in manifest.get("notes", []):
+        console.print(f"[yellow]note[/] {note}", highlight=False)
     console.print(f"[green]Wrote[/] {output.resolve()} ({len(manifest['files'])} files)")
     out.print(str(output.resolve()))
 

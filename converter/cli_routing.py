@@ -324,7 +324,10 @@ def print_trace(trace: dict) -> None:
         table.add_row(step["tier"], step["purpose"], "yes" if step["ok"] else "no", f"{step['latency_ms']:.0f}",
                       f"{step['input_tokens']}/{step['output_tokens']}", f"{step['cost_usd']:.6f}", note)
     console.print(table)
-    for rating in trace["ratings"]:
-        console.print(f"[bold]self-rating[/] {rating['tier']}: {rating['rating']:g}"
-                      f"{'' if rating['parsed'] else ' (unparsable, default)'} → {'escalate' if rating['escalate'] else 'keep'}")
+    for check in trace["confidence"]:
+        note = " (unparsable, default)" if check.get("parsed") is False else ""
+        note += f" (failed: {check['error']})" if check.get("error") else ""
+        note += f" for option {check['choice']!r} of {check['options']}" if check.get("choice") else ""
+        console.print(f"[bold]confidence[/] {check['tier']} ({check['method']}): {check['value']:.3g}{note}, threshold "
+                      f"{check['threshold']:g} → {'escalate' if check['escalate'] else 'keep'}")
     console.print(f"[bold]answered by[/] {trace['final_tier']} in {trace['latency_ms']:.0f} ms, cost ${trace['cost_usd']:.6f}")

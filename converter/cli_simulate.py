@@ -95,8 +95,16 @@ def _print_summary(s: dict) -> None:
         console.print(f"[yellow]tier {tier} failed {failed['count']} time(s)[/]; commonest reason ({times}×): {reason}",
                       highlight=False)
     if s["escalation_rate"] is not None:
-        out.print(f"escalated {_pct(s['escalation_rate'])}, fell back {_pct(s['fallback_rate'])}, "
+        out.print(f"routed on-device {_pct(s['routed_on_device'])}, answered on-device {_pct(s['kept_on_device'])}; "
+                  f"escalated {_pct(s['escalation_rate'])}, fell back {_pct(s['fallback_rate'])}, "
                   f"failed {_pct(s['failure_rate'])}")
+    if s.get("confidence_check"):
+        check = s["confidence_check"]
+        gold = (f"; with gold answers ({check['with_references']}): right {_pct(check['right_overall'])} overall, "
+                f"{_pct(check['right_when_kept'])} when kept, {_pct(check['right_when_escalated'])} when escalated"
+                if check["with_references"] else "")
+        out.print(f"confidence check ({check['method']}): {check['checked']} answers checked, "
+                  f"{_pct(check['kept_share'])} kept{gold}")
     for tier, p in s["predictions"].items():
         out.print(f"{tier}: {p['model']} needs {p['ram_needed_gb']:.2f} of {p['usable_ram_gb']:g} GB; predicted "
                   f"decode {p['decode_tps']:.1f} tok/s (host reached {_pct(p['efficiency'])} of its bandwidth limit), "

@@ -19,6 +19,7 @@ class LabelledRequest:
     tier: str | None          # simple | medium | complex, None when unlabelled
     source: str = ""
     template: str = ""
+    references: tuple[str, ...] = ()  # gold answers, where known (confidence eval, simulate)
 
 
 @dataclass
@@ -51,7 +52,17 @@ def parse_record(record: object, labels: tuple[str, ...]) -> LabelledRequest:
     system = record.get("system") or ""
     user = f"{prompt}\n\n{context}" if context else prompt
     return LabelledRequest(Request(user=user, system=str(system), id=str(record.get("id", ""))), tier,
-                           str(record.get("source", "")), str(record.get("template", "")))
+                           str(record.get("source", "")), str(record.get("template", "")), parse_references(record))
+
+
+def parse_references(record: dict) -> tuple[str, ...]:
+    """A line's gold answers (`references`: a list of non-empty strings), or () when it has none."""
+    refs = record.get("references")
+    if refs is None:
+        return ()
+    if not isinstance(refs, list) or not all(isinstance(r, str) and r.strip() for r in refs):
+        raise ValueError("`references` must be a list of non-empty strings")
+    return tuple(refs)
 
 
 def read_lines(path: Path, parse: Callable[[object], LabelledRequest], what: str) -> Dataset:

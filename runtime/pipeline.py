@@ -1,4 +1,4 @@
-"""The routing pipeline every surface runs: router -> policy -> tier -> self-rating -> escalate.
+"""The routing pipeline every surface runs: router -> policy -> tier -> confidence check -> escalate.
 
 A request is never dropped: a failing or timed-out tier falls through to the next one, and if
 every tier fails the Response says so (with each reason in the trace) instead of raising.
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slmkit.runtime.backends import Backend, BackendError, Generation, make_backend
-from slmkit.runtime.confidence import rating_or_default, should_escalate
+from slmkit.runtime.confidence.methods import Score, answer_from_options, score_answer
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.policy import choose_tier
-from slmkit.runtime.prompts import render_rating_prompt, router_input
+from slmkit.runtime.prompts import router_input
 from slmkit.runtime.request import Request
 from slmkit.runtime.router import Router, make_router
 from slmkit.runtime.router.decision import RouteDecision
@@ -80,10 +80,10 @@ class Pipeline:
         return choice.tier
 
     def _generate(self, tier: str, purpose: str, messages: list[dict[str, str]], max_tokens: int,
-                  trace: Trace) -> Generation | None:
+                  trace: Trace, logprobs: bool = False) -> Generation | None:
         start = time.perf_counter()
         try:
-            generation = self.backend(tier).generate(messages, max_tokens)
+            generation = self.backend(tier).generate(messages, max_tokens, logprobs=logprobs)
         except BackendError as exc:
             trace.steps.append(GenerationStep(tier, purpose, False, (time.perf_counter() - start) * 1000, error=exc.reason))
             return None
@@ -97,16 +97,54 @@ class Pipeline:
                               generation.simulated, generation.tokens_estimated, text=generation.text,
                               ttft_ms=generation.ttft_ms)
 
-    def _rate(self, tier: str, request: Request, answer: str, trace: Trace) -> bool:
-        """Ask the tier to rate its own answer; True means escalate."""
+    def _checked_answer(self, tier: str, request: Request, trace: Trace) -> tuple[Generation | None, bool]:
+        """The tier's answer and whether its confidence check says escalate (confidence_check in the spec).
+
+        A check that fails (the engine errs while scoring) escalates, as the seed's unreadable rating does.
+        """
         check = self.spec.confidence_check
-        prompt = render_rating_prompt(check.prompt, request.user, answer)
-        generation = self._generate(tier, "rating", [{"role": "user", "content": prompt}], check.max_tokens, trace)
-        text = generation.text if generation else ""
-        rating, parsed = rating_or_default(text, check.unparsable_rating)
-        escalate = should_escalate(rating, check.threshold)
-        trace.ratings.append({"tier": tier, "text": text, "rating": rating, "parsed": parsed, "escalate": escalate})
-        return escalate
+        messages, max_tokens = request.messages(), request.max_tokens or self.spec.tier(tier).max_tokens
+        score: Score | None = None
+        generation: Generation | None = None
+        threshold = check.threshold
+        if check.method == "options":
+            start = time.perf_counter()
+            try:
+                option = answer_from_options(self.backend(tier), messages, request.user)
+            except BackendError as exc:
+                trace.steps.append(GenerationStep(tier, "answer", False, (time.perf_counter() - start) * 1000,
+                                                  error=exc.reason))
+                return None, False
+            if option is not None:
+                generation, score = option.generation, option.score
+                trace.steps.append(self._step(tier, "answer", generation))
+            else:
+                threshold = check.fallback_threshold if check.fallback_threshold is not None else threshold
+        if generation is None:
+            generation = self._generate(tier, "answer", messages, max_tokens, trace,
+                                        logprobs="token_logprob" in check.methods())
+            if generation is None:
+                return None, False
+        error = None
+        if score is None:
+            start = time.perf_counter()
+            try:
+                score = score_answer(self.backend(tier), check, request.user, generation)
+            except BackendError as exc:
+                error = exc.reason
+                method = check.fallback if check.method == "options" else check.method
+                unreadable = check.unparsable_rating if method == "sampled_rating" else -1.0
+                if method == "sampled_rating":
+                    trace.steps.append(GenerationStep(tier, "rating", False, (time.perf_counter() - start) * 1000,
+                                                      error=exc.reason))
+                score = Score(method, unreadable, time.perf_counter() - start, {"parsed": False})
+            if score.generation is not None:
+                trace.steps.append(self._step(tier, "rating", score.generation))
+        escalate = score.escalate(threshold)
+        trace.confidence.append({"tier": tier, "method": score.method, "value": score.value, "threshold": threshold,
+                                 "escalate": escalate, "ms": round(score.seconds * 1000, 2), "error": error,
+                                 **score.details})
+        return generation, escalate
 
     def _candidates(self, first: str) -> list[str]:
         return [first] + [t for t in self.spec.fallbacks(first) if t != first]
@@ -126,22 +164,28 @@ class Pipeline:
         return self._answer(request, trace, self._first_tier(request, trace, force_tier), start, tried=set())
 
     def _answer(self, request: Request, trace: Trace, tier: str | None, start: float, tried: set[str]) -> Response:
-        """Generate on `tier`, falling through on failure and escalating on a low self-rating."""
+        """Generate on `tier`, falling through on failure and escalating on low confidence."""
         answer: tuple[str, str] | None = None   # (tier, text) of the latest answer
         while tier is not None and tier not in tried:
             tried.add(tier)
-            spec = self.spec.tier(tier)
-            generation = self._generate(tier, "answer", request.messages(), request.max_tokens or spec.max_tokens, trace)
+            escalate = False
+            if tier in self.spec.confidence_check.tiers:
+                generation, escalate = self._checked_answer(tier, request, trace)
+            else:
+                generation = self._generate(tier, "answer", request.messages(),
+                                            request.max_tokens or self.spec.tier(tier).max_tokens, trace)
             if generation is None:
                 nxt = next((t for t in self._candidates(tier) if t not in tried), None)
                 trace.fallbacks.append({"from": tier, "to": nxt, "reason": trace.steps[-1].error})
                 tier = nxt
                 continue
             answer = (tier, generation.text)
-            if tier in self.spec.confidence_check.tiers and self._rate(tier, request, generation.text, trace):
+            if escalate:
                 nxt = self.spec.next_tier(tier)
                 if nxt is not None and nxt not in tried:
-                    trace.escalations.append({"from": tier, "to": nxt, "rating": trace.ratings[-1]["rating"]})
+                    check = trace.confidence[-1]
+                    trace.escalations.append({"from": tier, "to": nxt, "method": check["method"],
+                                              "confidence": check["value"]})
                     tier = nxt
                     continue
             break
@@ -155,7 +199,7 @@ class Pipeline:
     def stream(self, request: Request, force_tier: str | None = None) -> Iterator[str | Response]:
         """Answer text as it is generated, then the Response.
 
-        Streams only when the routed tier's answer is final (no self-rating on it); otherwise the
+        Streams only when the routed tier's answer is final (no confidence check on it); otherwise the
         answer is held back until the check passes, since an escalation would replace it.
         """
         start = time.perf_counter()

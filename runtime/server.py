@@ -89,7 +89,7 @@ def header_trace(trace: dict) -> str:
         "policy": trace["policy"],
         "steps": [{k: s[k] for k in ("tier", "purpose", "ok", "latency_ms", "input_tokens", "output_tokens", "cost_usd",
                                       "simulated", "error")} for s in trace["steps"]],
-        "ratings": [{k: r[k] for k in ("tier", "rating", "parsed", "escalate")} for r in trace["ratings"]],
+        "confidence": [{k: c[k] for k in ("tier", "method", "value", "threshold", "escalate")} for c in trace["confidence"]],
         "escalations": trace["escalations"], "fallbacks": trace["fallbacks"],
         "final_tier": trace["final_tier"], "latency_ms": round(trace["latency_ms"], 1), "cost_usd": trace["cost_usd"],
     }

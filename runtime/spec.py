@@ -79,19 +79,65 @@ class PolicySpec(Strict):
     unparsed_tier: str = Field(description="Where a request goes when the router output cannot be parsed.")
 
 
+ConfidenceMethod = Literal["sampled_rating", "self_rating", "token_logprob", "options"]
+RATING_METHODS = ("sampled_rating", "self_rating")
+# What each backend can run (runtime/confidence/methods.py): the rating prompt needs generation only;
+# the others need the logits of the tier's own model, which every local engine exposes (llama.cpp's
+# llama_get_logits_ith, onnxruntime-genai's Generator.get_logits, the Core ML program's `logits`).
+ALL_CONFIDENCE_METHODS = ("sampled_rating", "self_rating", "token_logprob", "options")
+CONFIDENCE_SUPPORT: dict[str, tuple[str, ...]] = {
+    "llama.cpp": ALL_CONFIDENCE_METHODS,
+    "onnxruntime-genai": ALL_CONFIDENCE_METHODS,
+    "coreml": ALL_CONFIDENCE_METHODS,
+    "openai": ("sampled_rating",),
+    "anthropic": ("sampled_rating",),
+    "simulated": ("sampled_rating",),
+}
+
+
 class ConfidenceCheckSpec(Strict):
-    """The seed's second pass: the model rates its own answer 1-10; below threshold escalates."""
+    """How a checked tier's answer is scored (runtime/confidence/); below `threshold` escalates.
+
+    Written without `method`, a spec keeps the seed's check (`sampled_rating`, threshold 7).
+    """
 
     tiers: list[str] = Field(default_factory=list, description="Tiers whose answers are checked (empty: off).")
-    threshold: float = Field(7, ge=1, le=10)
+    method: ConfidenceMethod = Field("sampled_rating", description="runtime/confidence/__init__.py lists the methods.")
+    threshold: float = Field(7, ge=0, le=10, description="Ratings: 1-10; token_logprob and options: a probability 0-1.")
+    feature: str = Field("mean", description="token_logprob: which statistic of the answer's tokens (runtime/confidence/logprob.py).")
+    fallback: Literal["sampled_rating", "self_rating", "token_logprob"] = Field(
+        "token_logprob", description="options: the method for requests without a closed label set.")
+    fallback_threshold: float | None = Field(None, ge=0, le=10, description="options: the fallback method's threshold.")
     unparsable_rating: float = Field(5, ge=1, le=10)
-    max_tokens: int = Field(8, ge=1)
+    max_tokens: int = Field(8, ge=1, description="sampled_rating: tokens of the rating reply.")
     prompt: str = Field(
         "Question: {question}\n\nAnswer: {answer}\n\n"
         "On a scale of 1 to 10, how confident are you that this answer is correct and complete? "
         "Reply with a single number.",
-        description="{question} and {answer} are filled in.",
+        description="Rating methods: {question} and {answer} are filled in.",
     )
+
+    @model_validator(mode="after")
+    def _scales(self) -> ConfidenceCheckSpec:
+        from slmkit.runtime.confidence.logprob import FEATURES
+
+        def check(method: str, threshold: float, where: str) -> None:
+            low, high = (1, 10) if method in RATING_METHODS else (0, 1)
+            if not low <= threshold <= high:
+                raise ValueError(f"confidence_check.{where} {threshold:g} is outside {method}'s scale {low}-{high}")
+
+        check(self.method, self.threshold, "threshold")
+        if self.method == "options":
+            if self.fallback_threshold is None:
+                raise ValueError("confidence_check: method options needs fallback_threshold (for requests without options)")
+            check(self.fallback, self.fallback_threshold, "fallback_threshold")
+        if self.feature not in FEATURES:
+            raise ValueError(f"confidence_check.feature {self.feature!r} is not one of {', '.join(FEATURES)}")
+        return self
+
+    def methods(self) -> tuple[str, ...]:
+        """Every method this check may run."""
+        return (self.method, self.fallback) if self.method == "options" else (self.method,)
 
 
 class SimulatedProfile(Strict):
@@ -153,6 +199,12 @@ class RoutingSpec(Strict):
         for where, name in refs:
             if name not in known:
                 raise ValueError(f"{where} names tier {name!r}; the tiers are {names}")
+        for name in self.confidence_check.tiers:
+            backend = self.tier(name).backend
+            unsupported = [m for m in self.confidence_check.methods() if m not in CONFIDENCE_SUPPORT[backend]]
+            if unsupported:
+                raise ValueError(f"confidence_check.method {unsupported[0]} cannot run on tier {name!r} ({backend} backend "
+                                 f"supports {', '.join(CONFIDENCE_SUPPORT[backend])})")
         if self.router.tier and self.tier(self.router.tier).backend not in LOCAL_BACKENDS:
             raise ValueError(f"router.tier {self.router.tier!r} must be a local tier ({', '.join(LOCAL_BACKENDS)})")
         route_labels = [r.label for r in self.policy.routes]

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 @dataclass
 class GenerationStep:
     tier: str
-    purpose: str              # "answer" | "rating"
+    purpose: str              # "answer" | "rating" (the sampled_rating check's second generation)
     ok: bool
     latency_ms: float
     input_tokens: int = 0
@@ -32,7 +32,7 @@ class Trace:
     router: dict = field(default_factory=dict)
     policy: dict = field(default_factory=dict)
     steps: list[GenerationStep] = field(default_factory=list)
-    ratings: list[dict] = field(default_factory=list)
+    confidence: list[dict] = field(default_factory=list)  # one per checked answer: method, value, threshold, escalate
     escalations: list[dict] = field(default_factory=list)
     fallbacks: list[dict] = field(default_factory=list)
     final_tier: str | None = None

@@ -78,15 +78,25 @@ def _router_files(platform: Platform, router: Path | None) -> tuple[list[Path], 
     return [default / name for name in MOBILE_HEAD] + [default / "encoder"], "hashed-v1+encoder", default_spec_path()
 
 
-def _spec(base: Path, platform: Platform, name: str, model_ref: str, context: int, encoder: bool) -> dict[str, Any]:
+def _spec(base: Path, platform: Platform, name: str, model_ref: str, context: int,
+          encoder: bool) -> tuple[dict[str, Any], list[str]]:
+    """The bundle's routing.json, and notes on what had to change for the platform's app."""
     spec = json.loads(base.read_text(encoding="utf-8"))
     spec["name"] = name
     spec["router"]["weights"] = "router/router-head.json"
     spec["router"]["encoder"] = "router/encoder" if encoder else None
     local = next(t for t in spec["tiers"] if t["on_device"])
     local.update(backend=platform.backend, model=model_ref, context_tokens=context)
+    notes = []
+    methods = parse_spec(spec).confidence_check.methods()
+    if any(m not in platform.confidence_methods for m in methods):
+        check = spec["confidence_check"]
+        spec["confidence_check"] = {k: check[k] for k in ("tiers", "unparsable_rating", "max_tokens", "prompt") if k in check}
+        spec["confidence_check"].update(method="sampled_rating", threshold=7.0)
+        notes.append(f"confidence_check: the {platform.name} app's engine cannot run {'/'.join(methods)} (no logits); "
+                     "the bundle uses the seed's sampled_rating (threshold 7)")
     parse_spec(spec)  # the bundle never ships a spec its own runtime would refuse
-    return spec
+    return spec, notes
 
 
 def _bundle_name(output: Path) -> str:
@@ -126,7 +136,8 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
         (staging / "router").mkdir()
         for file in router_files:
             (shutil.copytree if file.is_dir() else shutil.copy2)(file, staging / "router" / file.name)
-        spec = _spec(base_spec, platform, name, model_ref, context, encoder=(staging / "router" / "encoder").is_dir())
+        spec, notes = _spec(base_spec, platform, name, model_ref, context,
+                            encoder=(staging / "router" / "encoder").is_dir())
         (staging / "routing.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
         vectors = Path(str(resources.files("slmkit.runtime").joinpath("vectors")))
         shutil.copytree(vectors, staging / "vectors", ignore=shutil.ignore_patterns("__pycache__"))
@@ -164,6 +175,7 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
                         "parity_failure_allowed": not r["parity"]["passed"]} for r in rows],
             "router": {"features": features, "license": "Apache-2.0", "data": "slmkit data/routing (see its README)"},
             "ram": {"context_tokens": context, "devices": devices},
+            "notes": notes,
         })
     return manifest
 

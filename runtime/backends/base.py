@@ -30,12 +30,18 @@ class Generation:
     ttft_ms: float | None = None
     simulated: bool = False
     tokens_estimated: bool = False  # counts from characters, not a tokenizer or the provider
+    # Per generated token (end-of-turn included), from engines that expose logits; None elsewhere.
+    token_logprobs: list[float] | None = None  # natural-log probability of the chosen token
+    token_margins: list[float] | None = None  # its log-probability minus the best other token's (>= 0 when greedy)
 
 
 class Backend(Protocol):
     name: str
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int) -> Generation: ...
+    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False) -> Generation:
+        """The answer; with `logprobs`, engines that expose logits fill its token_logprobs/margins
+        (the others leave them None)."""
+        ...
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Generation]:
         """Text pieces as they are produced, then the finished Generation."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from slmkit.runtime.backends.base import BackendError, Generation
+from slmkit.runtime.confidence.logprob import log_softmax, token_stats
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.spec import TierSpec
 
@@ -49,23 +51,35 @@ class CoreMLBackend:
         self.stop_ids = {eos_id} if eos_id is not None else set()
         self.model_name = packages[0].name
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Generation]:
-        start = time.perf_counter()
+    def _prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         prompt = self.template.render(messages=messages, add_generation_prompt=True, bos_token=self.bos, eos_token=self.eos)
-        ids = self.tokenizer.encode(prompt, add_special_tokens=False).ids
+        return self.tokenizer.encode(prompt, add_special_tokens=False).ids
+
+    def _logits(self, state, feed: Sequence[int], total: int) -> np.ndarray:
+        """Logits [vocab] after `feed`, with `total` tokens in the cache including them."""
+        out = self.model.predict({"input_ids": np.asarray([list(feed)], dtype=np.int32),
+                                  "attention_mask": np.ones((1, total), dtype=np.int32)}, state=state)
+        return np.asarray(out["logits"])[0, -1]
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int,
+               logprobs: bool = False) -> Iterator[str | Generation]:
+        """With `logprobs`, each token's log-probability and margin from the logits it was chosen from."""
+        start = time.perf_counter()
+        ids = self._prompt_ids(messages)
         room = min(self.cache_length, self.tier.context_tokens) - len(ids)
         if room < 1:
             raise BackendError(f"prompt of {len(ids)} tokens does not fit the {self.cache_length}-token cache")
         state = self.model.make_state()
         generated: list[int] = []
+        stats: list[tuple[float, float]] = []
         shown = ""
         ttft = None
         feed = ids
         for _ in range(min(max_tokens, room)):
-            total = len(ids) + len(generated)
-            out = self.model.predict({"input_ids": np.asarray([feed], dtype=np.int32),
-                                      "attention_mask": np.ones((1, total), dtype=np.int32)}, state=state)
-            token = int(np.asarray(out["logits"])[0, -1].argmax())
+            logits = self._logits(state, feed, len(ids) + len(generated))
+            token = int(logits.argmax())
+            if logprobs:
+                stats.append(token_stats(logits, token))
             if token in self.stop_ids:
                 break
             generated.append(token)
@@ -79,11 +93,24 @@ class CoreMLBackend:
                 raise BackendError(f"timeout after {self.tier.timeout_s:g} s")
         yield Generation(text=shown, input_tokens=len(ids), output_tokens=len(generated),
                          latency_ms=(time.perf_counter() - start) * 1000, model=self.model_name,
-                         finish_reason="length" if len(generated) >= min(max_tokens, room) else "stop", ttft_ms=ttft)
+                         finish_reason="length" if len(generated) >= min(max_tokens, room) else "stop", ttft_ms=ttft,
+                         token_logprobs=[lp for lp, _ in stats] if logprobs else None,
+                         token_margins=[m for _, m in stats] if logprobs else None)
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int) -> Generation:
-        *_, last = self.stream(messages, max_tokens)
+    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False) -> Generation:
+        *_, last = self.stream(messages, max_tokens, logprobs)
         return last
+
+    @contextmanager
+    def continuation(self, messages: list[dict[str, str]]) -> Iterator[_CoremlContinuation]:
+        """The chat prompt of `messages` prefilled into fresh states, extended and scored token by token."""
+        ids = self._prompt_ids(messages)
+        if len(ids) >= min(self.cache_length, self.tier.context_tokens):
+            raise BackendError(f"prompt of {len(ids)} tokens does not fit the {self.cache_length}-token cache")
+        try:
+            yield _CoremlContinuation(self, ids)
+        except RuntimeError as exc:
+            raise BackendError(f"Core ML failed: {exc}") from None
 
     def close(self) -> None:
         self.model = None
@@ -94,3 +121,23 @@ def _token_text(value: object) -> str:
     if isinstance(value, dict):
         return str(value.get("content", ""))
     return str(value) if value else ""
+
+
+class _CoremlContinuation:
+    """runtime/confidence/options.py's Continuation over the package's KV-cache states."""
+
+    def __init__(self, backend: CoreMLBackend, ids: list[int]) -> None:
+        self.backend, self.prompt_tokens = backend, len(ids)
+        self.state = backend.model.make_state()
+        self.total = len(ids)
+        self.last = backend._logits(self.state, ids, self.total)
+
+    def logprobs(self) -> np.ndarray:
+        return log_softmax(self.last)
+
+    def append(self, tokens: Sequence[int]) -> None:
+        self.total += len(tokens)
+        self.last = self.backend._logits(self.state, tokens, self.total)
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.backend.tokenizer.encode(text, add_special_tokens=False).ids

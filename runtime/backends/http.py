@@ -63,7 +63,7 @@ class OpenAIBackend(_HttpBackend):
 
     name = "openai"
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int) -> Generation:
+    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False) -> Generation:
         key = _api_key(self.tier)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         body = {"model": self.tier.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
@@ -86,7 +86,7 @@ class AnthropicBackend(_HttpBackend):
 
     name = "anthropic"
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int) -> Generation:
+    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False) -> Generation:
         key = _api_key(self.tier)
         headers = {"anthropic-version": ANTHROPIC_VERSION}
         if key:

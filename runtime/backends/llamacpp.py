@@ -6,12 +6,14 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from slmkit.runtime.backends.base import BackendError, Generation
+from slmkit.runtime.confidence.logprob import log_softmax, token_stats
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.spec import TierSpec
 
@@ -30,6 +32,78 @@ def _load(path: Path, n_ctx: int, threads: int | None, embedding: bool = False):
                                logits_all=False, verbose=False)
     except (ValueError, RuntimeError) as exc:
         raise SlmkitError(f"llama.cpp cannot load {path}: {exc}") from None
+
+
+def _last_logits(llm) -> np.ndarray:
+    """Raw logits [vocab] after the last evaluated token (llama_get_logits_ith: no logits_all buffer)."""
+    import llama_cpp
+
+    pointer = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+    return np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(llm.n_vocab(),)).copy()
+
+
+class TokenObserver:
+    """A logits processor that changes nothing and records, per sampled position, the chosen
+    token's log-probability and margin (runtime/confidence/logprob.py `token_stats`).
+
+    llama-cpp-python calls it first in the sampler chain with the raw logits of the whole
+    vocabulary in id order. The token chosen at one position is the last input id at the next
+    call; the final position's token (end-of-turn, or the last at max_tokens) is the greedy
+    argmax, as the tier decodes at temperature 0. `seconds` is the time spent here.
+    """
+
+    def __init__(self) -> None:
+        self.logprobs: list[float] = []
+        self.margins: list[float] = []
+        self.seconds = 0.0
+        self._pending: np.ndarray | None = None
+
+    def __call__(self, input_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        if self._pending is not None:
+            self._record(int(input_ids[-1]))
+        self._pending = np.array(logits, dtype=np.float32)
+        self.seconds += time.perf_counter() - start
+        return logits
+
+    def _record(self, token: int) -> None:
+        assert self._pending is not None
+        logprob, margin = token_stats(self._pending, token)
+        self.logprobs.append(logprob)
+        self.margins.append(margin)
+        self._pending = None
+
+    def finish(self) -> None:
+        start = time.perf_counter()
+        if self._pending is not None:
+            self._record(int(self._pending.argmax()))
+        self.seconds += time.perf_counter() - start
+
+
+class _Continuation:
+    """runtime/confidence/options.py's Continuation over one llama.cpp context."""
+
+    def __init__(self, llm, ids: list[int]) -> None:
+        """Evaluates `ids`, reusing the KV cache of the longest prefix the context already holds
+        (as llama-cpp-python's own generate does); `reused` tokens were not evaluated again."""
+        self.llm = llm
+        held = list(llm.input_ids[: llm.n_tokens])
+        shared = 0
+        while shared < min(len(held), len(ids) - 1) and held[shared] == ids[shared]:
+            shared += 1
+        llm.n_tokens = shared  # eval() drops the cache cells past this point
+        llm.eval(ids[shared:])
+        self.reused = shared
+        self.prompt_tokens = len(ids)
+
+    def logprobs(self) -> np.ndarray:
+        return log_softmax(_last_logits(self.llm))
+
+    def append(self, tokens: Sequence[int]) -> None:
+        self.llm.eval(list(tokens))
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
 
 
 class LlamaCppBackend:
@@ -75,7 +149,10 @@ class LlamaCppBackend:
         stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
         return ids, stops
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Generation]:
+    def stream(self, messages: list[dict[str, str]], max_tokens: int,
+               logprobs: bool = False) -> Iterator[str | Generation]:
+        """With `logprobs`, the Generation carries each token's log-probability and margin."""
+        observer = TokenObserver() if logprobs else None
         with self._lock:
             start = time.perf_counter()
             ids, stops = self._chat_tokens(messages)
@@ -87,7 +164,8 @@ class LlamaCppBackend:
             finish = "length"
             try:
                 for chunk in self.generator.create_completion(ids, max_tokens=min(max_tokens, room), temperature=0.0,
-                                                              stop=stops, stream=True):
+                                                              stop=stops, stream=True,
+                                                              logits_processor=[observer] if observer else None):
                     choice = chunk["choices"][0]
                     if choice["text"]:
                         ttft = ttft if ttft is not None else (time.perf_counter() - start) * 1000
@@ -101,13 +179,30 @@ class LlamaCppBackend:
                 raise BackendError(f"llama.cpp failed: {exc}") from None
             text = "".join(pieces)
             output = len(self.generator.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
+            if observer:
+                observer.finish()
             yield Generation(text=text, input_tokens=len(ids), output_tokens=output,
                              latency_ms=(time.perf_counter() - start) * 1000, model=self.path.name,
-                             finish_reason=finish, ttft_ms=ttft)
+                             finish_reason=finish, ttft_ms=ttft,
+                             token_logprobs=observer.logprobs if observer else None,
+                             token_margins=observer.margins if observer else None)
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int) -> Generation:
-        *_, last = self.stream(messages, max_tokens)
+    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False) -> Generation:
+        *_, last = self.stream(messages, max_tokens, logprobs)
         return last
+
+    @contextmanager
+    def continuation(self, messages: list[dict[str, str]]) -> Iterator[_Continuation]:
+        """The chat prompt of `messages` (generation prompt added) evaluated in the generation
+        context, to be extended and scored token by token; the context is held until exit."""
+        with self._lock:
+            ids, _ = self._chat_tokens(messages)
+            if len(ids) >= self.tier.context_tokens:
+                raise BackendError(f"prompt of {len(ids)} tokens does not fit the {self.tier.context_tokens}-token context")
+            try:
+                yield _Continuation(self.generator, ids)
+            except (RuntimeError, ValueError) as exc:
+                raise BackendError(f"llama.cpp failed: {exc}") from None
 
     def speed_test(self, prompt_tokens: int = 256, decode_tokens: int = 64) -> tuple[float, float]:
         """(prefill, decode) tokens/s on this machine, llama-bench style: a fixed-length prompt in
@@ -146,8 +241,6 @@ class LlamaCppBackend:
         cache between calls; only the suffix (the request) is evaluated. Logits are read with
         llama_get_logits_ith, so the context needs no per-position logits buffer.
         """
-        import llama_cpp
-
         with self._lock:
             llm = self.scorer
             prefix_ids = self.tokenize(prefix, add_bos=True)
@@ -165,9 +258,7 @@ class LlamaCppBackend:
                 evaluated = 0
             llm.n_tokens = len(prefix_ids)  # eval() drops the cache cells past this point
             llm.eval(suffix_ids)
-            pointer = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
-            logits = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(llm.n_vocab(),))
-            return logits.copy(), evaluated + len(suffix_ids)
+            return _last_logits(llm), evaluated + len(suffix_ids)
 
     # -- hidden state (the probe router) ----------------------------------------------------
     def embedding(self, text: str) -> np.ndarray:

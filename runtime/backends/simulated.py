@@ -15,7 +15,7 @@ class SimulatedBackend:
         self.tier = tier
         self.profile = tier.simulated or SimulatedProfile()
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int) -> Generation:
+    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False) -> Generation:
         prompt_tokens = sum(estimate_tokens(m["content"]) for m in messages)
         output_tokens = min(self.profile.output_tokens, max_tokens)
         latency = self.profile.ttft_ms + 1000.0 * output_tokens / self.profile.tokens_per_s

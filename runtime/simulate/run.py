@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from slmkit.runtime.backends.base import BackendError, estimate_tokens
+from slmkit.runtime.confidence.evaluate import is_right
 from slmkit.runtime.data import Dataset
 from slmkit.runtime.evaluation import SWEEP_THRESHOLDS, evaluate, percentile, share, with_simple_threshold
 from slmkit.runtime.models.embedded import resolve_model_file
@@ -43,6 +44,8 @@ class Outcome:
     host_latency_ms: float = 0.0                # what this machine took
     cost_usd: float = 0.0
     baseline_usd: float = 0.0
+    references: tuple[str, ...] = ()            # gold answers, where the workload has them
+    checks: list[dict] = field(default_factory=list)  # each confidence check: tier, method, value, escalate, answer
 
 
 def predict_local_tiers(pipeline: Pipeline, device: DeviceProfile, host: HostCalibration) -> dict[str, DevicePrediction]:
@@ -98,7 +101,7 @@ class Simulator:
         return step["latency_ms"] + self.device.network_rtt_ms
 
     # -- one request ------------------------------------------------------------------------
-    def run(self, request: Request, truth: str | None, router_only: bool) -> Outcome:
+    def run(self, request: Request, truth: str | None, router_only: bool, references: tuple[str, ...] = ()) -> Outcome:
         input_tokens = sum(estimate_tokens(m["content"]) for m in request.messages())
         baseline = self.expected_cost(self.baseline_tier, input_tokens)
         if router_only:
@@ -121,15 +124,19 @@ class Simulator:
         for step in steps:
             step["device_ms"] = self.step_device_ms(step)
         router_ms = self.router_device_ms(decision.latency_ms)
+        answers = [s for s in trace["steps"] if s["ok"] and s["purpose"] == "answer"]
+        checks = [{"tier": c["tier"], "method": c["method"], "value": c["value"], "escalate": c["escalate"],
+                   "answer": next((s["text"] for s in reversed(answers) if s["tier"] == c["tier"]), "")}
+                  for c in trace["confidence"]]
         return Outcome(truth, decision, trace["policy"]["tier"], response.tier, escalated=bool(trace["escalations"]),
                        fell_back=bool(trace["fallbacks"]), failed=not response.ok, router_ms=router_ms, steps=steps,
                        latency_ms=router_ms + sum(s["device_ms"] for s in steps), host_latency_ms=trace["latency_ms"],
-                       cost_usd=trace["cost_usd"], baseline_usd=baseline)
+                       cost_usd=trace["cost_usd"], baseline_usd=baseline, references=references, checks=checks)
 
     def run_all(self, dataset: Dataset, router_only: bool, advance: Callable[[], None] = lambda: None) -> list[Outcome]:
         outcomes = []
         for item in dataset.items:
-            outcomes.append(self.run(item.request, item.tier, router_only))
+            outcomes.append(self.run(item.request, item.tier, router_only, item.references))
             advance()
         return outcomes
 
@@ -159,6 +166,20 @@ class Simulator:
             entry["reasons"][step["error"]] = entry["reasons"].get(step["error"], 0) + 1
         return found
 
+    def confidence_summary(self, outcomes: list[Outcome]) -> dict | None:
+        """What the confidence check did to checked answers; with gold answers, how often the kept
+        and the escalated ones were right (runtime/confidence/evaluate.py `is_right`)."""
+        checks = [(c, o.references) for o in outcomes for c in o.checks]
+        if not checks:
+            return None
+        gold = [(c, refs) for c, refs in checks if refs]
+        kept = [is_right(c["answer"], refs) for c, refs in gold if not c["escalate"]]
+        escalated = [is_right(c["answer"], refs) for c, refs in gold if c["escalate"]]
+        return {"method": self.spec.confidence_check.method, "checked": len(checks),
+                "kept_share": share([not c["escalate"] for c, _ in checks]), "with_references": len(gold),
+                "right_overall": share(kept + escalated), "right_when_kept": share(kept),
+                "right_when_escalated": share(escalated)}
+
     def summarize(self, outcomes: list[Outcome], dataset: Dataset, requests_per_day: float, router_only: bool) -> dict:
         n = len(outcomes)
         names = [t.name for t in self.spec.tiers]
@@ -184,6 +205,8 @@ class Simulator:
             },
             "tier_failures": self.failures(outcomes),
             "kept_on_device": share([o.final_tier in local for o in outcomes]),
+            "routed_on_device": share([o.routed_tier in local for o in outcomes]),
+            "confidence_check": None if router_only else self.confidence_summary(outcomes),
             "escalation_rate": None if router_only else share([o.escalated for o in outcomes]),
             "fallback_rate": None if router_only else share([o.fell_back for o in outcomes]),
             "failure_rate": None if router_only else share([o.failed for o in outcomes]),

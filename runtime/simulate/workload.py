@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from slmkit.runtime.data import Dataset, LabelledRequest, parse_record, read_lines
+from slmkit.runtime.data import Dataset, LabelledRequest, parse_record, parse_references, read_lines
 from slmkit.runtime.request import Request
 
 
@@ -30,7 +30,8 @@ def parse_line(record: object, labels: tuple[str, ...]) -> LabelledRequest:
     tier = record.get("tier")
     if tier is not None and tier not in labels:
         raise ValueError(f"tier {tier!r} is not one of {list(labels)}")
-    return LabelledRequest(request, tier, str(record.get("source", "")), str(record.get("template", "")))
+    return LabelledRequest(request, tier, str(record.get("source", "")), str(record.get("template", "")),
+                           parse_references(record))
 
 
 def read_workload(path: Path, labels: tuple[str, ...], sample: int | None = None, limit: int | None = None,

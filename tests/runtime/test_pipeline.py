@@ -11,12 +11,15 @@ from slmkit.runtime.backends.base import BackendError
 from slmkit.runtime.default import default_spec_path
 from slmkit.runtime.pipeline import Pipeline
 from slmkit.runtime.request import Request
-from slmkit.runtime.spec import parse_spec
-from tests.runtime.fakes import FixedRouter, Scripted
+from slmkit.runtime.spec import ConfidenceCheckSpec, parse_spec
+from tests.runtime.fakes import FixedRouter, Scripted, ScriptedLogits
 
 
-def pipeline(label: str | None, confidence: float, **backends: Scripted) -> Pipeline:
+def pipeline(label: str | None, confidence: float, check: dict | None = None, **backends: Scripted) -> Pipeline:
+    """The default spec with the seed's sampled self-rating on the on-device tier, or `check`."""
     spec = parse_spec(json.loads(default_spec_path().read_text(encoding="utf-8")))
+    spec.confidence_check = ConfidenceCheckSpec(**(check or {"tiers": ["on-device"], "method": "sampled_rating",
+                                                             "threshold": 7}))
     names = {"on_device": "on-device", "mid": "mid", "frontier": "frontier"}
     return Pipeline(spec, default_spec_path().parent, {names[k]: v for k, v in backends.items()},
                     router=FixedRouter(label, confidence))
@@ -27,7 +30,8 @@ def test_confident_simple_stays_on_device_when_the_rating_is_high() -> None:
     response = pipeline("simple", 0.95, on_device=local).handle(Request("Capital of France?"))
     assert (response.text, response.tier, response.ok) == ("Paris.", "on-device", True)
     trace = response.trace.to_dict()
-    assert trace["policy"]["tier"] == "on-device" and trace["ratings"][0]["rating"] == 9
+    assert trace["policy"]["tier"] == "on-device" and trace["confidence"][0]["value"] == 9
+    assert trace["confidence"][0]["method"] == "sampled_rating"
     assert [s["purpose"] for s in trace["steps"]] == ["answer", "rating"]
     assert "Paris." in local.calls[1][0]["content"] and "Capital of France?" in local.calls[1][0]["content"]
     assert trace["cost_usd"] == 0.0 and not trace["escalations"]
@@ -39,8 +43,9 @@ def test_low_or_unparsable_rating_escalates_to_the_next_tier(rating_text: str) -
     response = pipeline("simple", 0.95, on_device=Scripted("meh", rating_text), mid=mid).handle(Request("q"))
     assert (response.text, response.tier) == ("Better answer.", "mid")
     trace = response.trace.to_dict()
-    assert trace["escalations"] == [{"from": "on-device", "to": "mid", "rating": 4.0 if rating_text == "4" else 5.0}]
-    assert trace["ratings"][0]["parsed"] is (rating_text == "4")
+    assert trace["escalations"] == [{"from": "on-device", "to": "mid", "method": "sampled_rating",
+                                     "confidence": 4.0 if rating_text == "4" else 5.0}]
+    assert trace["confidence"][0]["parsed"] is (rating_text == "4")
     assert trace["cost_usd"] == pytest.approx((100 * 1.0 + 50 * 5.0) / 1e6)
 
 
@@ -88,7 +93,7 @@ def test_every_tier_failing_returns_an_error_response_not_an_exception() -> None
 def test_a_failed_rating_counts_as_unparsable() -> None:
     response = pipeline("simple", 0.99, on_device=Scripted("answer", BackendError("timeout after 1 s")),
                         mid=Scripted("mid")).handle(Request("x"))
-    assert response.tier == "mid" and response.trace.ratings[0]["parsed"] is False
+    assert response.tier == "mid" and response.trace.confidence[0]["parsed"] is False
 
 
 def test_stream_yields_pieces_then_the_response_when_no_check_applies() -> None:
@@ -129,3 +134,43 @@ def test_routing_json_paths_are_relative_to_the_spec(tmp_path: Path) -> None:
     (tmp_path / "routing.json").write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(Exception, match="router-head.json"):
         Pipeline.from_spec_file(tmp_path / "routing.json")
+
+
+TOKEN_CHECK = {"tiers": ["on-device"], "method": "token_logprob", "feature": "mean", "threshold": 0.5}
+OPTIONS_CHECK = {"tiers": ["on-device"], "method": "options", "threshold": 0.6, "fallback": "token_logprob",
+                 "fallback_threshold": 0.5}
+
+
+@pytest.mark.parametrize(("probability", "tier"), [(0.9, "on-device"), (0.2, "mid")])
+def test_token_logprob_keeps_or_escalates_without_a_second_generation(probability: float, tier: str) -> None:
+    import math
+
+    local = ScriptedLogits("Paris.", logprobs=[math.log(probability)] * 3)
+    response = pipeline("simple", 0.95, check=TOKEN_CHECK, on_device=local, mid=Scripted("mid")).handle(Request("q"))
+    assert response.tier == tier and len(local.calls) == 1
+    check = response.trace.confidence[0]
+    assert check["method"] == "token_logprob" and check["value"] == pytest.approx(probability)
+    assert check["escalate"] is (tier == "mid") and [s.purpose for s in response.trace.steps][0] == "answer"
+
+
+def test_options_answer_with_the_best_option_and_its_probability() -> None:
+    local = ScriptedLogits(vocab=["positive", "negative", "x"], table={(): {"positive": 0.2, "negative": 0.6}})
+    request = Request("Classify the tone (positive / negative) of: great!")
+    response = pipeline("simple", 0.95, check=OPTIONS_CHECK, on_device=local, mid=Scripted("mid")).handle(request)
+    assert (response.text, response.tier) == ("negative", "on-device")
+    assert response.trace.confidence[0]["value"] == pytest.approx(0.75) and response.trace.steps[0].purpose == "answer"
+
+
+def test_options_without_a_closed_set_falls_back_to_its_fallback_method() -> None:
+    import math
+
+    local = ScriptedLogits("Paris.", logprobs=[math.log(0.3)])
+    response = pipeline("simple", 0.95, check=OPTIONS_CHECK, on_device=local, mid=Scripted("mid")).handle(Request("Capital?"))
+    check = response.trace.confidence[0]
+    assert (check["method"], check["threshold"], response.tier) == ("token_logprob", 0.5, "mid")
+
+
+def test_a_failing_check_escalates_and_says_why() -> None:
+    local = Scripted("Paris.")  # no logits: token_logprob cannot read the answer's probabilities
+    response = pipeline("simple", 0.95, check=TOKEN_CHECK, on_device=local, mid=Scripted("mid")).handle(Request("q"))
+    assert response.tier == "mid" and response.trace.confidence[0]["error"]

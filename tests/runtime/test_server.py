@@ -17,7 +17,7 @@ from slmkit.runtime.backends.base import BackendError
 from slmkit.runtime.default import default_spec_path
 from slmkit.runtime.pipeline import Pipeline
 from slmkit.runtime.server import ServerLimits, create_app
-from slmkit.runtime.spec import parse_spec
+from slmkit.runtime.spec import ConfidenceCheckSpec, parse_spec
 from tests.runtime.fakes import FixedRouter, Scripted
 
 
@@ -55,7 +55,9 @@ class Server:
 
 
 def make_pipeline(label: str = "simple", confidence: float = 0.95, **backends) -> Pipeline:
+    """The default spec with the seed's sampled self-rating (Scripted replies carry the ratings)."""
     spec = parse_spec(json.loads(default_spec_path().read_text(encoding="utf-8")))
+    spec.confidence_check = ConfidenceCheckSpec(tiers=["on-device"], method="sampled_rating", threshold=7)
     names = {"on_device": "on-device", "mid": "mid", "frontier": "frontier"}
     return Pipeline(spec, default_spec_path().parent, {names[k]: v for k, v in backends.items()},
                     router=FixedRouter(label, confidence))
@@ -84,7 +86,7 @@ def test_auto_routes_and_returns_the_trace_in_header_and_body(served: Server) ->
     assert header["final_tier"] == "on-device" and header["policy"]["tier"] == "on-device"
     assert "Capital of France" not in raw.headers["x-slmkit-trace"]   # no request text in headers
     extra = completion.model_extra["slmkit"]
-    assert extra["trace"]["router_input"]["user"] == "Capital of France?" and extra["trace"]["ratings"][0]["rating"] == 9
+    assert extra["trace"]["router_input"]["user"] == "Capital of France?" and extra["trace"]["confidence"][0]["value"] == 9
 
 
 def test_a_tier_name_forces_that_tier(served: Server) -> None:

@@ -23,9 +23,17 @@ def test_default_spec_is_the_seed_policy() -> None:
     assert {r.label: (r.tier, r.min_confidence) for r in spec.policy.routes} == {
         "simple": ("on-device", 0.8), "medium": ("mid", 0.8), "complex": ("frontier", 0.8)}
     assert spec.policy.low_confidence_tier == spec.policy.unparsed_tier == "mid"
-    assert spec.confidence_check.tiers == ["on-device"] and spec.confidence_check.threshold == 7
-    assert spec.confidence_check.unparsable_rating == 5
+    check = spec.confidence_check  # measured in docs/routing.md ("The confidence check")
+    assert check.tiers == ["on-device"] and (check.method, check.threshold) == ("options", 0.47)
+    assert (check.fallback, check.feature, check.fallback_threshold) == ("token_logprob", "first_margin", 0.79)
     assert spec.fallbacks("on-device") == ["mid", "frontier"] and spec.next_tier("frontier") is None
+
+
+def test_a_spec_without_a_method_keeps_the_seed_check() -> None:
+    data = default_data()
+    data["confidence_check"] = {"tiers": ["on-device"]}
+    check = parse_spec(data).confidence_check
+    assert (check.method, check.threshold, check.unparsable_rating) == ("sampled_rating", 7, 5)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -38,6 +46,14 @@ def test_default_spec_is_the_seed_policy() -> None:
     (lambda d: d["router"].update(method="label_logits", tier="on-device", prompt="no placeholder"), "containing {user}"),
     (lambda d: d["router"].update(method="probe"), "runs on a local model: name its `tier`"),
     (lambda d: d["router"].update(method="magic"), "router.method"),
+    (lambda d: d["confidence_check"].update(tiers=["mid"], method="token_logprob", threshold=0.5),
+     "token_logprob cannot run on tier 'mid' (simulated backend supports sampled_rating)"),
+    (lambda d: d["confidence_check"].update(method="token_logprob", threshold=7), "outside token_logprob's scale 0-1"),
+    (lambda d: d["confidence_check"].update(method="self_rating", threshold=0.5), "outside self_rating's scale 1-10"),
+    (lambda d: d["confidence_check"].update(method="options", threshold=0.5, fallback_threshold=None),
+     "method options needs fallback_threshold"),
+    (lambda d: d["confidence_check"].update(method="token_logprob", threshold=0.5, feature="median"),
+     "confidence_check.feature 'median'"),
     (lambda d: d["router"].update(labels=["easy", "hard"]), "labels must be"),
     (lambda d: d["policy"]["routes"].pop(), "policy.routes must give each label one tier"),
     (lambda d: d["tiers"].append(dict(d["tiers"][1])), "tier names must be unique"),

@@ -9,6 +9,9 @@ from importlib import resources
 import pytest
 
 from slmkit.runtime.confidence import rating_or_default, should_escalate
+from slmkit.runtime.confidence.logprob import token_confidence, token_stats
+from slmkit.runtime.confidence.options import answer_prefix, answer_text, choose, extract_options
+from slmkit.runtime.confidence.rating import expected_rating, rating_distribution
 from slmkit.runtime.policy import choose_tier
 from slmkit.runtime.prompts import render_rating_prompt, render_router_prompt, router_input
 from slmkit.runtime.router import features
@@ -17,7 +20,8 @@ from slmkit.runtime.router.decision import RouteDecision, decision_from_logits
 from slmkit.runtime.router.parse import parse_router_output
 from slmkit.runtime.spec import PolicySpec, Truncation
 
-VECTOR_FILES = ("router_output", "rating", "policy", "label_probabilities", "prompts", "features")
+VECTOR_FILES = ("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
+                "option_choice", "rating_distribution", "token_confidence")
 
 
 def vectors(name: str) -> list[dict]:
@@ -96,3 +100,64 @@ def test_features(row: dict) -> None:
     assert sorted(hashed) == expected["indices"]
     assert all(v == pytest.approx(expected["value"]) for v in hashed.values())
     assert features.dense(row["system"], row["user"]) == pytest.approx(expected["dense"])
+
+
+class VectorContinuation:
+    """The scripted engine of option_choice/rating_distribution vectors: after the tokens appended
+    so far (`next[i].after`), the named token ids have the given probabilities and the rest of the
+    mass spreads evenly over the other ids of a `vocab_size` vocabulary. `spelled` tokenizes."""
+
+    def __init__(self, row: dict) -> None:
+        self.row, self.appended, self.prompt_tokens = row, [], 0
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.row["spelled"][text]
+
+    def append(self, tokens) -> None:
+        self.appended += list(tokens)
+
+    def logprobs(self):
+        import numpy as np
+
+        named = next((n["probabilities"] for n in self.row["next"] if n["after"] == self.appended), {})
+        rest = (1 - sum(named.values())) / (self.row["vocab_size"] - len(named))
+        probabilities = np.full(self.row["vocab_size"], rest)
+        for token, p in named.items():
+            probabilities[int(token)] = p
+        return np.log(probabilities)
+
+
+@pytest.mark.parametrize("row", vectors("options"), ids=ids("options"))
+def test_options(row: dict) -> None:
+    expected = row["expected"]
+    assert extract_options(row["prompt"]) == expected["options"]
+    assert answer_prefix(row["prompt"]) == expected["answer_prefix"]
+    for option, text in expected["answer_text"].items():
+        assert answer_text(row["prompt"], option) == text
+
+
+@pytest.mark.parametrize("row", vectors("option_choice"), ids=ids("option_choice"))
+def test_option_choice(row: dict) -> None:
+    continuation = VectorContinuation(row)
+    choice = choose(continuation, row["options"])
+    assert choice.index == row["expected"]["index"] and continuation.appended == row["expected"]["appended"]
+    assert choice.probability == pytest.approx(row["expected"]["probability"], abs=1e-9)
+
+
+@pytest.mark.parametrize("row", vectors("rating_distribution"), ids=ids("rating_distribution"))
+def test_rating_distribution(row: dict) -> None:
+    distribution = rating_distribution(VectorContinuation(row))
+    for rating, p in row["expected"]["distribution"].items():
+        assert distribution[int(rating)] == pytest.approx(p, abs=1e-9)
+    assert expected_rating(distribution) == pytest.approx(row["expected"]["expected_rating"], abs=1e-9)
+
+
+@pytest.mark.parametrize("row", vectors("token_confidence"), ids=ids("token_confidence"))
+def test_token_confidence(row: dict) -> None:
+    import numpy as np
+
+    if "feature" in row:
+        assert token_confidence(row["feature"], row["logprobs"], row["margins"]) == pytest.approx(row["expected"], abs=1e-9)
+    else:
+        logprob, margin = token_stats(np.array(row["logits"], dtype=np.float32), row["token"])
+        assert (logprob, margin) == pytest.approx((row["expected"]["logprob"], row["expected"]["margin"]), abs=1e-9)

@@ -51,6 +51,11 @@ def test_manifest_lists_every_file_with_versions_licence_parity_and_ram(bundles:
         local = next(t for t in spec["tiers"] if t["on_device"])
         assert (bundle / local["model"]).exists() and (bundle / spec["router"]["weights"]).is_file()
         assert "Models and licences" in (bundle / "README.md").read_text()
+        method = spec["confidence_check"]["method"]
+        if platform == "android":  # onnxruntime-genai's Java API has no logits: the seed's rating, said so
+            assert method == "sampled_rating" and "no logits" in manifest["notes"][0]
+        else:
+            assert method == "options" and manifest["notes"] == []
     assert (bundles["android"].parent / "android.zip").is_file()
 
 
@@ -104,8 +109,8 @@ def test_kotlin_routing_core_passes_every_golden_vector_on_the_jvm(bundles: dict
                           str(module / "src" / "test" / "resources" / "vectors")], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout
     counts = dict(line.split(": ", 1) for line in run.stdout.splitlines() if ": " in line and "passed" in line)
-    for name in ("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "chat_format",
-                 "router_decisions"):
+    for name in ("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
+                 "option_choice", "rating_distribution", "token_confidence", "chat_format", "router_decisions"):
         done, total = counts[name].split()[0].split("/")
         assert done == total and int(total) > 0, run.stdout
 

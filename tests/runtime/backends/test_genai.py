@@ -62,3 +62,21 @@ def test_pipeline_answers_on_the_genai_tier(artifact: Path, tmp_path: Path) -> N
     response = pipeline.handle(Request("Classify the sentiment of this review: \"I love this phone, the battery lasts for days.\""))
     assert response.trace.policy["tier"] == "on-device" and response.tier == "on-device"
     assert response.trace.steps[0].model == artifact.name and not response.trace.steps[0].simulated
+
+
+def test_token_logprobs_and_continuation_read_the_generator_logits(artifact: Path) -> None:
+    import numpy as np
+
+    backend = GenaiBackend(tier(artifact), artifact)
+    messages = [{"role": "user", "content": "hello there"}]
+    scored = backend.generate(messages, 6, logprobs=True)
+    assert scored.text == backend.generate(messages, 6).text
+    assert len(scored.token_logprobs) == scored.output_tokens and min(scored.token_margins) >= 0  # greedy's argmax
+    with backend.continuation(messages) as continuation:
+        first = continuation.logprobs()
+        assert np.exp(first).sum() == pytest.approx(1.0, abs=1e-4)
+        token = int(first.argmax())
+        assert first[token] == pytest.approx(scored.token_logprobs[0], abs=1e-4)  # the answer's first token
+        continuation.append([token])
+        assert continuation.logprobs()[int(continuation.logprobs().argmax())] == pytest.approx(scored.token_logprobs[1], abs=1e-4)
+        assert backend.tokenizer.decode(continuation.tokenize("hello there")) == "hello there"

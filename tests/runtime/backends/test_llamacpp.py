@@ -69,3 +69,29 @@ def test_label_logits_router_decides_with_the_cache(backend: LlamaCppBackend) ->
     assert decision.tokens > 0 and "simple=" in decision.raw
     biased = LabelLogitsRouter(spec.model_copy(update={"bias": {"medium": 50.0}}), backend).decide(Request("Hi"))
     assert biased.label == "medium"
+
+
+def test_token_logprobs_come_from_the_logits_each_greedy_token_was_chosen_from(backend: LlamaCppBackend) -> None:
+    messages = [{"role": "user", "content": "Name a color."}]
+    backend.generator.reset()  # both from an empty KV cache: the observer must not change the answer
+    plain = backend.generate(messages, 12)
+    backend.generator.reset()
+    scored = backend.generate(messages, 12, logprobs=True)
+    assert scored.text == plain.text and plain.token_logprobs is None
+    assert scored.token_logprobs and len(scored.token_logprobs) == len(scored.token_margins)
+    assert len(scored.token_logprobs) in (scored.output_tokens, scored.output_tokens + 1)  # + end of turn
+    assert all(lp <= 0 for lp in scored.token_logprobs) and min(scored.token_margins) >= 0  # the argmax every time
+
+
+def test_the_option_walk_reuses_the_answer_prompt_and_scores_like_scratch(backend: LlamaCppBackend) -> None:
+    from slmkit.runtime.confidence.options import choose
+
+    messages = [{"role": "user", "content": "Is the sky blue? Answer yes, no or maybe."}]
+    options = ["yes", "no", "maybe"]
+    with backend.continuation(messages) as cold:
+        first = choose(cold, [cold.tokenize(o) for o in options])
+    backend.generate(messages, 4)
+    with backend.continuation(messages) as warm:
+        again = choose(warm, [warm.tokenize(o) for o in options])
+        assert warm.reused == warm.prompt_tokens - 1  # only the last prompt token evaluated again
+    assert again.index == first.index and again.probability == pytest.approx(first.probability, rel=1e-3)

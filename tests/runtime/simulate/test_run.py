@@ -16,7 +16,7 @@ from slmkit.runtime.simulate.devices import builtin_devices
 from slmkit.runtime.simulate.hostcal import HostCalibration
 from slmkit.runtime.simulate.run import Simulator, predict_local_tiers
 from slmkit.runtime.simulate.speed import HostSpeed, ModelFootprint, predict
-from slmkit.runtime.spec import parse_spec
+from slmkit.runtime.spec import ConfidenceCheckSpec, parse_spec
 from tests.runtime.fakes import Scripted
 
 HOST = HostCalibration(bandwidth_gbs=20.0, gflops=100.0, cpu="test", cores=2)
@@ -35,7 +35,9 @@ class PrefixRouter:
 
 
 def simulator(on_device: Scripted, mid: Scripted, frontier: Scripted) -> Simulator:
+    """The default spec with the seed's sampled self-rating (Scripted replies carry the ratings)."""
     spec = parse_spec(json.loads(default_spec_path().read_text(encoding="utf-8")))
+    spec.confidence_check = ConfidenceCheckSpec(tiers=["on-device"], method="sampled_rating", threshold=7)
     pipeline = Pipeline(spec, default_spec_path().parent, {"on-device": on_device, "mid": mid, "frontier": frontier},
                         router=PrefixRouter())
     footprint = ModelFootprint("local.gguf", 10**8, 1000, 1024)
@@ -71,6 +73,19 @@ def test_pipeline_run_counts_escalations_and_predicts_device_latency() -> None:
     assert cost["usd_per_day"] == pytest.approx(sum(o.cost_usd for o in outcomes) / 3 * 1000)
     assert cost["baseline_tier"] == "frontier" and 0 < cost["savings"] < 1
     assert cost["usd_per_month"] == pytest.approx(30 * cost["usd_per_day"])
+
+
+def test_gold_answers_measure_the_kept_and_the_escalated_answers() -> None:
+    sim = simulator(Scripted("Paris", "9", "a poem", "3", "Rome", "8"), Scripted("mid answer"), Scripted("deep"))
+    data = Dataset([LabelledRequest(Request("s: capital of France"), "simple", references=("Paris",)),
+                    LabelledRequest(Request("s: poem"), "simple", references=("sonnet",)),
+                    LabelledRequest(Request("s: capital of Spain"), "simple", references=("Madrid",)),
+                    LabelledRequest(Request("c: prove"), "complex")])
+    outcomes = sim.run_all(data, router_only=False)
+    check = sim.summarize(outcomes, data, requests_per_day=1000, router_only=False)["confidence_check"]
+    assert check == {"method": "sampled_rating", "checked": 3, "kept_share": pytest.approx(2 / 3), "with_references": 3,
+                     "right_overall": pytest.approx(1 / 3), "right_when_kept": 0.5, "right_when_escalated": 0.0}
+    assert sim.summarize(outcomes, data, 1000, router_only=True)["confidence_check"] is None
 
 
 def test_failed_tier_falls_back_and_is_counted() -> None:

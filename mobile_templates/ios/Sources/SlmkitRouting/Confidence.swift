@@ -1,6 +1,6 @@
 import Foundation
 
-/// The self-rating check (runtime/confidence.py): "how sure, 1-10" -> rating, escalate or not.
+/// The self-rating check (runtime/confidence/rating.py): "how sure, 1-10" -> rating, escalate or not.
 /// ICU regular expressions are Unicode-aware like Python 3's: \d \w \b cover every script.
 public enum Confidence {
     static let number = "(10|[1-9](?:\\.\\d+)?)"

@@ -5,7 +5,8 @@ import Foundation
 public enum GoldenVectors {
     public struct Outcome { public let file: String; public let name: String; public let detail: String? }
 
-    public static let files = ["router_output", "rating", "policy", "label_probabilities", "prompts", "features"]
+    public static let files = ["router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
+                               "option_choice", "rating_distribution", "token_confidence"]
     /// Written by `slmkit package`: the model's chat template flattened (vs Jinja's rendering), and the
     /// Python router's decisions with the bundle's head (paths relative to the vectors folder's parent).
     public static let bundleFiles = ["chat_format", "router_decisions"]
@@ -96,6 +97,42 @@ public enum GoldenVectors {
                 return "p(\(label))"
             }
             return nil
+        case "options":
+            let e = expected as! [String: Any]
+            let prompt = row["prompt"] as! String
+            let options = Options.extract(prompt)
+            if options != e["options"] as? [String] { return "options \(String(describing: options))" }
+            if Options.answerPrefix(prompt) != e["answer_prefix"] as? String { return "prefix \(Options.answerPrefix(prompt))" }
+            for (option, text) in e["answer_text"] as! [String: String] where Options.answerText(prompt, option: option) != text {
+                return "answer for \(option): \(Options.answerText(prompt, option: option))"
+            }
+            return nil
+        case "option_choice":
+            let continuation = VectorContinuation(row)
+            guard let choice = try? Options.choose(continuation, options: row["options"] as! [[Int]]) else { return "choose threw" }
+            let e = expected as! [String: Any]
+            if choice.index != e["index"] as? Int || continuation.appended != e["appended"] as! [Int] {
+                return "index \(choice.index) appended \(continuation.appended)"
+            }
+            return close(choice.probability, double(e["probability"])) ? nil : "probability \(choice.probability)"
+        case "rating_distribution":
+            guard let distribution = try? RatingDistribution.distribution(VectorContinuation(row)) else { return "distribution threw" }
+            let e = expected as! [String: Any]
+            for (rating, p) in e["distribution"] as! [String: Any] where !close(distribution[Int(rating)!], double(p)) {
+                return "p(\(rating))"
+            }
+            let mean = RatingDistribution.expected(distribution)
+            return close(mean, double(e["expected_rating"])) ? nil : "expected rating \(mean)"
+        case "token_confidence":
+            if let feature = row["feature"] as? String {
+                let value = TokenConfidence.confidence(feature, logprobs: (row["logprobs"] as! [Any]).map { double($0)! },
+                                                       margins: (row["margins"] as! [Any]).map { double($0)! })
+                return close(value, double(expected)) ? nil : "confidence \(String(describing: value))"
+            }
+            let logits = (row["logits"] as! [Any]).map { Double(Float(double($0)!)) }
+            let (logprob, margin) = TokenConfidence.tokenStats(logits, token: row["token"] as! Int)
+            let e = expected as! [String: Any]
+            return close(logprob, double(e["logprob"])) && close(margin, double(e["margin"])) ? nil : "stats \(logprob) \(margin)"
         case "chat_format":
             let messages = (row["messages"] as! [[String: String]]).map { Message(role: $0["role"]!, content: $0["content"]!) }
             guard let format = try? ChatFormat(json: row["format"] as! [String: Any]), let text = try? format.render(messages) else {
@@ -104,6 +141,29 @@ public enum GoldenVectors {
             return text == expected as? String ? nil : "chat prompt differs: \(text)"
         default:
             return "unknown vector file \(file)"
+        }
+    }
+
+    /// The scripted engine of the option_choice and rating_distribution vectors (see vectors/README.md).
+    final class VectorContinuation: Continuation {
+        let row: [String: Any]
+        var appended: [Int] = []
+        let promptTokens = 0
+
+        init(_ row: [String: Any]) { self.row = row }
+
+        func tokenize(_ text: String) throws -> [Int] { (row["spelled"] as! [String: [Int]])[text]! }
+
+        func append(_ tokens: [Int]) throws { appended += tokens }
+
+        func logprobs() throws -> [Double] {
+            let size = row["vocab_size"] as! Int
+            let steps = row["next"] as! [[String: Any]]
+            let step = steps.first { ($0["after"] as! [Int]) == appended }
+            var named: [Int: Double] = [:]
+            for (token, p) in (step?["probabilities"] as? [String: Any]) ?? [:] { named[Int(token)!] = double(p)! }
+            let rest = (1 - named.values.reduce(0, +)) / Double(size - named.count)
+            return (0..<size).map { log(named[$0] ?? rest) }
         }
     }
 

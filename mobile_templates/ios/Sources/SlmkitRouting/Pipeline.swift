@@ -1,6 +1,6 @@
 import Foundation
 
-/// The routing pipeline (runtime/pipeline.py): router -> tier policy -> tier engine -> self-rating
+/// The routing pipeline (runtime/pipeline.py): router -> tier policy -> tier engine -> confidence check
 /// -> escalation, with fallback on any failure. A request is never dropped: when every tier fails
 /// the Response carries every reason.
 public struct Message: Equatable {
@@ -32,6 +32,9 @@ public struct Generation {
     public let latencyMs: Double
     public let model: String
     public var simulated = false
+    /// Per generated token, from engines with logits: log-probability, and margin over the runner-up.
+    public var tokenLogprobs: [Double]? = nil
+    public var tokenMargins: [Double]? = nil
 }
 
 /// A tier that failed (timeout, HTTP error, model missing): the pipeline falls through to the next.
@@ -39,6 +42,20 @@ public struct TierError: Error { public let reason: String; public init(_ reason
 
 public protocol TierEngine: AnyObject {
     func generate(_ messages: [Message], maxTokens: Int) async throws -> Generation
+    /// The answer with its tokens' log-probabilities; engines that expose logits implement this.
+    func generate(_ messages: [Message], maxTokens: Int, logprobs: Bool) async throws -> Generation
+    /// Runs `body` on the chat prompt evaluated and open for scoring; engines without logits throw.
+    func withContinuation<T>(_ messages: [Message], _ body: (Continuation) throws -> T) async throws -> T
+}
+
+public extension TierEngine {
+    func generate(_ messages: [Message], maxTokens: Int, logprobs: Bool) async throws -> Generation {
+        try await generate(messages, maxTokens: maxTokens)
+    }
+
+    func withContinuation<T>(_ messages: [Message], _ body: (Continuation) throws -> T) async throws -> T {
+        throw TierError("this engine exposes no logits")
+    }
 }
 
 public protocol Router {
@@ -62,7 +79,7 @@ public final class Trace {
     public var policyTier: String?
     public var policyReason = ""
     public var steps: [Step] = []
-    public var ratings: [[String: Any]] = []
+    public var confidence: [[String: Any]] = []
     public var escalations: [[String: Any]] = []
     public var fallbacks: [[String: Any]] = []
     public var finalTier: String?
@@ -116,14 +133,12 @@ public final class Pipeline {
         return choice.tier
     }
 
-    func generate(_ tier: String, _ purpose: String, _ messages: [Message], _ maxTokens: Int, _ trace: Trace) async -> Generation? {
+    func generate(_ tier: String, _ purpose: String, _ messages: [Message], _ maxTokens: Int, _ trace: Trace,
+                  logprobs: Bool = false) async -> Generation? {
         let start = Pipeline.now()
         do {
-            let g = try await engine(tier).generate(messages, maxTokens: maxTokens)
-            let t = spec.tier(tier)!
-            let cost = (Double(g.inputTokens) * t.priceInPerMTok + Double(g.outputTokens) * t.priceOutPerMTok) / 1e6
-            trace.steps.append(Step(tier: tier, purpose: purpose, ok: true, latencyMs: g.latencyMs, inputTokens: g.inputTokens,
-                                    outputTokens: g.outputTokens, costUsd: cost, model: g.model, simulated: g.simulated))
+            let g = try await engine(tier).generate(messages, maxTokens: maxTokens, logprobs: logprobs)
+            step(tier, purpose, g, trace)
             return g
         } catch {
             let reason = (error as? TierError)?.reason ?? "\(error)"
@@ -132,15 +147,105 @@ public final class Pipeline {
         }
     }
 
-    /// Ask the tier to rate its own answer; true means escalate.
-    func rate(_ tier: String, _ request: Request, _ answer: String, _ trace: Trace) async -> Bool {
+    func step(_ tier: String, _ purpose: String, _ g: Generation, _ trace: Trace) {
+        let t = spec.tier(tier)!
+        let cost = (Double(g.inputTokens) * t.priceInPerMTok + Double(g.outputTokens) * t.priceOutPerMTok) / 1e6
+        trace.steps.append(Step(tier: tier, purpose: purpose, ok: true, latencyMs: g.latencyMs, inputTokens: g.inputTokens,
+                                outputTokens: g.outputTokens, costUsd: cost, model: g.model, simulated: g.simulated))
+    }
+
+    /// The method's value for an answer (runtime/confidence/methods.py `score_answer`).
+    func score(_ tier: String, _ request: Request, _ answer: Generation, _ trace: Trace) async throws -> (String, [String: Any]) {
         let check = spec.confidenceCheck
-        let prompt = Prompts.ratingPrompt(check.prompt, question: request.user, answer: answer)
-        let text = await generate(tier, "rating", [Message(role: "user", content: prompt)], check.maxTokens, trace)?.text ?? ""
-        let (rating, parsed) = Confidence.ratingOrDefault(text, unparsableRating: check.unparsableRating)
-        let escalate = Confidence.shouldEscalate(rating, threshold: check.threshold)
-        trace.ratings.append(["tier": tier, "text": text, "rating": rating, "parsed": parsed, "escalate": escalate])
-        return escalate
+        let method = check.method == "options" ? check.fallback : check.method
+        let prompt = Prompts.ratingPrompt(check.prompt, question: request.user, answer: answer.text)
+        switch method {
+        case "token_logprob":
+            guard let logprobs = answer.tokenLogprobs else { throw TierError("the tier returned no token log-probabilities") }
+            guard let value = TokenConfidence.confidence(check.feature, logprobs: logprobs, margins: answer.tokenMargins ?? []) else {
+                throw TierError("unknown token_logprob feature \(check.feature)")
+            }
+            return (method, ["value": value, "feature": check.feature, "tokens": logprobs.count])
+        case "self_rating":
+            let distribution = try await engine(tier).withContinuation([Message(role: "user", content: prompt)]) {
+                try RatingDistribution.distribution($0)
+            }
+            return (method, ["value": RatingDistribution.expected(distribution)])
+        default:
+            let text = await generate(tier, "rating", [Message(role: "user", content: prompt)], check.maxTokens, trace)?.text ?? ""
+            let (rating, parsed) = Confidence.ratingOrDefault(text, unparsableRating: check.unparsableRating)
+            return (method, ["value": rating, "text": text, "parsed": parsed])
+        }
+    }
+
+    /// The option the tier scores best, as the answer, with its probability; nil without a closed set.
+    func optionAnswer(_ tier: String, _ request: Request) async throws -> (Generation, Double)? {
+        guard let options = Options.extract(request.user) else { return nil }
+        let start = Pipeline.now()
+        let model = spec.tier(tier)?.model ?? tier
+        return try await engine(tier).withContinuation(request.messages()) { continuation -> (Generation, Double)? in
+            let spelled = try options.map { try continuation.tokenize($0) }
+            if spelled.contains(where: { $0.isEmpty }) || Set(spelled).count != spelled.count { return nil }
+            let prefix = Options.answerPrefix(request.user)
+            if !prefix.isEmpty { try continuation.append(try continuation.tokenize(prefix)) }
+            let choice = try Options.choose(continuation, options: spelled)
+            let text = Options.answerText(request.user, option: options[choice.index])
+            let generation = Generation(text: text, inputTokens: continuation.promptTokens,
+                                        outputTokens: try continuation.tokenize(text).count,
+                                        latencyMs: Pipeline.now() - start, model: model)
+            return (generation, choice.probability)
+        }
+    }
+
+    /// The tier's answer and whether its confidence check says escalate; a failing check escalates.
+    func checkedAnswer(_ tier: String, _ request: Request, _ trace: Trace) async -> (Generation?, Bool) {
+        let check = spec.confidenceCheck
+        let maxTokens = request.maxTokens ?? spec.tier(tier)?.maxTokens ?? 512
+        var threshold = check.threshold
+        var generation: Generation? = nil
+        var entry: [String: Any]? = nil
+        var method = check.method
+        if check.method == "options" {
+            let start = Pipeline.now()
+            do {
+                if let option = try await optionAnswer(tier, request) {
+                    generation = option.0
+                    step(tier, "answer", option.0, trace)
+                    entry = ["value": option.1]
+                } else {
+                    threshold = check.fallbackThreshold ?? threshold
+                }
+            } catch {
+                let reason = (error as? TierError)?.reason ?? "\(error)"
+                trace.steps.append(Step(tier: tier, purpose: "answer", ok: false, latencyMs: Pipeline.now() - start, error: reason))
+                return (nil, false)
+            }
+        }
+        if generation == nil {
+            generation = await generate(tier, "answer", request.messages(), maxTokens, trace,
+                                        logprobs: check.methods().contains("token_logprob"))
+        }
+        guard let answer = generation else { return (nil, false) }
+        var failure: String? = nil
+        if entry == nil {
+            do {
+                let (name, scored) = try await score(tier, request, answer, trace)
+                method = name
+                entry = scored
+            } catch {
+                method = check.method == "options" ? check.fallback : check.method
+                failure = (error as? TierError)?.reason ?? "\(error)"
+                entry = ["value": method == "sampled_rating" ? check.unparsableRating : -1.0, "parsed": false]
+            }
+        }
+        let scored = entry ?? [:]
+        let value = scored["value"] as? Double ?? -1
+        let escalate = value < threshold
+        var record: [String: Any] = ["tier": tier, "method": method, "value": value, "threshold": threshold, "escalate": escalate]
+        if let failure { record["error"] = failure }
+        for (key, item) in scored where key != "value" { record[key] = item }
+        trace.confidence.append(record)
+        return (answer, escalate)
     }
 
     public func handle(_ request: Request, forceTier: String? = nil) async -> Response {
@@ -159,16 +264,26 @@ public final class Pipeline {
         while let current = tier, !tried.contains(current) {
             tried.insert(current)
             let maxTokens = request.maxTokens ?? spec.tier(current)?.maxTokens ?? 512
-            guard let generation = await generate(current, "answer", request.messages(), maxTokens, trace) else {
+            var escalate = false
+            var produced: Generation? = nil
+            if spec.confidenceCheck.tiers.contains(current) {
+                let checked = await checkedAnswer(current, request, trace)
+                produced = checked.0
+                escalate = checked.1
+            } else {
+                produced = await generate(current, "answer", request.messages(), maxTokens, trace)
+            }
+            guard let generation = produced else {
                 let next = ([current] + spec.fallbacks(current)).first { !tried.contains($0) }
                 trace.fallbacks.append(["from": current, "to": next as Any, "reason": trace.steps.last?.error ?? ""])
                 tier = next
                 continue
             }
             answer = (current, generation.text)
-            if spec.confidenceCheck.tiers.contains(current), await rate(current, request, generation.text, trace),
-               let next = spec.nextTier(current), !tried.contains(next) {
-                trace.escalations.append(["from": current, "to": next, "rating": trace.ratings.last?["rating"] ?? 0])
+            if escalate, let next = spec.nextTier(current), !tried.contains(next) {
+                let check = trace.confidence.last ?? [:]
+                trace.escalations.append(["from": current, "to": next, "method": check["method"] ?? "",
+                                          "confidence": check["value"] ?? 0])
                 tier = next
                 continue
             }

@@ -62,12 +62,19 @@ public struct RouterSpec {
     public let bias: [String: Double]
 }
 
+/// confidence_check (runtime/spec.py): the method and its threshold; `options` falls back to `fallback`.
 public struct ConfidenceCheck {
     public let tiers: [String]
+    public var method = "sampled_rating"
     public let threshold: Double
+    public var feature = "mean"
+    public var fallback = "token_logprob"
+    public var fallbackThreshold: Double? = nil
     public let unparsableRating: Double
     public let maxTokens: Int
     public let prompt: String
+
+    public func methods() -> [String] { method == "options" ? [method, fallback] : [method] }
 }
 
 public struct TierSpec {
@@ -127,7 +134,11 @@ public struct RoutingSpec {
             throw SpecError.shape("confidence_check needs a prompt")
         }
         confidenceCheck = ConfidenceCheck(tiers: c["tiers"] as? [String] ?? [],
+                                          method: c["method"] as? String ?? "sampled_rating",
                                           threshold: (c["threshold"] as? NSNumber)?.doubleValue ?? 7,
+                                          feature: c["feature"] as? String ?? "mean",
+                                          fallback: c["fallback"] as? String ?? "token_logprob",
+                                          fallbackThreshold: (c["fallback_threshold"] as? NSNumber)?.doubleValue,
                                           unparsableRating: (c["unparsable_rating"] as? NSNumber)?.doubleValue ?? 5,
                                           maxTokens: (c["max_tokens"] as? NSNumber)?.intValue ?? 8, prompt: prompt)
         guard let tierList = json["tiers"] as? [[String: Any]] else { throw SpecError.shape("no tiers") }

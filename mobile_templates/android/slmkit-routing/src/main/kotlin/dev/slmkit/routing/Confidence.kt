@@ -1,6 +1,6 @@
 package dev.slmkit.routing
 
-/** The self-rating check (runtime/confidence.py): "how sure, 1-10" -> rating, escalate or not. */
+/** The self-rating check (runtime/confidence/rating.py): "how sure, 1-10" -> rating, escalate or not. */
 object Confidence {
     private const val NUMBER = "(10|[1-9](?:\\.\\d+)?)"
     // (?U): Unicode \d \w \b like Python 3 str patterns; (?i) with Unicode case; (?m): ^ $ per line.

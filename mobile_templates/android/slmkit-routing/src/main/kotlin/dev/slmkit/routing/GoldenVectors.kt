@@ -10,7 +10,8 @@ import java.io.File
 object GoldenVectors {
     data class Outcome(val file: String, val name: String, val passed: Boolean, val detail: String)
 
-    val FILES = listOf("router_output", "rating", "policy", "label_probabilities", "prompts", "features")
+    val FILES = listOf("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
+        "option_choice", "rating_distribution", "token_confidence")
     /** Written by `slmkit package`: the model's chat template flattened (vs Jinja's rendering), and the
      *  Python router's decisions with the bundle's head (paths relative to the vectors folder's parent). */
     val BUNDLE_FILES = listOf("chat_format", "router_decisions")
@@ -102,6 +103,49 @@ object GoldenVectors {
                 }
                 return null
             }
+            "options" -> {
+                val e = expected.obj()
+                val prompt = row["prompt"].str()
+                val options = Options.extract(prompt)
+                val want = (e["options"] as List<*>?)?.map { it.str() }
+                if (options != want) return "options $options != $want"
+                if (Options.answerPrefix(prompt) != e["answer_prefix"]) return "prefix ${toJson(Options.answerPrefix(prompt))}"
+                for ((option, text) in e["answer_text"].obj()) {
+                    if (Options.answerText(prompt, option) != text) return "answer for $option: ${toJson(Options.answerText(prompt, option))}"
+                }
+                return null
+            }
+            "option_choice" -> {
+                val continuation = VectorContinuation(row)
+                val choice = Options.choose(continuation, row["options"].list().map { o -> o.list().map { it.num().toInt() } })
+                val e = expected.obj()
+                val appended = e["appended"].list().map { it.num().toInt() }
+                if (choice.index != e["index"].num().toInt() || continuation.appended != appended) {
+                    return "index ${choice.index} appended ${continuation.appended}, expected $e"
+                }
+                return if (close(choice.probability, e["probability"].num())) null else "probability ${choice.probability} != ${e["probability"]}"
+            }
+            "rating_distribution" -> {
+                val distribution = RatingDistribution.distribution(VectorContinuation(row))
+                val e = expected.obj()
+                for ((rating, p) in e["distribution"].obj()) {
+                    if (!close(distribution[rating.toInt()], p.num())) return "p($rating) ${distribution[rating.toInt()]} != $p"
+                }
+                val mean = RatingDistribution.expected(distribution)
+                return if (close(mean, e["expected_rating"].num())) null else "expected rating $mean != ${e["expected_rating"]}"
+            }
+            "token_confidence" -> {
+                if ("feature" in row) {
+                    val value = TokenConfidence.confidence(row["feature"].str(), row["logprobs"].list().map { it.num() },
+                        row["margins"].list().map { it.num() })
+                    return if (close(value, expected.num())) null else "confidence $value != $expected"
+                }
+                val logits = row["logits"].list().map { it.num().toFloat().toDouble() }.toDoubleArray()
+                val (logprob, margin) = TokenConfidence.tokenStats(logits, row["token"].num().toInt())
+                val e = expected.obj()
+                return if (close(logprob, e["logprob"].num()) && close(margin, e["margin"].num())) null
+                else "stats $logprob $margin != $e"
+            }
             "chat_format" -> {
                 val messages = row["messages"].list().map { val m = it.obj(); Message(m["role"].str(), m["content"].str()) }
                 val text = ChatFormat.from(row["format"]).render(messages)
@@ -109,6 +153,24 @@ object GoldenVectors {
             }
         }
         return "unknown vector file $file"
+    }
+
+    /** The scripted engine of the option_choice and rating_distribution vectors (see vectors/README.md). */
+    class VectorContinuation(private val row: Map<String, Any?>) : Continuation {
+        override val promptTokens = 0
+        val appended = ArrayList<Int>()
+
+        override fun tokenize(text: String): List<Int> = row["spelled"].obj()[text].list().map { it.num().toInt() }
+
+        override fun append(tokens: List<Int>) { appended.addAll(tokens) }
+
+        override fun logprobs(): DoubleArray {
+            val size = row["vocab_size"].num().toInt()
+            val step = row["next"].list().map { it.obj() }.firstOrNull { n -> n["after"].list().map { it.num().toInt() } == appended }
+            val named = step?.get("probabilities")?.obj()?.mapKeys { it.key.toInt() }?.mapValues { it.value.num() } ?: emptyMap()
+            val rest = (1.0 - named.values.sum()) / (size - named.size)
+            return DoubleArray(size) { Math.log(named[it] ?: rest) }
+        }
     }
 
     fun run(folder: File): List<Outcome> {

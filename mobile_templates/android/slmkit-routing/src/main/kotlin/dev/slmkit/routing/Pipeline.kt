@@ -1,7 +1,7 @@
 package dev.slmkit.routing
 
 /**
- * The routing pipeline (runtime/pipeline.py): router -> tier policy -> tier engine -> self-rating
+ * The routing pipeline (runtime/pipeline.py): router -> tier policy -> tier engine -> confidence check
  * -> escalation, with fallback on any failure. A request is never dropped: when every tier fails
  * the Response carries every reason instead of an exception.
  */
@@ -14,13 +14,20 @@ data class Request(val user: String, val system: String = "", val history: List<
 }
 
 data class Generation(val text: String, val inputTokens: Int, val outputTokens: Int, val latencyMs: Double,
-                      val model: String, val simulated: Boolean = false)
+                      val model: String, val simulated: Boolean = false,
+                      /** Per generated token, from engines with logits: log-probability, and margin over the runner-up. */
+                      val tokenLogprobs: List<Double>? = null, val tokenMargins: List<Double>? = null)
 
 /** A tier that failed (timeout, HTTP error, model missing): the pipeline falls through to the next. */
 class TierException(val reason: String) : Exception(reason)
 
 interface TierEngine {
     fun generate(messages: List<Message>, maxTokens: Int): Generation
+    /** The answer with its tokens' log-probabilities; engines that expose logits override this. */
+    fun generateWithLogprobs(messages: List<Message>, maxTokens: Int): Generation = generate(messages, maxTokens)
+    /** Runs `block` on the chat prompt evaluated and open for scoring; engines without logits cannot. */
+    fun <T> withContinuation(messages: List<Message>, block: (Continuation) -> T): T =
+        throw TierException("this engine exposes no logits")
     fun close() {}
 }
 
@@ -39,7 +46,7 @@ class Trace(val requestId: String) {
     var policyTier: String? = null
     var policyReason: String = ""
     val steps = ArrayList<Step>()
-    val ratings = ArrayList<Map<String, Any?>>()
+    val confidence = ArrayList<Map<String, Any?>>()
     val escalations = ArrayList<Map<String, Any?>>()
     val fallbacks = ArrayList<Map<String, Any?>>()
     var finalTier: String? = null
@@ -55,7 +62,7 @@ class Trace(val requestId: String) {
         "steps" to steps.map { linkedMapOf("tier" to it.tier, "purpose" to it.purpose, "ok" to it.ok, "latency_ms" to it.latencyMs,
             "input_tokens" to it.inputTokens, "output_tokens" to it.outputTokens, "cost_usd" to it.costUsd, "model" to it.model,
             "simulated" to it.simulated, "error" to it.error) },
-        "ratings" to ratings, "escalations" to escalations, "fallbacks" to fallbacks,
+        "confidence" to confidence, "escalations" to escalations, "fallbacks" to fallbacks,
         "final_tier" to finalTier, "latency_ms" to latencyMs, "cost_usd" to costUsd)
 }
 
@@ -88,13 +95,12 @@ class Pipeline(val spec: RoutingSpec, private val router: Router, private val en
         return choice.tier
     }
 
-    private fun generate(tier: String, purpose: String, messages: List<Message>, maxTokens: Int, trace: Trace): Generation? {
+    private fun generate(tier: String, purpose: String, messages: List<Message>, maxTokens: Int, trace: Trace,
+                         logprobs: Boolean = false): Generation? {
         val start = now()
         return try {
-            val g = engine(tier).generate(messages, maxTokens)
-            val t = spec.tier(tier)
-            val cost = (g.inputTokens * t.priceInPerMTok + g.outputTokens * t.priceOutPerMTok) / 1e6
-            trace.steps.add(Step(tier, purpose, true, g.latencyMs, g.inputTokens, g.outputTokens, cost, g.model, g.simulated))
+            val g = if (logprobs) engine(tier).generateWithLogprobs(messages, maxTokens) else engine(tier).generate(messages, maxTokens)
+            step(tier, purpose, g, trace)
             g
         } catch (e: TierException) {
             trace.steps.add(Step(tier, purpose, false, now() - start, error = e.reason))
@@ -102,15 +108,96 @@ class Pipeline(val spec: RoutingSpec, private val router: Router, private val en
         }
     }
 
-    /** Ask the tier to rate its own answer; true means escalate. */
-    private fun rate(tier: String, request: Request, answer: String, trace: Trace): Boolean {
+    private fun step(tier: String, purpose: String, g: Generation, trace: Trace) {
+        val t = spec.tier(tier)
+        val cost = (g.inputTokens * t.priceInPerMTok + g.outputTokens * t.priceOutPerMTok) / 1e6
+        trace.steps.add(Step(tier, purpose, true, g.latencyMs, g.inputTokens, g.outputTokens, cost, g.model, g.simulated))
+    }
+
+    /** The method's value for an answer (runtime/confidence/methods.py `score_answer`); may throw TierException. */
+    private fun score(tier: String, request: Request, answer: Generation, trace: Trace): Pair<String, Map<String, Any?>> {
         val check = spec.confidenceCheck
-        val prompt = Prompts.ratingPrompt(check.prompt, request.user, answer)
-        val text = generate(tier, "rating", listOf(Message("user", prompt)), check.maxTokens, trace)?.text ?: ""
-        val (rating, parsed) = Confidence.ratingOrDefault(text, check.unparsableRating)
-        val escalate = Confidence.shouldEscalate(rating, check.threshold)
-        trace.ratings.add(linkedMapOf("tier" to tier, "text" to text, "rating" to rating, "parsed" to parsed, "escalate" to escalate))
-        return escalate
+        val method = if (check.method == "options") check.fallback else check.method
+        when (method) {
+            "token_logprob" -> {
+                val logprobs = answer.tokenLogprobs ?: throw TierException("the tier returned no token log-probabilities")
+                val value = TokenConfidence.confidence(check.feature, logprobs, answer.tokenMargins ?: emptyList())
+                return Pair(method, linkedMapOf("value" to value, "feature" to check.feature, "tokens" to logprobs.size))
+            }
+            "self_rating" -> {
+                val prompt = Prompts.ratingPrompt(check.prompt, request.user, answer.text)
+                val distribution = engine(tier).withContinuation(listOf(Message("user", prompt))) { RatingDistribution.distribution(it) }
+                return Pair(method, linkedMapOf("value" to RatingDistribution.expected(distribution)))
+            }
+            else -> {
+                val prompt = Prompts.ratingPrompt(check.prompt, request.user, answer.text)
+                val text = generate(tier, "rating", listOf(Message("user", prompt)), check.maxTokens, trace)?.text ?: ""
+                val (rating, parsed) = Confidence.ratingOrDefault(text, check.unparsableRating)
+                return Pair(method, linkedMapOf("value" to rating, "text" to text, "parsed" to parsed))
+            }
+        }
+    }
+
+    /** The option the tier scores best, as the answer, with its probability; null without a closed set. */
+    private fun optionAnswer(tier: String, request: Request): Pair<Generation, Double>? {
+        val options = Options.extract(request.user) ?: return null
+        val start = now()
+        return engine(tier).withContinuation(request.messages()) { continuation ->
+            val spelled = options.map { continuation.tokenize(it) }
+            if (spelled.any { it.isEmpty() } || spelled.toSet().size != spelled.size) return@withContinuation null
+            val prefix = Options.answerPrefix(request.user)
+            if (prefix.isNotEmpty()) continuation.append(continuation.tokenize(prefix))
+            val choice = Options.choose(continuation, spelled)
+            val text = Options.answerText(request.user, options[choice.index])
+            Pair(Generation(text, continuation.promptTokens, continuation.tokenize(text).size, now() - start,
+                spec.tier(tier).model ?: tier), choice.probability)
+        }
+    }
+
+    /** The tier's answer and whether its confidence check says escalate; a failing check escalates. */
+    private fun checkedAnswer(tier: String, request: Request, trace: Trace): Pair<Generation?, Boolean> {
+        val check = spec.confidenceCheck
+        val maxTokens = request.maxTokens ?: spec.tier(tier).maxTokens
+        var threshold = check.threshold
+        var generation: Generation? = null
+        var entry: Map<String, Any?>? = null
+        var method = check.method
+        if (check.method == "options") {
+            val start = now()
+            val option = try { optionAnswer(tier, request) } catch (e: TierException) {
+                trace.steps.add(Step(tier, "answer", false, now() - start, error = e.reason))
+                return Pair(null, false)
+            }
+            if (option != null) {
+                generation = option.first
+                step(tier, "answer", option.first, trace)
+                entry = linkedMapOf("value" to option.second)
+            } else {
+                threshold = check.fallbackThreshold ?: threshold
+            }
+        }
+        if (generation == null) {
+            generation = generate(tier, "answer", request.messages(), maxTokens, trace, "token_logprob" in check.methods())
+                ?: return Pair(null, false)
+        }
+        var error: String? = null
+        if (entry == null) {
+            try {
+                val (name, scored) = score(tier, request, generation, trace)
+                method = name
+                entry = scored
+            } catch (e: TierException) {
+                method = if (check.method == "options") check.fallback else check.method
+                error = e.reason
+                entry = linkedMapOf("value" to (if (method == "sampled_rating") check.unparsableRating else -1.0), "parsed" to false)
+            }
+        }
+        val scored: Map<String, Any?> = entry ?: emptyMap()
+        val value = scored["value"] as Double
+        val escalate = value < threshold
+        trace.confidence.add(linkedMapOf<String, Any?>("tier" to tier, "method" to method, "value" to value,
+            "threshold" to threshold, "escalate" to escalate, "error" to error) + scored.filterKeys { it != "value" })
+        return Pair(generation, escalate)
     }
 
     fun handle(request: Request, forceTier: String? = null): Response {
@@ -127,7 +214,12 @@ class Pipeline(val spec: RoutingSpec, private val router: Router, private val en
         while (tier != null && tier !in tried) {
             tried.add(tier)
             val t = spec.tier(tier)
-            val generation = generate(tier, "answer", request.messages(), request.maxTokens ?: t.maxTokens, trace)
+            var escalate = false
+            val generation = if (tier in spec.confidenceCheck.tiers) {
+                val (g, e) = checkedAnswer(tier, request, trace)
+                escalate = e
+                g
+            } else generate(tier, "answer", request.messages(), request.maxTokens ?: t.maxTokens, trace)
             if (generation == null) {
                 val next = (listOf(tier) + spec.fallbacks(tier)).firstOrNull { it !in tried }
                 trace.fallbacks.add(linkedMapOf("from" to tier, "to" to next, "reason" to trace.steps.last().error))
@@ -135,10 +227,12 @@ class Pipeline(val spec: RoutingSpec, private val router: Router, private val en
                 continue
             }
             answer = Pair(tier, generation.text)
-            if (tier in spec.confidenceCheck.tiers && rate(tier, request, generation.text, trace)) {
+            if (escalate) {
                 val next = spec.nextTier(tier)
                 if (next != null && next !in tried) {
-                    trace.escalations.add(linkedMapOf("from" to tier, "to" to next, "rating" to trace.ratings.last()["rating"]))
+                    val check = trace.confidence.last()
+                    trace.escalations.add(linkedMapOf("from" to tier, "to" to next, "method" to check["method"],
+                        "confidence" to check["value"]))
                     tier = next
                     continue
                 }

@@ -32,8 +32,12 @@ data class RouterSpec(
     val temperature: Double, val bias: Map<String, Double>, val defaultConfidence: Double
 )
 
-data class ConfidenceCheck(val tiers: List<String>, val threshold: Double, val unparsableRating: Double, val maxTokens: Int,
-                           val prompt: String)
+/** confidence_check (runtime/spec.py): the method and its threshold; `options` falls back to `fallback`. */
+data class ConfidenceCheck(val tiers: List<String>, val method: String, val threshold: Double, val feature: String,
+                           val fallback: String, val fallbackThreshold: Double?, val unparsableRating: Double,
+                           val maxTokens: Int, val prompt: String) {
+    fun methods(): List<String> = if (method == "options") listOf(method, fallback) else listOf(method)
+}
 
 data class TierSpec(
     val name: String, val backend: String, val model: String?, val onDevice: Boolean, val baseUrl: String?,
@@ -73,7 +77,9 @@ class RoutingSpec(val name: String, val router: RouterSpec, val policy: PolicySp
                 (r["default_confidence"] ?: 0.5).num()
             )
             val c = o["confidence_check"].obj("confidence_check")
-            val check = ConfidenceCheck(c["tiers"].list().map { it.str() }, (c["threshold"] ?: 7.0).num(),
+            val check = ConfidenceCheck(c["tiers"].list().map { it.str() }, (c["method"] ?: "sampled_rating").str("confidence_check.method"),
+                (c["threshold"] ?: 7.0).num(), (c["feature"] ?: "mean").str("confidence_check.feature"),
+                (c["fallback"] ?: "token_logprob").str("confidence_check.fallback"), (c["fallback_threshold"] as Double?),
                 (c["unparsable_rating"] ?: 5.0).num(), (c["max_tokens"] ?: 8.0).num().toInt(), c["prompt"].str("confidence_check.prompt"))
             val tiers = o["tiers"].list("tiers").map {
                 val t = it.obj("tier")
