@@ -203,3 +203,25 @@ def test_real_core_ml_runtime_agrees_with_the_evaluator(coreml_artifact, tmp_pat
     assert device["passed"] and device["runner"] == "coreml"
     evaluator = parity(artifact, tmp_path, "--engine", "coreml-evaluator")
     assert abs(device["metrics"]["kl_mean"] - evaluator["metrics"]["kl_mean"]) < 1e-3
+
+
+def test_weights_kept_compressed_give_the_same_logits(coreml_artifact, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond its fp16 budget the evaluator dequantizes weights per use (docs/scale.md: 4B parity)."""
+    import numpy as np
+
+    from slmkit.converter.targets.coreml import evaluator as module
+
+    package = coreml_artifact("gemma3", "int4") / "model.mlpackage"
+    dense = module.MilEvaluator(package, round_fp16=True, dense_budget=None)
+    monkeypatch.setattr(module, "LAZY_MIN_ELEMENTS", 0)  # the fixture's weights are all small
+    lazy = module.MilEvaluator(package, round_fp16=True, dense_budget=0)
+    assert lazy._compressed and not dense._compressed  # token table, projections: all kept compressed
+    ids = np.array([[5, 17, 42, 99, 3, 250]], dtype=np.int32)
+    outputs = []
+    for evaluator in (dense, lazy):
+        state = evaluator.make_state()
+        prefill = evaluator.predict({"input_ids": ids, "attention_mask": np.ones((1, 6), np.int32)}, state)["logits"]
+        step = evaluator.predict({"input_ids": ids[:, :1], "attention_mask": np.ones((1, 7), np.int32)}, state)["logits"]
+        outputs.append((np.array(prefill), np.array(step)))
+    np.testing.assert_array_equal(outputs[0][0], outputs[1][0])
+    np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
