@@ -32,11 +32,6 @@ WEIGHTS_DIR = "Data/com.apple.CoreML/weights"
 # limit); the rest stay fp16 and are widened only while their op runs. SmolLM2 / Gemma 3 270M are
 # all float32; Gemma 3 1B half and half (3 GB); 4B all fp16 (7.8 GB instead of 15.5 GB).
 DENSE_WEIGHTS_LIMIT = 3 * 1024**3
-# Compressed (constexpr) weights are dequantized once at load up to this many bytes of fp16; the
-# rest stay compressed and are dequantized each time their op runs (slower, but the evaluator's
-# memory stops growing with the model: Gemma 3 4B int4 parity peaked at 14.4 GB holding all 7.8 GB
-# dequantized; docs/scale.md). Models up to ~2B parameters fit whole and run as before.
-DENSE_FP16_BUDGET = 4 * 1024**3
 LAZY_MIN_ELEMENTS = 1 << 16
 
 
@@ -96,8 +91,7 @@ def load_program(package: Path) -> Any:
 class MilEvaluator:
     """Runs a program's `main` like `MLModel.predict`, with states as `make_state()` gives them."""
 
-    def __init__(self, package: Path, round_fp16: bool = True, dense_budget: int | None = DENSE_FP16_BUDGET) -> None:
-        """`dense_budget`: bytes of fp16 weights dequantized once at load (None: all of them)."""
+    def __init__(self, package: Path, round_fp16: bool = True) -> None:
         with quiet_coremltools():
             from coremltools.converters.mil.mil import types
 
@@ -117,8 +111,7 @@ class MilEvaluator:
         self._last_use = self._last_uses()
         self._index = {op: i for i, op in enumerate(self.ops)}
         self._half_weights: dict[str, np.ndarray] = {}  # var name -> fp16 weight widened per use
-        self._compressed: dict[str, Any] = {}  # var name -> constexpr op, dequantized per use
-        self._prepare_constants(dense_budget)
+        self._prepare_constants()
 
     # -- public API (mirrors coremltools' MLModel on macOS) ------------------------------------
     def make_state(self) -> dict[str, np.ndarray]:
@@ -145,9 +138,9 @@ class MilEvaluator:
         handler = _NUMPY_OPS.get(op.op_type)
         # A weight kept at fp16 is float32 only while its op runs (linear and gather read it as is).
         lazy = [] if op.op_type in _READS_HALF_WEIGHTS else [
-            var for var in _input_vars(op) if var.name in self._half_weights or var.name in self._compressed]
+            var for var in _input_vars(op) if var.name in self._half_weights]
         for var in lazy:
-            self._bind(var, self.half_weight(var.name))
+            self._bind(var, self._half_weights[var.name])
         try:
             values = handler(self, index, op) if handler else op.value_inference()
         except SlmkitError:
@@ -188,49 +181,30 @@ class MilEvaluator:
         sym_val.val = value if value.ndim else value.dtype.type(value)
         var._sym_type, var._sym_val = sym_type, sym_val
 
-    def half_weight(self, name: str) -> np.ndarray | None:
-        """A weight not held as float32: its fp16 values (dequantized now if kept compressed), or None."""
-        half = self._half_weights.get(name)
-        if half is not None or name not in self._compressed:
-            return half
-        op = self._compressed[name]
-        value = np.asarray(_dequantize(op)[0])
-        return value.astype(np.float16) if _declared_fp16(op.outputs[0], self.types) else value
-
     def _value(self, var: Any) -> np.ndarray:
         sym_val = var._sym_val
         if sym_val is None:
             raise SlmkitError(f"Core ML evaluator: '{var.name}' has no value (evaluation order broken).")
         return np.asarray(sym_val.val)
 
-    def _prepare_constants(self, dense_budget: int | None) -> None:
-        """Weights dequantized once (constexpr ops), not on every call, up to `dense_budget` bytes
-        of fp16 (the rest stay compressed and are dequantized per use): as float32 within
+    def _prepare_constants(self) -> None:
+        """Weights dequantized once (constexpr ops), not on every call: as float32 within
         `DENSE_WEIGHTS_LIMIT`, else fp16 weights stay fp16 and are widened per use (the values are
-        the same: the device computes with fp16 weights too). Dequantized data is released."""
+        the same: the device computes with fp16 weights too). The compressed data is released."""
         dense: list[tuple[Any, np.ndarray]] = []
-        planned = 0
-        for op in self.ops:  # which compressed weights stay compressed (their inputs stay as stored)
-            if op.op_type.startswith("constexpr_") and len(op.outputs) == 1:
-                size = _elements(op.outputs[0])
-                if dense_budget is not None and size >= LAZY_MIN_ELEMENTS and planned + 2 * size > dense_budget:
-                    self._compressed[op.outputs[0].name] = op
-                else:
-                    planned += 2 * size
-        kept = {op for op in self._compressed.values()}
         for op in self.ops:
-            if op in kept:
-                continue
             if op.op_type == "const":
                 value = op.outputs[0].val
-                children = op.outputs[0].child_ops
-                if children and all(child in kept for child in children):
-                    continue  # the data of a weight dequantized per use
                 if isinstance(value, np.ndarray) and value.dtype == np.float16:
                     dense.append((op.outputs[0], value))
                     _release(op)
             elif op.op_type.startswith("constexpr_"):
-                values = _dequantize(op)
+                try:
+                    values = op.materialized_val_inference()
+                except Exception as exc:  # unknown compression layouts surface as assorted errors
+                    raise UnsupportedOp(f"Cannot dequantize Core ML op '{op.op_type}' ({op.name}): {_first_line(exc)}",
+                                        hint="Report the model and this op.") from None
+                values = values if isinstance(values, tuple) else (values,)
                 dense.extend((var, np.asarray(value)) for var, value in zip(op.outputs, values))
                 for var in _input_vars(op):  # the compressed data: nothing reads it again
                     if var.op is not None and var.op.op_type == "const" and len(var.child_ops) == 1:
@@ -309,22 +283,6 @@ def _release(const_op: Any) -> None:
     internal = getattr(const_op, "val", None)
     if internal is not None and hasattr(internal, "_sym_val"):
         internal._sym_val = None
-
-
-def _dequantize(op: Any) -> tuple[np.ndarray, ...]:
-    """A constexpr op's outputs (raises UnsupportedOp for a layout coremltools cannot expand)."""
-    try:
-        values = op.materialized_val_inference()
-    except Exception as exc:  # unknown compression layouts surface as assorted errors
-        raise UnsupportedOp(f"Cannot dequantize Core ML op '{op.op_type}' ({op.name}): {_first_line(exc)}",
-                            hint="Report the model and this op.") from None
-    return values if isinstance(values, tuple) else (values,)
-
-
-def _elements(var: Any) -> int:
-    """Elements of a var of static shape (0 when a dimension is symbolic)."""
-    shape = var.shape
-    return int(np.prod(shape)) if all(isinstance(d, (int, np.integer)) for d in shape) else 0
 
 
 def _is_constant(op: Any) -> bool:
@@ -459,20 +417,34 @@ def _weight(ev: MilEvaluator, var: Any) -> Any:
     """A weight input as a torch tensor: float32, widened from fp16 here when kept at fp16."""
     import torch
 
-    half = ev.half_weight(var.name)
+    half = ev._half_weights.get(var.name)
     return torch.from_numpy(var.val) if half is None else torch.from_numpy(half).float()
+
+
+# Output rows of an fp16 weight widened to float32 at once by `_linear`: without blocks, Gemma 3
+# 4B's 262K-row output projection alone needs a 2.7 GB float32 copy per call (4B Core ML parity
+# peaked at 14.4 GB; docs/scale.md).
+LINEAR_BLOCK_ELEMENTS = 1 << 24
 
 
 def _linear(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
     import torch
 
-    bias = None if op.bias is None else torch.from_numpy(np.asarray(op.bias.val, dtype=np.float32))
+    bias = None if op.bias is None else _weight(ev, op.bias).float()
     x = torch.from_numpy(np.ascontiguousarray(op.x.val, dtype=np.float32))
-    return torch.nn.functional.linear(x, _weight(ev, op.weight), bias).numpy()
+    half = ev._half_weights.get(op.weight.name)
+    if half is None or half.size <= LINEAR_BLOCK_ELEMENTS:
+        return torch.nn.functional.linear(x, _weight(ev, op.weight), bias).numpy()
+    weight = torch.from_numpy(half)
+    rows = max(1, LINEAR_BLOCK_ELEMENTS // half.shape[1])
+    out = torch.empty(*x.shape[:-1], half.shape[0], dtype=torch.float32)
+    for start in range(0, half.shape[0], rows):
+        out[..., start:start + rows] = torch.nn.functional.linear(x, weight[start:start + rows].float())
+    return (out if bias is None else out + bias).numpy()
 
 
 def _gather(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
-    half = ev.half_weight(op.x.name)
+    half = ev._half_weights.get(op.x.name)
     if half is None:
         return op.value_inference()
     rows = np.take(half, np.asarray(op.indices.val, dtype=np.int64), axis=int(op.axis.val))  # only the rows asked for

@@ -129,18 +129,17 @@ class CoremlTarget:
                               hint="Use fewer --steps, or convert with a larger --cache-length.")
 
     def engine_memory(self, artifact: Path, manifest: dict, engine: str, n_ctx: int, vocab: int) -> int:
-        """The evaluator: the program as loaded, its weights dequantized up to its fp16 budget (float32
-        within the evaluator's limit, else fp16; the rest compressed), a prompt's logits and a
-        prefill chunk's transients.
+        """The evaluator: the program as loaded, its weights dequantized (float32 within the
+        evaluator's budget, else fp16), a prompt's logits and a prefill chunk's transients.
         Measured: Gemma 3 1B int4 7.6 GB including the reference phase before it."""
         from slmkit.converter.parity.coreml_runner import PREFILL_CHUNK
         from slmkit.converter.preflight import BASE_BYTES
-        from slmkit.converter.targets.coreml.evaluator import DENSE_FP16_BUDGET, DENSE_WEIGHTS_LIMIT
+        from slmkit.converter.targets.coreml.evaluator import DENSE_WEIGHTS_LIMIT
 
         package = artifact / manifest["model_file"]
         stored = sum(p.stat().st_size for p in package.rglob("*") if p.is_file())
         parameters = int(manifest.get("conversion", {}).get("parameters") or stored)
-        dense = max(min(2 * parameters, DENSE_FP16_BUDGET), DENSE_WEIGHTS_LIMIT)  # the rest stays compressed
+        dense = max(2 * parameters, DENSE_WEIGHTS_LIMIT)
         return BASE_BYTES + stored + dense + 2 * n_ctx * vocab * 4 + 4 * PREFILL_CHUNK * vocab * 4
 
     def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int, engine: str) -> Runner:

@@ -205,23 +205,21 @@ def test_real_core_ml_runtime_agrees_with_the_evaluator(coreml_artifact, tmp_pat
     assert abs(device["metrics"]["kl_mean"] - evaluator["metrics"]["kl_mean"]) < 1e-3
 
 
-def test_weights_kept_compressed_give_the_same_logits(coreml_artifact, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Beyond its fp16 budget the evaluator dequantizes weights per use (docs/scale.md: 4B parity)."""
+def test_large_fp16_weights_are_projected_in_row_blocks(coreml_artifact, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A weight kept at fp16 is widened a block of rows at a time (no float32 copy of a 262K-row head)."""
     import numpy as np
 
     from slmkit.converter.targets.coreml import evaluator as module
 
     package = coreml_artifact("gemma3", "int4") / "model.mlpackage"
-    dense = module.MilEvaluator(package, round_fp16=True, dense_budget=None)
-    monkeypatch.setattr(module, "LAZY_MIN_ELEMENTS", 0)  # the fixture's weights are all small
-    lazy = module.MilEvaluator(package, round_fp16=True, dense_budget=0)
-    assert lazy._compressed and not dense._compressed  # token table, projections: all kept compressed
     ids = np.array([[5, 17, 42, 99, 3, 250]], dtype=np.int32)
-    outputs = []
-    for evaluator in (dense, lazy):
-        state = evaluator.make_state()
-        prefill = evaluator.predict({"input_ids": ids, "attention_mask": np.ones((1, 6), np.int32)}, state)["logits"]
-        step = evaluator.predict({"input_ids": ids[:, :1], "attention_mask": np.ones((1, 7), np.int32)}, state)["logits"]
-        outputs.append((np.array(prefill), np.array(step)))
-    np.testing.assert_array_equal(outputs[0][0], outputs[1][0])
-    np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
+    inputs = {"input_ids": ids, "attention_mask": np.ones((1, 6), np.int32)}
+    whole = module.MilEvaluator(package, round_fp16=False)
+    expected = np.array(whole.predict(inputs, whole.make_state())["logits"])
+    monkeypatch.setattr(module, "DENSE_WEIGHTS_LIMIT", 0)  # every large weight stays fp16
+    monkeypatch.setattr(module, "LAZY_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(module, "LINEAR_BLOCK_ELEMENTS", 1000)  # a few rows per block
+    blocked = module.MilEvaluator(package, round_fp16=False)
+    assert blocked._half_weights
+    got = np.array(blocked.predict(inputs, blocked.make_state())["logits"])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)  # float32 summation order only
