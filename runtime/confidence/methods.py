@@ -15,7 +15,7 @@ from typing import Any
 from slmkit.runtime.backends.base import BackendError, Generation
 from slmkit.runtime.confidence.logprob import token_confidence
 from slmkit.runtime.confidence.options import answer_prefix, answer_text, choose, extract_options
-from slmkit.runtime.confidence.rating import expected_rating, rating_distribution, rating_or_default
+from slmkit.runtime.confidence.rating import expected_rating, rating_distribution, rating_or_default, should_escalate
 from slmkit.runtime.prompts import render_rating_prompt
 from slmkit.runtime.spec import ConfidenceCheckSpec
 
@@ -38,7 +38,7 @@ class Score:
 
     def escalate(self, threshold: float) -> bool:
         """Below the threshold escalates; the threshold itself is enough (seed: rating 7 stays)."""
-        return self.value < threshold
+        return should_escalate(self.value, threshold)
 
 
 def sampled_rating(backend: Any, check: ConfidenceCheckSpec, question: str, answer: str) -> Score:
@@ -99,9 +99,9 @@ def answer_from_options(backend: Any, messages: list[dict[str, str]], prompt: st
         if prefix:
             continuation.append(continuation.tokenize(prefix))
         choice = choose(continuation, spelled)
-        tokens = len(continuation.tokenize(answer_text(prompt, options[choice.index])))
+        text = answer_text(prompt, options[choice.index])
+        tokens = len(continuation.tokenize(text))
     seconds = time.perf_counter() - start
-    text = answer_text(prompt, options[choice.index])
     generation = Generation(text=text, input_tokens=prompt_tokens, output_tokens=tokens, latency_ms=seconds * 1000,
                             model=backend.tier.model)
     return OptionAnswer(generation, Score("options", choice.probability, seconds,
