@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slmkit.runtime.backends import Backend, BackendError, Generation, make_backend
-from slmkit.runtime.confidence.methods import Score, answer_from_options, score_answer
+from slmkit.runtime.confidence.methods import Score, answer_from_options, score_answer, trained
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.policy import choose_tier
 from slmkit.runtime.prompts import router_input
@@ -107,7 +107,7 @@ class Pipeline:
         score: Score | None = None
         generation: Generation | None = None
         threshold = check.threshold
-        if check.method == "options":
+        if check.answers_from_options():
             start = time.perf_counter()
             try:
                 option = answer_from_options(self.backend(tier), messages, request.user)
@@ -116,13 +116,14 @@ class Pipeline:
                                                   error=exc.reason))
                 return None, False
             if option is not None:
-                generation, score = option.generation, option.score
+                generation = option.generation
+                score = option.score if check.method == "options" else trained(check, option.features, option.score.seconds)
                 trace.steps.append(self._step(tier, "answer", generation))
-            else:
+            elif check.method == "options":
                 threshold = check.fallback_threshold if check.fallback_threshold is not None else threshold
         if generation is None:
             generation = self._generate(tier, "answer", messages, max_tokens, trace,
-                                        logprobs="token_logprob" in check.methods())
+                                        logprobs=check.needs_token_logprobs())
             if generation is None:
                 return None, False
         error = None

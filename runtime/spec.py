@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -79,12 +79,12 @@ class PolicySpec(Strict):
     unparsed_tier: str = Field(description="Where a request goes when the router output cannot be parsed.")
 
 
-ConfidenceMethod = Literal["sampled_rating", "self_rating", "token_logprob", "options"]
+ConfidenceMethod = Literal["sampled_rating", "self_rating", "token_logprob", "options", "trained"]
 RATING_METHODS = ("sampled_rating", "self_rating")
 # What each backend can run (runtime/confidence/methods.py): the rating prompt needs generation only;
 # the others need the logits of the tier's own model, which every local engine exposes (llama.cpp's
 # llama_get_logits_ith, onnxruntime-genai's Generator.get_logits, the Core ML program's `logits`).
-ALL_CONFIDENCE_METHODS = ("sampled_rating", "self_rating", "token_logprob", "options")
+ALL_CONFIDENCE_METHODS = ("sampled_rating", "self_rating", "token_logprob", "options", "trained")
 CONFIDENCE_SUPPORT: dict[str, tuple[str, ...]] = {
     "llama.cpp": ALL_CONFIDENCE_METHODS,
     "onnxruntime-genai": ALL_CONFIDENCE_METHODS,
@@ -95,6 +95,30 @@ CONFIDENCE_SUPPORT: dict[str, tuple[str, ...]] = {
 }
 
 
+class TrainedHead(Strict):
+    """`trained`'s logistic head (runtime/confidence/head.py), written by `slmkit confidence train`:
+    sigmoid(bias + sum weights[i] * (features[i] - center[i]) / scale[i])."""
+
+    features: list[str] = Field(min_length=1, description="Names from runtime/confidence/head.py FEATURES.")
+    weights: list[float]
+    center: list[float]
+    scale: list[float]
+    bias: float
+    fitted: dict[str, Any] = Field(default_factory=dict, description="How it was fitted: answers, sources, held-out AUROC.")
+
+    @model_validator(mode="after")
+    def _parallel(self) -> TrainedHead:
+        from slmkit.runtime.confidence.head import FEATURES
+
+        if unknown := [f for f in self.features if f not in FEATURES]:
+            raise ValueError(f"confidence_check.head: unknown feature {unknown[0]!r}; known: {', '.join(FEATURES)}")
+        if not len(self.weights) == len(self.center) == len(self.scale) == len(self.features):
+            raise ValueError("confidence_check.head: features, weights, center and scale must have the same length")
+        if any(not s > 0 for s in self.scale):
+            raise ValueError("confidence_check.head: every scale must be > 0")
+        return self
+
+
 class ConfidenceCheckSpec(Strict):
     """How a checked tier's answer is scored (runtime/confidence/); below `threshold` escalates.
 
@@ -103,8 +127,9 @@ class ConfidenceCheckSpec(Strict):
 
     tiers: list[str] = Field(default_factory=list, description="Tiers whose answers are checked (empty: off).")
     method: ConfidenceMethod = Field("sampled_rating", description="runtime/confidence/__init__.py lists the methods.")
-    threshold: float = Field(7, ge=0, le=10, description="Ratings: 1-10; token_logprob and options: a probability 0-1.")
+    threshold: float = Field(7, ge=0, le=10, description="Ratings: 1-10; token_logprob, options and trained: a probability 0-1.")
     feature: str = Field("mean", description="token_logprob: which statistic of the answer's tokens (runtime/confidence/logprob.py).")
+    head: TrainedHead | None = Field(None, description="trained: the fitted head (slmkit confidence train writes it).")
     fallback: Literal["sampled_rating", "self_rating", "token_logprob"] = Field(
         "token_logprob", description="options: the method for requests without a closed label set.")
     fallback_threshold: float | None = Field(None, ge=0, le=10, description="options: the fallback method's threshold.")
@@ -131,6 +156,8 @@ class ConfidenceCheckSpec(Strict):
             if self.fallback_threshold is None:
                 raise ValueError("confidence_check: method options needs fallback_threshold (for requests without options)")
             check(self.fallback, self.fallback_threshold, "fallback_threshold")
+        if self.method == "trained" and self.head is None:
+            raise ValueError("confidence_check: method trained needs `head` (fit one with `slmkit confidence train`)")
         if self.feature not in FEATURES:
             raise ValueError(f"confidence_check.feature {self.feature!r} is not one of {', '.join(FEATURES)}")
         return self
@@ -138,6 +165,14 @@ class ConfidenceCheckSpec(Strict):
     def methods(self) -> tuple[str, ...]:
         """Every method this check may run."""
         return (self.method, self.fallback) if self.method == "options" else (self.method,)
+
+    def answers_from_options(self) -> bool:
+        """Whether a request with a closed label set is answered by the option walk."""
+        return self.method in ("options", "trained")
+
+    def needs_token_logprobs(self) -> bool:
+        """Whether generated answers must carry their tokens' log-probabilities."""
+        return any(m in ("token_logprob", "trained") for m in self.methods())
 
 
 class SimulatedProfile(Strict):

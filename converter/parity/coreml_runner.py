@@ -40,6 +40,11 @@ def open_program(package: Path, engine: str) -> Any:
 PREFILL_CHUNK = 128
 
 
+def _exact_in_half(values: np.ndarray) -> bool:
+    """Whether float32 `values` survive a round trip through fp16 unchanged (inf and NaN included)."""
+    return bool(np.array_equal(values.astype(np.float16).astype(np.float32), values, equal_nan=True))
+
+
 class CoremlRunner(HfTokenized):
     def __init__(self, package: Path, tokenizer_dir: Path, engine: str, threads: int | None = None) -> None:
         # The evaluator's numpy matmuls use BLAS's own threading; `threads` does not apply.
@@ -54,14 +59,17 @@ class CoremlRunner(HfTokenized):
 
     def greedy(self, ids: list[int], steps: int) -> Decode:
         """Prefill in chunks of PREFILL_CHUNK tokens through the cache (as apps prefill long
-        prompts; a 900-token pass over a 262K vocabulary is ~1 GB of logits per copy), then decode."""
+        prompts; a 900-token pass over a 262K vocabulary is ~1 GB of logits per copy), then decode.
+        The prefill logits are kept as fp16 when that holds them exactly (the same numbers)."""
         state = self.program.make_state()
         prefill: np.ndarray | None = None
         for start in range(0, len(ids), PREFILL_CHUNK):
             chunk = ids[start:start + PREFILL_CHUNK]
             logits = self._logits(state, chunk, start + len(chunk))
-            if prefill is None:
-                prefill = np.empty((len(ids), logits.shape[-1]), dtype=np.float32)
+            if prefill is None:  # fp16 while every value is one (a program computing in fp16): half the memory
+                prefill = np.empty((len(ids), logits.shape[-1]), dtype=np.float16)
+            if prefill.dtype == np.float16 and not _exact_in_half(logits):
+                prefill = prefill.astype(np.float32)
             prefill[start:start + len(chunk)] = logits
             del logits
         assert prefill is not None

@@ -7,6 +7,7 @@ verdict rests on distributions: KL divergence, top-1 agreement, greedy agreement
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,21 +31,10 @@ def kl_divergence(ref_logits: np.ndarray, art_logits: np.ndarray, chunk: int = 6
     return out
 
 
-def max_abs_difference(ref: np.ndarray, art: np.ndarray, chunk: int = 64) -> float:
-    """Largest |Δlogit|, without materialising a full-vocabulary difference matrix."""
-    return max(float(np.abs(ref[i:i + chunk] - art[i:i + chunk]).max()) for i in range(0, ref.shape[0], chunk))
-
-
-def next_token_nll(logits: np.ndarray, ids: list[int], chunk: int = 64) -> float:
-    """Mean negative log-likelihood of each next token: log(perplexity) on the prompt."""
-    targets = np.asarray(ids[1:])
-    if targets.size == 0:
-        return 0.0
-    total = 0.0
-    for start in range(0, targets.size, chunk):
-        lp = log_softmax(logits[start:min(start + chunk, targets.size)])
-        total += float(-lp[np.arange(lp.shape[0]), targets[start:start + lp.shape[0]]].sum())
-    return total / targets.size
+def _nll_sum(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Summed negative log-likelihood of `targets` [n] under `logits` [n, vocab]."""
+    lp = log_softmax(logits)
+    return float(-lp[np.arange(lp.shape[0]), targets].sum())
 
 
 def common_vocab(ref: np.ndarray, art: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,31 +59,51 @@ class PromptScores:
     art_greedy: list[int]
 
 
-def score_prompt(prompt_id: str, ids: list[int], ref: np.ndarray, art: np.ndarray,
+# Positions scored at once: each chunk of a 262K-token vocabulary's logits is ~70 MB per float64 copy.
+SCORE_CHUNK = 64
+
+
+def score_prompt(prompt_id: str, ids: list[int], ref: Any, art: Any,
                  ref_decode: tuple[list[int], np.ndarray], art_decode: tuple[list[int], np.ndarray],
                  tokens_match: bool) -> PromptScores:
-    ref, art = common_vocab(ref, art)
-    kl = kl_divergence(ref, art)
-    top1 = ref.argmax(-1) == art.argmax(-1)
-    ref_nll = next_token_nll(ref, ids)
-    art_nll = next_token_nll(art, ids)
+    """Every metric of one prompt in one pass over position chunks.
+
+    `ref` and `art` are prefill logits [positions, vocab]: arrays, or anything that gives row
+    slices as arrays and a `shape` (run.NpyRows reads a stored reference's rows on demand, so a
+    long prompt's logits never sit in memory whole).
+    """
+    positions = ref.shape[0]
+    kl = np.empty(positions, dtype=np.float64)
+    top1 = np.empty(positions, dtype=bool)
+    max_diff, ref_nll, art_nll = 0.0, 0.0, 0.0
+    targets = np.asarray(ids[1:positions + 1])
+    for start in range(0, positions, SCORE_CHUNK):
+        stop = min(start + SCORE_CHUNK, positions)
+        r, a = common_vocab(np.asarray(ref[start:stop]), np.asarray(art[start:stop]))
+        kl[start:stop] = kl_divergence(r, a)
+        top1[start:stop] = r.argmax(-1) == a.argmax(-1)
+        max_diff = max(max_diff, float(np.abs(r.astype(np.float32) - a.astype(np.float32)).max()))
+        rows = targets[start:stop]
+        if rows.size:
+            ref_nll += _nll_sum(r[:rows.size], rows)
+            art_nll += _nll_sum(a[:rows.size], rows)
     ref_tokens, ref_steps = ref_decode
     art_tokens, art_steps = art_decode
     agree = 0
-    for a, b in zip(ref_tokens, art_tokens):
-        if a != b:
+    for x, y in zip(ref_tokens, art_tokens):
+        if x != y:
             break
         agree += 1
     steps = min(agree + 1, len(ref_tokens))  # the first diverging step is still comparable
-    r_steps, a_steps = common_vocab(ref_steps[:steps], art_steps[:steps])
+    r_steps, a_steps = common_vocab(np.asarray(ref_steps[:steps]), np.asarray(art_steps[:steps]))
     return PromptScores(
         prompt_id=prompt_id,
         n_tokens=len(ids),
         kl=kl,
         top1=top1,
-        max_abs_logit_diff=max_abs_difference(ref, art),
-        ref_nll=ref_nll,
-        art_nll=art_nll,
+        max_abs_logit_diff=max_diff,
+        ref_nll=ref_nll / max(targets.size, 1),
+        art_nll=art_nll / max(targets.size, 1),
         greedy_match=agree / max(len(ref_tokens), 1),
         decode_kl=kl_divergence(r_steps, a_steps),
         tokens_match=tokens_match,

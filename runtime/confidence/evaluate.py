@@ -20,7 +20,8 @@ from typing import Any
 
 from slmkit.runtime.backends.base import BackendError
 from slmkit.runtime.confidence.logprob import FEATURES, token_confidence
-from slmkit.runtime.confidence.methods import answer_from_options, sampled_rating, self_rating
+from slmkit.runtime.confidence.head import head_value
+from slmkit.runtime.confidence.methods import answer_from_options, free_answer_features, sampled_rating, self_rating
 from slmkit.runtime.data import read_lines
 from slmkit.runtime.spec import ConfidenceCheckSpec
 
@@ -118,13 +119,28 @@ class Observation:
     values: dict[str, float] = field(default_factory=dict)
     correct: dict[str, bool] = field(default_factory=dict)  # per method: is the answer it keeps right
     ms: dict[str, float] = field(default_factory=dict)
+    # What a `trained` head reads about the answer it keeps (the option answer when the request
+    # has a closed set, else the free answer), and whether that answer is right.
+    features: dict[str, float] = field(default_factory=dict)
+    features_right: bool = False
+    features_ms: float = 0.0
+
+    def record(self) -> dict[str, Any]:
+        """One JSONL line for `confidence train --observations` (what a head is fitted on)."""
+        return {"id": self.item.id, "source": self.item.source, "right": self.features_right,
+                "features": self.features, "answer": self.answer, "values": self.values}
 
 
-METHOD_ORDER = ("sampled_rating", "self_rating", *(f"token_logprob:{f}" for f in FEATURES), "options")
+# `trained:held_out`: a head fitted on the other sources, scored on each held-out one (confidence train).
+TRAINED_HELD_OUT = "trained:held_out"
+METHOD_ORDER = ("sampled_rating", "self_rating", *(f"token_logprob:{f}" for f in FEATURES), "options", "trained",
+                TRAINED_HELD_OUT)
 
 
-def observe(backend: Any, check: ConfidenceCheckSpec, item: GoldItem, max_tokens: int) -> Observation:
-    """Every method on one item (raises BackendError when the tier fails).
+def observe(backend: Any, check: ConfidenceCheckSpec, item: GoldItem, max_tokens: int,
+            ratings: bool = True) -> Observation:
+    """Every method on one item (raises BackendError when the tier fails); without `ratings`,
+    not the two rating methods (what `confidence train` needs is the answers' own features).
 
     Prompts are evaluated once where methods share them (the engine reuses its KV cache), and
     each method's time is what it costs alone: `options` (which replaces the generation) is its
@@ -146,6 +162,14 @@ def observe(backend: Any, check: ConfidenceCheckSpec, item: GoldItem, max_tokens
         obs.values["options"] = option.score.value
         obs.correct["options"] = is_right(option.generation.text, item.references)
         obs.ms["options"] = option.score.seconds * 1000 + (generation.ttft_ms or 0.0)
+        obs.features, obs.features_right, obs.features_ms = option.features, obs.correct["options"], obs.ms["options"]
+    else:
+        obs.features, obs.features_right = free_answer_features(generation), right
+    if check.head is not None:
+        obs.values["trained"] = head_value(check.head, obs.features)
+        obs.correct["trained"], obs.ms["trained"] = obs.features_right, obs.features_ms
+    if not ratings:
+        return obs
     rating = self_rating(backend, check, item.user, generation.text)
     obs.values["self_rating"], obs.correct["self_rating"], obs.ms["self_rating"] = rating.value, right, rating.seconds * 1000
     sampled = sampled_rating(backend, check, item.user, generation.text)
@@ -155,12 +179,12 @@ def observe(backend: Any, check: ConfidenceCheckSpec, item: GoldItem, max_tokens
 
 
 def run(backend: Any, check: ConfidenceCheckSpec, items: list[GoldItem], max_tokens: int,
-        advance: Callable[[], None] = lambda: None) -> tuple[list[Observation], list[str]]:
+        advance: Callable[[], None] = lambda: None, ratings: bool = True) -> tuple[list[Observation], list[str]]:
     """Observations, and "id: reason" for items the tier failed on (left out, never fatal)."""
     observations, failures = [], []
     for item in items:
         try:
-            observations.append(observe(backend, check, item, max_tokens))
+            observations.append(observe(backend, check, item, max_tokens, ratings))
         except BackendError as exc:
             failures.append(f"{item.id or '?'}: {exc.reason}")
         advance()

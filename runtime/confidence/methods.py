@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slmkit.runtime.backends.base import BackendError, Generation
+from slmkit.runtime.confidence.head import answer_features, head_value, option_features
 from slmkit.runtime.confidence.logprob import token_confidence
 from slmkit.runtime.confidence.options import answer_prefix, answer_text, choose, extract_options
 from slmkit.runtime.confidence.rating import expected_rating, rating_distribution, rating_or_default, should_escalate
@@ -77,7 +78,23 @@ def token_logprob(check: ConfidenceCheckSpec, generation: Generation) -> Score:
 @dataclass
 class OptionAnswer:
     generation: Generation
-    score: Score
+    score: Score  # the `options` method's: the chosen option's probability
+    features: dict[str, float]  # what the `trained` head reads (head.option_features)
+
+
+def trained(check: ConfidenceCheckSpec, features: dict[str, float], seconds: float = 0.0) -> Score:
+    """The spec's fitted head on an answer's features (head.option_features or head.answer_features)."""
+    if check.head is None:
+        raise ValueError("confidence_check.head is missing")
+    return Score("trained", head_value(check.head, features), seconds,
+                 {"features": {name: round(features[name], 4) for name in check.head.features}})
+
+
+def free_answer_features(generation: Generation) -> dict[str, float]:
+    """head.answer_features of a generation that carries its token log-probabilities."""
+    if generation.token_logprobs is None or generation.token_margins is None:
+        raise BackendError("the tier returned no token log-probabilities")
+    return answer_features(generation.token_logprobs, generation.token_margins, generation.input_tokens)
 
 
 def answer_from_options(backend: Any, messages: list[dict[str, str]], prompt: str) -> OptionAnswer | None:
@@ -105,13 +122,16 @@ def answer_from_options(backend: Any, messages: list[dict[str, str]], prompt: st
     generation = Generation(text=text, input_tokens=prompt_tokens, output_tokens=tokens, latency_ms=seconds * 1000,
                             model=backend.tier.model)
     return OptionAnswer(generation, Score("options", choice.probability, seconds,
-                                          {"options": len(options), "choice": options[choice.index]}))
+                                          {"options": len(options), "choice": options[choice.index]}),
+                        option_features(choice.probability, choice.margin, len(options), prompt_tokens))
 
 
 def score_answer(backend: Any, check: ConfidenceCheckSpec, question: str, generation: Generation) -> Score:
     """The spec's method on an answer the tier generated (for `options`, on a request without a
     closed set: its `fallback` method)."""
     method = check.fallback if check.method == "options" else check.method
+    if method == "trained":
+        return trained(check, free_answer_features(generation))
     if method == "token_logprob":
         return token_logprob(check, generation)
     if method == "self_rating":

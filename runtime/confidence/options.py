@@ -112,13 +112,16 @@ class Choice:
     index: int  # into the options
     probability: float  # of the chosen option among the options, in (0, 1]
     evaluated: int  # tokens the engine evaluated after the prompt
+    margin: float = 1.0  # closest branch: chosen minus runner-up renormalized probability, in [0, 1]
 
 
 def choose(continuation: Continuation, options: Sequence[Sequence[int]]) -> Choice:
     """Walk the options' token trie greedily: at each branch, take the child with the highest
     probability renormalized over the children (an option ending here counts with the mass of
     every token that continues no option). The confidence is the product of the chosen branches'
-    renormalized probabilities. Tokens after the last branch are not evaluated.
+    renormalized probabilities; the margin is the smallest gap, over the branches, between the
+    chosen branch's renormalized probability and the runner-up's. Tokens after the last branch are
+    not evaluated.
 
     Raises ValueError for no options, an empty option, or duplicate token sequences.
     """
@@ -126,7 +129,7 @@ def choose(continuation: Continuation, options: Sequence[Sequence[int]]) -> Choi
     if not sequences or any(not s for s in sequences) or len(set(sequences)) != len(sequences):
         raise ValueError("options must be distinct, non-empty token sequences")
     live = list(range(len(sequences)))
-    depth, probability, evaluated = 0, 1.0, 0
+    depth, probability, evaluated, margin = 0, 1.0, 0, 1.0
     while len(live) > 1:
         ended = [i for i in live if len(sequences[i]) == depth]
         children = sorted({sequences[i][depth] for i in live if len(sequences[i]) > depth})
@@ -140,15 +143,17 @@ def choose(continuation: Continuation, options: Sequence[Sequence[int]]) -> Choi
         end_mass = max(0.0, 1.0 - sum(masses))
         candidates = masses + ([end_mass] if ended else [])
         total = sum(candidates)
-        best = max(range(len(candidates)), key=lambda k: candidates[k])  # first wins a tie
-        probability *= candidates[best] / total if total > 0 else 1.0 / len(candidates)
+        shares = [c / total for c in candidates] if total > 0 else [1.0 / len(candidates)] * len(candidates)
+        best = max(range(len(candidates)), key=lambda k: shares[k])  # first wins a tie
+        probability *= shares[best]
+        margin = min(margin, shares[best] - max(s for k, s in enumerate(shares) if k != best))
         if best == len(masses):
-            return Choice(ended[0], probability, evaluated)
+            return Choice(ended[0], probability, evaluated, margin)
         token = children[best]
         live = [i for i in live if len(sequences[i]) > depth and sequences[i][depth] == token]
         depth += 1
         if len(live) > 1:
             continuation.append([token])
             evaluated += 1
-    return Choice(live[0], probability, evaluated)
+    return Choice(live[0], probability, evaluated, margin)
 

@@ -10,7 +10,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from slmkit.runtime.errors import SlmkitError
-from slmkit.runtime.simulate.report import _svg, _write_atomically
+from slmkit.runtime.paths import write_atomically
+from slmkit.runtime.simulate.report import _svg
 
 BINS = 10
 
@@ -106,10 +107,10 @@ def write_report(summary: dict[str, Any], points: dict[str, tuple[list[float], l
     json_path = Path(json_path)
     try:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(json_path, json.dumps(summary, indent=2) + "\n")
+        write_atomically(json_path, json.dumps(summary, indent=2) + "\n")
         html_path = json_path.with_suffix(".html")
         env = Environment(loader=PackageLoader("slmkit.runtime.confidence", "templates"), autoescape=select_autoescape())
-        _write_atomically(html_path, env.get_template("report.html.j2").render(s=summary, figures=_figures(summary, points)))
+        write_atomically(html_path, env.get_template("report.html.j2").render(s=summary, figures=_figures(summary, points)))
     except OSError as exc:
         raise SlmkitError(f"Cannot write the report at {json_path}: {exc}") from None
     return json_path, html_path

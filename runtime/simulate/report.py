@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from slmkit.runtime.errors import SlmkitError
+from slmkit.runtime.paths import write_atomically
 
 TIER_COLOURS = ("#2a9d8f", "#e9c46a", "#e76f51", "#264653", "#8ab17d", "#9c6644")
 
@@ -95,12 +95,6 @@ def _figures(summary: dict) -> dict[str, str]:
     return figures
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
-
-
 def write_report(summary: dict, folder: Path) -> tuple[Path, Path]:
     folder = Path(folder)
     try:
@@ -110,7 +104,7 @@ def write_report(summary: dict, folder: Path) -> tuple[Path, Path]:
     if not folder.is_dir():
         raise SlmkitError(f"{folder} is not a folder.")
     json_path, html_path = folder / "report.json", folder / "report.html"
-    _write_atomically(json_path, json.dumps(summary, indent=2) + "\n")  # first: the numbers survive any rendering bug
+    write_atomically(json_path, json.dumps(summary, indent=2) + "\n")  # first: the numbers survive any rendering bug
     env = Environment(loader=PackageLoader("slmkit.runtime.simulate", "templates"), autoescape=select_autoescape())
-    _write_atomically(html_path, env.get_template("report.html.j2").render(s=summary, figures=_figures(summary)))
+    write_atomically(html_path, env.get_template("report.html.j2").render(s=summary, figures=_figures(summary)))
     return json_path, html_path

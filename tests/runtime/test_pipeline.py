@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,37 @@ def test_a_failing_check_escalates_and_says_why() -> None:
     local = Scripted("Paris.")  # no logits: token_logprob cannot read the answer's probabilities
     response = pipeline("simple", 0.95, check=TOKEN_CHECK, on_device=local, mid=Scripted("mid")).handle(Request("q"))
     assert response.tier == "mid" and response.trace.confidence[0]["error"]
+
+
+# A head that reads only the option walk's probability and the free answer's mean token log-probability
+# (each 0 for the other kind of answer): z = 4 (option_logprob + 0.5) + 4 token_mean.
+TRAINED_CHECK = {"tiers": ["on-device"], "method": "trained", "threshold": 0.5,
+                 "head": {"features": ["options", "option_logprob", "token_mean"], "weights": [0.0, 4.0, 4.0],
+                          "center": [0.0, -0.5, 0.0], "scale": [1.0, 1.0, 1.0], "bias": 0.0}}
+
+
+@pytest.mark.parametrize(("table", "tier"), [({"positive": 0.1, "negative": 0.8}, "on-device"),
+                                             ({"positive": 0.3, "negative": 0.35}, "mid")])
+def test_trained_scores_the_option_answer_with_its_head(table: dict, tier: str) -> None:
+    local = ScriptedLogits(vocab=["positive", "negative", "x"], table={(): table})
+    request = Request("Classify the tone (positive / negative) of: great!")
+    response = pipeline("simple", 0.95, check=TRAINED_CHECK, on_device=local, mid=Scripted("mid")).handle(request)
+    check = response.trace.confidence[0]
+    share = max(table.values()) / sum(table.values())
+    assert check["method"] == "trained" and check["features"]["option_logprob"] == pytest.approx(math.log(share), abs=1e-4)
+    assert check["value"] == pytest.approx(1 / (1 + math.exp(-4 * (math.log(share) + 0.5))))
+    assert response.tier == tier and response.text == ("negative" if tier == "on-device" else "mid")
+
+
+@pytest.mark.parametrize(("probability", "tier"), [(0.9, "on-device"), (0.3, "mid")])
+def test_trained_scores_a_free_answer_from_its_token_logprobs(probability: float, tier: str) -> None:
+    local = ScriptedLogits("Paris.", logprobs=[math.log(probability)] * 2)
+    response = pipeline("simple", 0.95, check=TRAINED_CHECK, on_device=local, mid=Scripted("mid")).handle(Request("Capital?"))
+    check = response.trace.confidence[0]
+    assert (check["method"], check["threshold"], response.tier) == ("trained", 0.5, tier) and len(local.calls) == 1
+    assert check["features"]["token_mean"] == pytest.approx(math.log(probability), abs=1e-4)
+
+
+def test_trained_without_a_head_is_a_spec_error() -> None:
+    with pytest.raises(ValueError, match="needs `head`"):
+        ConfidenceCheckSpec(tiers=["on-device"], method="trained", threshold=0.5)

@@ -9,6 +9,7 @@ from importlib import resources
 import pytest
 
 from slmkit.runtime.confidence import rating_or_default, should_escalate
+from slmkit.runtime.confidence.head import answer_features, head_value, option_features
 from slmkit.runtime.confidence.logprob import token_confidence, token_stats
 from slmkit.runtime.confidence.options import answer_prefix, answer_text, choose, extract_options
 from slmkit.runtime.confidence.rating import expected_rating, rating_distribution
@@ -18,10 +19,10 @@ from slmkit.runtime.router import features
 from slmkit.runtime.router.classifier import classifier_text
 from slmkit.runtime.router.decision import RouteDecision, decision_from_logits
 from slmkit.runtime.router.parse import parse_router_output
-from slmkit.runtime.spec import PolicySpec, Truncation
+from slmkit.runtime.spec import PolicySpec, TrainedHead, Truncation
 
 VECTOR_FILES = ("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
-                "option_choice", "rating_distribution", "token_confidence")
+                "option_choice", "rating_distribution", "token_confidence", "trained_head")
 
 
 def vectors(name: str) -> list[dict]:
@@ -142,6 +143,17 @@ def test_option_choice(row: dict) -> None:
     choice = choose(continuation, row["options"])
     assert choice.index == row["expected"]["index"] and continuation.appended == row["expected"]["appended"]
     assert choice.probability == pytest.approx(row["expected"]["probability"], abs=1e-9)
+    assert choice.margin == pytest.approx(row["expected"]["margin"], abs=1e-9)
+
+
+@pytest.mark.parametrize("row", vectors("trained_head"), ids=ids("trained_head"))
+def test_trained_head(row: dict) -> None:
+    if row["kind"] == "option":
+        found = option_features(row["probability"], row["margin"], row["count"], row["prompt_tokens"])
+    else:
+        found = answer_features(row["logprobs"], row["margins"], row["prompt_tokens"])
+    assert found == pytest.approx(row["expected"]["features"], abs=1e-9)
+    assert head_value(TrainedHead(**row["head"]), found) == pytest.approx(row["expected"]["value"], rel=1e-9, abs=1e-12)
 
 
 @pytest.mark.parametrize("row", vectors("rating_distribution"), ids=ids("rating_distribution"))

@@ -110,7 +110,7 @@ def test_kotlin_routing_core_passes_every_golden_vector_on_the_jvm(bundles: dict
     assert run.returncode == 0, run.stdout
     counts = dict(line.split(": ", 1) for line in run.stdout.splitlines() if ": " in line and "passed" in line)
     for name in ("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
-                 "option_choice", "rating_distribution", "token_confidence", "chat_format", "router_decisions"):
+                 "option_choice", "rating_distribution", "token_confidence", "trained_head", "chat_format", "router_decisions"):
         done, total = counts[name].split()[0].split("/")
         assert done == total and int(total) > 0, run.stdout
 

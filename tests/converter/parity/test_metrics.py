@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from slmkit.converter.parity.metrics import aggregate, judge, kl_divergence, next_token_nll, score_prompt
+from slmkit.converter.parity import metrics
+from slmkit.converter.parity.metrics import aggregate, judge, kl_divergence, score_prompt
 
 
 def test_kl_of_identical_distributions_is_zero() -> None:
@@ -28,7 +29,21 @@ def test_kl_is_chunked_consistently() -> None:
 
 def test_nll_is_perplexity_log() -> None:
     uniform = np.zeros((4, 8))
-    assert next_token_nll(uniform, [0, 1, 2, 3]) == pytest.approx(np.log(8))
+    score = score_prompt("p", [0, 1, 2, 3], uniform, uniform, ([1], uniform[:1]), ([1], uniform[:1]), True)
+    assert score.ref_nll == pytest.approx(np.log(8)) and score.art_nll == pytest.approx(np.log(8))
+
+
+def test_scores_do_not_depend_on_the_chunk_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(2)
+    ref, art = rng.normal(size=(150, 30)) * 4, rng.normal(size=(150, 30)) * 4
+    ids = list(rng.integers(0, 30, size=150))
+    whole = score_prompt("p", ids, ref, art, ([1], ref[:1]), ([1], art[:1]), True)
+    monkeypatch.setattr(metrics, "SCORE_CHUNK", 7)
+    chunked = score_prompt("p", ids, ref, art, ([1], ref[:1]), ([1], art[:1]), True)
+    assert np.allclose(whole.kl, chunked.kl) and (whole.top1 == chunked.top1).all()
+    assert (whole.ref_nll, whole.art_nll, whole.max_abs_logit_diff) == pytest.approx(
+        (chunked.ref_nll, chunked.art_nll, chunked.max_abs_logit_diff))
+    assert whole.ref_nll != pytest.approx(whole.art_nll)  # the two sides are read separately
 
 
 def _decode(tokens: list[int], vocab: int = 6) -> tuple[list[int], np.ndarray]:

@@ -145,7 +145,10 @@ public enum Options {
         return String(form[..<index])
     }
 
-    public struct Choice { public let index: Int; public let probability: Double; public let evaluated: Int }
+    /// `margin`: the closest branch's chosen minus runner-up renormalized probability.
+    public struct Choice {
+        public let index: Int; public let probability: Double; public let evaluated: Int; public let margin: Double
+    }
 
     /// Greedy walk of the options' token trie, renormalized over the options at each branch.
     public static func choose(_ continuation: Continuation, options: [[Int]]) throws -> Choice {
@@ -155,6 +158,7 @@ public enum Options {
         var depth = 0
         var probability = 1.0
         var evaluated = 0
+        var margin = 1.0
         while live.count > 1 {
             let ended = live.filter { options[$0].count == depth }
             let children = Array(Set(live.filter { options[$0].count > depth }.map { options[$0][depth] })).sorted()
@@ -168,10 +172,15 @@ public enum Options {
             let masses = children.map { exp(logprobs[$0]) }
             let candidates = ended.isEmpty ? masses : masses + [max(0, 1 - masses.reduce(0, +))]
             let total = candidates.reduce(0, +)
+            let shares = candidates.map { total > 0 ? $0 / total : 1 / Double(candidates.count) }
             var best = 0
-            for k in candidates.indices where candidates[k] > candidates[best] { best = k }
-            probability *= total > 0 ? candidates[best] / total : 1 / Double(candidates.count)
-            if best == masses.count { return Choice(index: ended[0], probability: probability, evaluated: evaluated) }
+            for k in shares.indices where shares[k] > shares[best] { best = k }
+            probability *= shares[best]
+            let runnerUp = shares.indices.filter { $0 != best }.map { shares[$0] }.max() ?? -Double.infinity
+            margin = min(margin, shares[best] - runnerUp)
+            if best == masses.count {
+                return Choice(index: ended[0], probability: probability, evaluated: evaluated, margin: margin)
+            }
             let token = children[best]
             let level = depth
             live = live.filter { options[$0].count > level && options[$0][level] == token }
@@ -181,7 +190,7 @@ public enum Options {
                 evaluated += 1
             }
         }
-        return Choice(index: live[0], probability: probability, evaluated: evaluated)
+        return Choice(index: live[0], probability: probability, evaluated: evaluated, margin: margin)
     }
 }
 
@@ -221,5 +230,76 @@ public enum RatingDistribution {
 
     public static func expected(_ distribution: [Int: Double]) -> Double {
         distribution.reduce(0.0) { $0 + Double($1.key) * $1.value }
+    }
+}
+
+/// `trained`: a logistic head over the answer's own features (runtime/confidence/head.py).
+public struct TrainedHead {
+    public static let features = ["options", "option_logprob", "option_margin", "option_count", "token_mean", "token_min",
+                                  "first_margin", "answer_tokens", "prompt_tokens"]
+    public static let logprobFloor = -30.0
+
+    public let features: [String]
+    public let weights: [Double]
+    public let center: [Double]
+    public let scale: [Double]
+    public let bias: Double
+
+    public init(features: [String], weights: [Double], center: [Double], scale: [Double], bias: Double) throws {
+        if let unknown = features.first(where: { !TrainedHead.features.contains($0) }) {
+            throw SpecError.shape("confidence_check.head: unknown feature \(unknown)")
+        }
+        guard weights.count == features.count, center.count == features.count, scale.count == features.count else {
+            throw SpecError.shape("confidence_check.head: features, weights, center and scale must have the same length")
+        }
+        guard scale.allSatisfy({ $0 > 0 }) else { throw SpecError.shape("confidence_check.head: every scale must be > 0") }
+        self.features = features; self.weights = weights; self.center = center; self.scale = scale; self.bias = bias
+    }
+
+    /// sigmoid(bias + sum weights[i] * (x[features[i]] - center[i]) / scale[i]); a missing feature counts as 0.
+    public func value(_ x: [String: Double]) -> Double {
+        var z = bias
+        for i in features.indices { z += weights[i] * ((x[features[i]] ?? 0) - center[i]) / scale[i] }
+        return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z))
+    }
+
+    static func clip(_ logprob: Double) -> Double { logprob.isNaN ? logprobFloor : max(logprobFloor, logprob) }
+
+    static func zeros() -> [String: Double] { Dictionary(uniqueKeysWithValues: features.map { ($0, 0.0) }) }
+
+    /// An answer the option walk chose among `count` options after `promptTokens` prompt tokens.
+    public static func optionFeatures(probability: Double, margin: Double, count: Int, promptTokens: Int) -> [String: Double] {
+        var x = zeros()
+        x["options"] = 1
+        x["option_logprob"] = probability > 0 ? clip(log(probability)) : logprobFloor
+        x["option_margin"] = margin
+        x["option_count"] = log(Double(count))
+        x["prompt_tokens"] = log1p(Double(promptTokens))
+        return x
+    }
+
+    /// A generated answer, from its tokens' log-probabilities and margins over the runner-up.
+    public static func answerFeatures(logprobs: [Double], margins: [Double], promptTokens: Int) -> [String: Double] {
+        var x = zeros()
+        let clipped = logprobs.map(clip)
+        x["token_mean"] = clipped.isEmpty ? logprobFloor : clipped.reduce(0, +) / Double(clipped.count)
+        x["token_min"] = clipped.min() ?? logprobFloor
+        x["first_margin"] = margins.first.map { max(logprobFloor, min(-logprobFloor, $0)) } ?? logprobFloor
+        x["answer_tokens"] = log1p(Double(clipped.count))
+        x["prompt_tokens"] = log1p(Double(promptTokens))
+        return x
+    }
+
+    /// confidence_check.head as runtime/spec.py `TrainedHead` writes it.
+    public init(json: [String: Any]) throws {
+        func numbers(_ key: String) throws -> [Double] {
+            guard let list = json[key] as? [NSNumber] else { throw SpecError.shape("confidence_check.head.\(key) must be numbers") }
+            return list.map(\.doubleValue)
+        }
+        guard let names = json["features"] as? [String], let bias = (json["bias"] as? NSNumber)?.doubleValue else {
+            throw SpecError.shape("confidence_check.head needs features and bias")
+        }
+        try self.init(features: names, weights: try numbers("weights"), center: try numbers("center"),
+                      scale: try numbers("scale"), bias: bias)
     }
 }

@@ -6,7 +6,7 @@ public enum GoldenVectors {
     public struct Outcome { public let file: String; public let name: String; public let detail: String? }
 
     public static let files = ["router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
-                               "option_choice", "rating_distribution", "token_confidence"]
+                               "option_choice", "rating_distribution", "token_confidence", "trained_head"]
     /// Written by `slmkit package`: the model's chat template flattened (vs Jinja's rendering), and the
     /// Python router's decisions with the bundle's head (paths relative to the vectors folder's parent).
     public static let bundleFiles = ["chat_format", "router_decisions"]
@@ -114,7 +114,24 @@ public enum GoldenVectors {
             if choice.index != e["index"] as? Int || continuation.appended != e["appended"] as! [Int] {
                 return "index \(choice.index) appended \(continuation.appended)"
             }
+            if !close(choice.margin, double(e["margin"])) { return "margin \(choice.margin)" }
             return close(choice.probability, double(e["probability"])) ? nil : "probability \(choice.probability)"
+        case "trained_head":
+            let x: [String: Double]
+            if row["kind"] as? String == "option" {
+                x = TrainedHead.optionFeatures(probability: double(row["probability"])!, margin: double(row["margin"])!,
+                                               count: row["count"] as! Int, promptTokens: row["prompt_tokens"] as! Int)
+            } else {
+                x = TrainedHead.answerFeatures(logprobs: (row["logprobs"] as! [NSNumber]).map(\.doubleValue),
+                                               margins: (row["margins"] as! [NSNumber]).map(\.doubleValue),
+                                               promptTokens: row["prompt_tokens"] as! Int)
+            }
+            let e = expected as! [String: Any]
+            for (name, want) in e["features"] as! [String: Any] where !close(x[name], double(want)) {
+                return "feature \(name) \(String(describing: x[name]))"
+            }
+            guard let head = try? TrainedHead(json: row["head"] as! [String: Any]) else { return "head refused" }
+            return close(head.value(x), double(e["value"])) ? nil : "value \(head.value(x))"
         case "rating_distribution":
             guard let distribution = try? RatingDistribution.distribution(VectorContinuation(row)) else { return "distribution threw" }
             let e = expected as! [String: Any]

@@ -160,6 +160,10 @@ public final class Pipeline {
         let method = check.method == "options" ? check.fallback : check.method
         let prompt = Prompts.ratingPrompt(check.prompt, question: request.user, answer: answer.text)
         switch method {
+        case "trained":
+            guard let logprobs = answer.tokenLogprobs else { throw TierError("the tier returned no token log-probabilities") }
+            return (method, trainedEntry(TrainedHead.answerFeatures(logprobs: logprobs, margins: answer.tokenMargins ?? [],
+                                                                   promptTokens: answer.inputTokens)))
         case "token_logprob":
             guard let logprobs = answer.tokenLogprobs else { throw TierError("the tier returned no token log-probabilities") }
             guard let value = TokenConfidence.confidence(check.feature, logprobs: logprobs, margins: answer.tokenMargins ?? []) else {
@@ -178,12 +182,21 @@ public final class Pipeline {
         }
     }
 
+    /// The `trained` head's value on an answer's features, and the features it read.
+    func trainedEntry(_ x: [String: Double]) -> [String: Any] {
+        guard let head = spec.confidenceCheck.head else { return ["value": -1.0] }  // the spec refuses trained without a head
+        return ["value": head.value(x), "features": Dictionary(uniqueKeysWithValues: head.features.map { ($0, x[$0] ?? 0) })]
+    }
+
+    /// An answer chosen among a closed label set: what the option walk gives and the trained head reads.
+    struct OptionAnswer { let generation: Generation; let probability: Double; let features: [String: Double] }
+
     /// The option the tier scores best, as the answer, with its probability; nil without a closed set.
-    func optionAnswer(_ tier: String, _ request: Request) async throws -> (Generation, Double)? {
+    func optionAnswer(_ tier: String, _ request: Request) async throws -> OptionAnswer? {
         guard let options = Options.extract(request.user) else { return nil }
         let start = Pipeline.now()
         let model = spec.tier(tier)?.model ?? tier
-        return try await engine(tier).withContinuation(request.messages()) { continuation -> (Generation, Double)? in
+        return try await engine(tier).withContinuation(request.messages()) { continuation -> OptionAnswer? in
             let spelled = try options.map { try continuation.tokenize($0) }
             if spelled.contains(where: { $0.isEmpty }) || Set(spelled).count != spelled.count { return nil }
             let prefix = Options.answerPrefix(request.user)
@@ -193,7 +206,9 @@ public final class Pipeline {
             let generation = Generation(text: text, inputTokens: continuation.promptTokens,
                                         outputTokens: try continuation.tokenize(text).count,
                                         latencyMs: Pipeline.now() - start, model: model)
-            return (generation, choice.probability)
+            return OptionAnswer(generation: generation, probability: choice.probability,
+                                features: TrainedHead.optionFeatures(probability: choice.probability, margin: choice.margin,
+                                                                     count: options.count, promptTokens: continuation.promptTokens))
         }
     }
 
@@ -205,14 +220,14 @@ public final class Pipeline {
         var generation: Generation? = nil
         var entry: [String: Any]? = nil
         var method = check.method
-        if check.method == "options" {
+        if check.answersFromOptions() {
             let start = Pipeline.now()
             do {
                 if let option = try await optionAnswer(tier, request) {
-                    generation = option.0
-                    step(tier, "answer", option.0, trace)
-                    entry = ["value": option.1]
-                } else {
+                    generation = option.generation
+                    step(tier, "answer", option.generation, trace)
+                    entry = check.method == "options" ? ["value": option.probability] : trainedEntry(option.features)
+                } else if check.method == "options" {
                     threshold = check.fallbackThreshold ?? threshold
                 }
             } catch {
@@ -223,7 +238,7 @@ public final class Pipeline {
         }
         if generation == nil {
             generation = await generate(tier, "answer", request.messages(), maxTokens, trace,
-                                        logprobs: check.methods().contains("token_logprob"))
+                                        logprobs: check.needsTokenLogprobs())
         }
         guard let answer = generation else { return (nil, false) }
         var failure: String? = nil

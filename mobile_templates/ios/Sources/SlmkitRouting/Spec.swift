@@ -73,8 +73,12 @@ public struct ConfidenceCheck {
     public let unparsableRating: Double
     public let maxTokens: Int
     public let prompt: String
+    public var head: TrainedHead? = nil
 
     public func methods() -> [String] { method == "options" ? [method, fallback] : [method] }
+    /// Requests with a closed label set are answered by the option walk.
+    public func answersFromOptions() -> Bool { method == "options" || method == "trained" }
+    public func needsTokenLogprobs() -> Bool { methods().contains { $0 == "token_logprob" || $0 == "trained" } }
 }
 
 public struct TierSpec {
@@ -140,7 +144,11 @@ public struct RoutingSpec {
                                           fallback: c["fallback"] as? String ?? "token_logprob",
                                           fallbackThreshold: (c["fallback_threshold"] as? NSNumber)?.doubleValue,
                                           unparsableRating: (c["unparsable_rating"] as? NSNumber)?.doubleValue ?? 5,
-                                          maxTokens: (c["max_tokens"] as? NSNumber)?.intValue ?? 8, prompt: prompt)
+                                          maxTokens: (c["max_tokens"] as? NSNumber)?.intValue ?? 8, prompt: prompt,
+                                          head: try (c["head"] as? [String: Any]).map { try TrainedHead(json: $0) })
+        if confidenceCheck.method == "trained" && confidenceCheck.head == nil {
+            throw SpecError.shape("confidence_check: method trained needs `head`")
+        }
         guard let tierList = json["tiers"] as? [[String: Any]] else { throw SpecError.shape("no tiers") }
         tiers = try tierList.map { t in
             guard let name = t["name"] as? String, let backend = t["backend"] as? String else {

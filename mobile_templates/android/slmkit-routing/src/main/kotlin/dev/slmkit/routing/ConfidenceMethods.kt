@@ -1,8 +1,8 @@
 package dev.slmkit.routing
 
 /**
- * The confidence methods' arithmetic (runtime/confidence/: options.py, rating.py, logprob.py), pinned by
- * the golden vectors options, option_choice, rating_distribution and token_confidence.
+ * The confidence methods' arithmetic (runtime/confidence/: options.py, rating.py, logprob.py, head.py), pinned
+ * by the golden vectors options, option_choice, rating_distribution, token_confidence and trained_head.
  */
 
 /** A prompt evaluated by the tier's engine, extendable token by token with the KV cache kept. */
@@ -117,7 +117,8 @@ object Options {
     /** The answer before the option (the JSON form up to its placeholder), forced before scoring. */
     fun answerPrefix(prompt: String): String = form(prompt)?.let { it.substring(0, it.indexOf('<')) } ?: ""
 
-    data class Choice(val index: Int, val probability: Double, val evaluated: Int)
+    /** `margin`: the closest branch's chosen minus runner-up renormalized probability. */
+    data class Choice(val index: Int, val probability: Double, val evaluated: Int, val margin: Double)
 
     /** Greedy walk of the options' token trie, renormalized over the options at each branch. */
     fun choose(continuation: Continuation, options: List<List<Int>>): Choice {
@@ -128,6 +129,7 @@ object Options {
         var depth = 0
         var probability = 1.0
         var evaluated = 0
+        var margin = 1.0
         while (live.size > 1) {
             val ended = live.filter { options[it].size == depth }
             val children = live.filter { options[it].size > depth }.map { options[it][depth] }.toSortedSet().toList()
@@ -141,10 +143,14 @@ object Options {
             val masses = children.map { Math.exp(logprobs[it]) }
             val candidates = if (ended.isNotEmpty()) masses + Math.max(0.0, 1.0 - masses.sum()) else masses
             val total = candidates.sum()
+            val shares = candidates.map { if (total > 0) it / total else 1.0 / candidates.size }
             var best = 0
-            for (k in candidates.indices) if (candidates[k] > candidates[best]) best = k
-            probability *= if (total > 0) candidates[best] / total else 1.0 / candidates.size
-            if (best == masses.size) return Choice(ended[0], probability, evaluated)
+            for (k in shares.indices) if (shares[k] > shares[best]) best = k
+            probability *= shares[best]
+            var runnerUp = Double.NEGATIVE_INFINITY
+            for (k in shares.indices) if (k != best && shares[k] > runnerUp) runnerUp = shares[k]
+            margin = Math.min(margin, shares[best] - runnerUp)
+            if (best == masses.size) return Choice(ended[0], probability, evaluated, margin)
             val token = children[best]
             live = live.filter { options[it].size > depth && options[it][depth] == token }
             depth++
@@ -153,7 +159,7 @@ object Options {
                 evaluated++
             }
         }
-        return Choice(live[0], probability, evaluated)
+        return Choice(live[0], probability, evaluated, margin)
     }
 }
 
@@ -184,4 +190,56 @@ object RatingDistribution {
     }
 
     fun expected(distribution: Map<Int, Double>): Double = distribution.entries.map { it.key * it.value }.sum()
+}
+
+/** `trained`: a logistic head over the answer's own features (runtime/confidence/head.py). */
+data class TrainedHead(val features: List<String>, val weights: List<Double>, val center: List<Double>,
+                       val scale: List<Double>, val bias: Double) {
+    init {
+        require(features.all { it in FEATURES }) { "confidence_check.head: unknown feature in $features" }
+        require(weights.size == features.size && center.size == features.size && scale.size == features.size) {
+            "confidence_check.head: features, weights, center and scale must have the same length"
+        }
+        require(scale.all { it > 0 }) { "confidence_check.head: every scale must be > 0" }
+    }
+
+    /** sigmoid(bias + sum weights[i] * (x[features[i]] - center[i]) / scale[i]). */
+    fun value(x: Map<String, Double>): Double {
+        var z = bias
+        for (i in features.indices) z += weights[i] * (x.getValue(features[i]) - center[i]) / scale[i]
+        return if (z >= 0) 1.0 / (1.0 + Math.exp(-z)) else Math.exp(z) / (1.0 + Math.exp(z))
+    }
+
+    companion object {
+        val FEATURES = listOf("options", "option_logprob", "option_margin", "option_count", "token_mean", "token_min",
+            "first_margin", "answer_tokens", "prompt_tokens")
+        const val LOGPROB_FLOOR = -30.0
+
+        private fun clip(logprob: Double): Double = if (logprob.isNaN()) LOGPROB_FLOOR else Math.max(LOGPROB_FLOOR, logprob)
+
+        private fun zeros(): MutableMap<String, Double> = FEATURES.associateWith { 0.0 }.toMutableMap()
+
+        /** An answer the option walk chose among `count` options after `promptTokens` prompt tokens. */
+        fun optionFeatures(probability: Double, margin: Double, count: Int, promptTokens: Int): Map<String, Double> {
+            val x = zeros()
+            x["options"] = 1.0
+            x["option_logprob"] = if (probability > 0) clip(Math.log(probability)) else LOGPROB_FLOOR
+            x["option_margin"] = margin
+            x["option_count"] = Math.log(count.toDouble())
+            x["prompt_tokens"] = Math.log1p(promptTokens.toDouble())
+            return x
+        }
+
+        /** A generated answer, from its tokens' log-probabilities and margins over the runner-up. */
+        fun answerFeatures(logprobs: List<Double>, margins: List<Double>, promptTokens: Int): Map<String, Double> {
+            val x = zeros()
+            val clipped = logprobs.map { clip(it) }
+            x["token_mean"] = if (clipped.isEmpty()) LOGPROB_FLOOR else clipped.sum() / clipped.size
+            x["token_min"] = if (clipped.isEmpty()) LOGPROB_FLOOR else clipped.reduce { a, b -> Math.min(a, b) }
+            x["first_margin"] = if (margins.isEmpty()) LOGPROB_FLOOR else Math.max(LOGPROB_FLOOR, Math.min(-LOGPROB_FLOOR, margins[0]))
+            x["answer_tokens"] = Math.log1p(clipped.size.toDouble())
+            x["prompt_tokens"] = Math.log1p(promptTokens.toDouble())
+            return x
+        }
+    }
 }

@@ -11,7 +11,7 @@ object GoldenVectors {
     data class Outcome(val file: String, val name: String, val passed: Boolean, val detail: String)
 
     val FILES = listOf("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
-        "option_choice", "rating_distribution", "token_confidence")
+        "option_choice", "rating_distribution", "token_confidence", "trained_head")
     /** Written by `slmkit package`: the model's chat template flattened (vs Jinja's rendering), and the
      *  Python router's decisions with the bundle's head (paths relative to the vectors folder's parent). */
     val BUNDLE_FILES = listOf("chat_format", "router_decisions")
@@ -123,7 +123,23 @@ object GoldenVectors {
                 if (choice.index != e["index"].num().toInt() || continuation.appended != appended) {
                     return "index ${choice.index} appended ${continuation.appended}, expected $e"
                 }
+                if (!close(choice.margin, e["margin"].num())) return "margin ${choice.margin} != ${e["margin"]}"
                 return if (close(choice.probability, e["probability"].num())) null else "probability ${choice.probability} != ${e["probability"]}"
+            }
+            "trained_head" -> {
+                val x = if (row["kind"] == "option") {
+                    TrainedHead.optionFeatures(row["probability"].num(), row["margin"].num(), row["count"].num().toInt(),
+                        row["prompt_tokens"].num().toInt())
+                } else {
+                    TrainedHead.answerFeatures(row["logprobs"].list().map { it.num() }, row["margins"].list().map { it.num() },
+                        row["prompt_tokens"].num().toInt())
+                }
+                val e = expected.obj()
+                for ((name, want) in e["features"].obj()) {
+                    if (!close(x[name], want.num())) return "feature $name ${x[name]} != $want"
+                }
+                val value = trainedHead(row["head"]).value(x)
+                return if (close(value, e["value"].num())) null else "value $value != ${e["value"]}"
             }
             "rating_distribution" -> {
                 val distribution = RatingDistribution.distribution(VectorContinuation(row))

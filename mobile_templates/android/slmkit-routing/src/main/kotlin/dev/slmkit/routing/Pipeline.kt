@@ -119,6 +119,11 @@ class Pipeline(val spec: RoutingSpec, private val router: Router, private val en
         val check = spec.confidenceCheck
         val method = if (check.method == "options") check.fallback else check.method
         when (method) {
+            "trained" -> {
+                val logprobs = answer.tokenLogprobs ?: throw TierException("the tier returned no token log-probabilities")
+                val x = TrainedHead.answerFeatures(logprobs, answer.tokenMargins ?: emptyList(), answer.inputTokens)
+                return Pair(method, trainedEntry(x))
+            }
             "token_logprob" -> {
                 val logprobs = answer.tokenLogprobs ?: throw TierException("the tier returned no token log-probabilities")
                 val value = TokenConfidence.confidence(check.feature, logprobs, answer.tokenMargins ?: emptyList())
@@ -138,8 +143,17 @@ class Pipeline(val spec: RoutingSpec, private val router: Router, private val en
         }
     }
 
+    /** The `trained` head's value on an answer's features, and the features it read. */
+    private fun trainedEntry(x: Map<String, Double>): Map<String, Any?> {
+        val head = spec.confidenceCheck.head ?: throw IllegalStateException("confidence_check.head is missing")
+        return linkedMapOf("value" to head.value(x), "features" to head.features.associateWith { x.getValue(it) })
+    }
+
+    /** An answer chosen among a closed label set: what the option walk gives and the trained head reads. */
+    private class OptionAnswer(val generation: Generation, val probability: Double, val features: Map<String, Double>)
+
     /** The option the tier scores best, as the answer, with its probability; null without a closed set. */
-    private fun optionAnswer(tier: String, request: Request): Pair<Generation, Double>? {
+    private fun optionAnswer(tier: String, request: Request): OptionAnswer? {
         val options = Options.extract(request.user) ?: return null
         val start = now()
         return engine(tier).withContinuation(request.messages()) { continuation ->
@@ -149,8 +163,9 @@ class Pipeline(val spec: RoutingSpec, private val router: Router, private val en
             if (prefix.isNotEmpty()) continuation.append(continuation.tokenize(prefix))
             val choice = Options.choose(continuation, spelled)
             val text = Options.answerText(request.user, options[choice.index])
-            Pair(Generation(text, continuation.promptTokens, continuation.tokenize(text).size, now() - start,
-                spec.tier(tier).model ?: tier), choice.probability)
+            OptionAnswer(Generation(text, continuation.promptTokens, continuation.tokenize(text).size, now() - start,
+                spec.tier(tier).model ?: tier), choice.probability,
+                TrainedHead.optionFeatures(choice.probability, choice.margin, options.size, continuation.promptTokens))
         }
     }
 
@@ -162,22 +177,22 @@ class Pipeline(val spec: RoutingSpec, private val router: Router, private val en
         var generation: Generation? = null
         var entry: Map<String, Any?>? = null
         var method = check.method
-        if (check.method == "options") {
+        if (check.answersFromOptions()) {
             val start = now()
             val option = try { optionAnswer(tier, request) } catch (e: TierException) {
                 trace.steps.add(Step(tier, "answer", false, now() - start, error = e.reason))
                 return Pair(null, false)
             }
             if (option != null) {
-                generation = option.first
-                step(tier, "answer", option.first, trace)
-                entry = linkedMapOf("value" to option.second)
-            } else {
+                generation = option.generation
+                step(tier, "answer", option.generation, trace)
+                entry = if (check.method == "options") linkedMapOf("value" to option.probability) else trainedEntry(option.features)
+            } else if (check.method == "options") {
                 threshold = check.fallbackThreshold ?: threshold
             }
         }
         if (generation == null) {
-            generation = generate(tier, "answer", request.messages(), maxTokens, trace, "token_logprob" in check.methods())
+            generation = generate(tier, "answer", request.messages(), maxTokens, trace, check.needsTokenLogprobs())
                 ?: return Pair(null, false)
         }
         var error: String? = null

@@ -35,8 +35,14 @@ data class RouterSpec(
 /** confidence_check (runtime/spec.py): the method and its threshold; `options` falls back to `fallback`. */
 data class ConfidenceCheck(val tiers: List<String>, val method: String, val threshold: Double, val feature: String,
                            val fallback: String, val fallbackThreshold: Double?, val unparsableRating: Double,
-                           val maxTokens: Int, val prompt: String) {
+                           val maxTokens: Int, val prompt: String, val head: TrainedHead? = null) {
+    init {
+        require(method != "trained" || head != null) { "confidence_check: method trained needs `head`" }
+    }
     fun methods(): List<String> = if (method == "options") listOf(method, fallback) else listOf(method)
+    /** Requests with a closed label set are answered by the option walk. */
+    fun answersFromOptions(): Boolean = method == "options" || method == "trained"
+    fun needsTokenLogprobs(): Boolean = methods().any { it == "token_logprob" || it == "trained" }
 }
 
 data class TierSpec(
@@ -80,7 +86,8 @@ class RoutingSpec(val name: String, val router: RouterSpec, val policy: PolicySp
             val check = ConfidenceCheck(c["tiers"].list().map { it.str() }, (c["method"] ?: "sampled_rating").str("confidence_check.method"),
                 (c["threshold"] ?: 7.0).num(), (c["feature"] ?: "mean").str("confidence_check.feature"),
                 (c["fallback"] ?: "token_logprob").str("confidence_check.fallback"), (c["fallback_threshold"] as Double?),
-                (c["unparsable_rating"] ?: 5.0).num(), (c["max_tokens"] ?: 8.0).num().toInt(), c["prompt"].str("confidence_check.prompt"))
+                (c["unparsable_rating"] ?: 5.0).num(), (c["max_tokens"] ?: 8.0).num().toInt(), c["prompt"].str("confidence_check.prompt"),
+                c["head"]?.let { trainedHead(it) })
             val tiers = o["tiers"].list("tiers").map {
                 val t = it.obj("tier")
                 TierSpec(t["name"].str("tier.name"), t["backend"].str("tier.backend"), t["model"] as String?,
@@ -91,5 +98,17 @@ class RoutingSpec(val name: String, val router: RouterSpec, val policy: PolicySp
             }
             return RoutingSpec((o["name"] ?: "").str(), router, PolicySpec.from(o["policy"]), check, tiers)
         }
+    }
+}
+
+/** confidence_check.head, as runtime/spec.py `TrainedHead` (written by `slmkit confidence train`). */
+fun trainedHead(value: Any?): TrainedHead {
+    val h = value.obj("confidence_check.head")
+    fun numbers(key: String) = h[key].list("confidence_check.head.$key").map { it.num("confidence_check.head.$key") }
+    try {
+        return TrainedHead(h["features"].list("confidence_check.head.features").map { it.str() }, numbers("weights"),
+            numbers("center"), numbers("scale"), h["bias"].num("confidence_check.head.bias"))
+    } catch (e: IllegalArgumentException) {
+        throw JsonException(e.message ?: "confidence_check.head is invalid")
     }
 }
