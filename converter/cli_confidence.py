@@ -21,6 +21,15 @@ confidence_app = typer.Typer(help="Measure the confidence check that keeps or es
 console = Console(stderr=True)
 
 
+# Options `eval` and `train` share: which tier answers the gold requests, and how many of them.
+TierOption = Annotated[Optional[str], typer.Option(help="Tier to answer (default: the first checked tier).")]
+MaxTokensOption = Annotated[Optional[int], typer.Option(min=1, help="Answer length (default: the tier's max_tokens).")]
+LimitOption = Annotated[Optional[int], typer.Option(min=1, help="Use the first N requests (after --sample).")]
+SampleOption = Annotated[Optional[int], typer.Option(help="Shuffle with this seed before --limit.")]
+ObservationsOption = Annotated[Optional[Path], typer.Option("--observations", help=(
+    "Also write each answer's features and label here (JSONL), for `confidence train --from-observations`."))]
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f} %"
 
@@ -79,12 +88,11 @@ def evaluate_confidence(
     report: Annotated[Path, typer.Option(help="Write every number here (JSON); the HTML report goes beside it.")],
     spec: SpecOption = None,
     bundle: BundleOption = None,
-    tier: Annotated[Optional[str], typer.Option(help="Tier to answer (default: the first checked tier).")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option(min=1, help="Answer length (default: the tier's max_tokens).")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate the first N requests (after --sample).")] = None,
-    sample: Annotated[Optional[int], typer.Option(help="Shuffle with this seed before --limit.")] = None,
-    observations_out: Annotated[Optional[Path], typer.Option("--observations", help=(
-        "Also write each answer's features and label here (JSONL), for `confidence train --from-observations`."))] = None,
+    tier: TierOption = None,
+    max_tokens: MaxTokensOption = None,
+    limit: LimitOption = None,
+    sample: SampleOption = None,
+    observations_out: ObservationsOption = None,
 ) -> None:
     """Answer each gold request on a local tier and score every method: AUROC, kept share and
     accuracy at the spec's threshold, time, and per held-out source. `trained:held_out` is a head
@@ -145,11 +153,11 @@ def train_confidence(
     from_observations: Annotated[Optional[Path], typer.Option(help="Fit on answers already observed (eval/train --observations) instead of --data.")] = None,
     spec: SpecOption = None,
     bundle: BundleOption = None,
-    tier: Annotated[Optional[str], typer.Option(help="Tier to answer (default: the first checked tier).")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option(min=1, help="Answer length (default: the tier's max_tokens).")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Use the first N requests (after --sample).")] = None,
-    sample: Annotated[Optional[int], typer.Option(help="Shuffle with this seed before --limit.")] = None,
-    observations_out: Annotated[Optional[Path], typer.Option("--observations", help="Also write the observed answers here (JSONL).")] = None,
+    tier: TierOption = None,
+    max_tokens: MaxTokensOption = None,
+    limit: LimitOption = None,
+    sample: SampleOption = None,
+    observations_out: ObservationsOption = None,
     force: Annotated[bool, typer.Option(help="Overwrite OUTPUT.")] = False,
 ) -> None:
     """Fit the `trained` confidence head on an app's own labelled answers and write a spec that uses it.
