@@ -26,13 +26,28 @@ from typing import Any
 import numpy as np
 
 from slmkit.converter.errors import SlmkitError
+from slmkit.converter.targets.coreml.lazy_weights import BlockwiseWeight, HalfWeight, LazyWeight
 
 WEIGHTS_DIR = "Data/com.apple.CoreML/weights"
 # Dequantized weights are held as float32 while all weights fit in max(their fp16 size, this
 # limit); the rest stay fp16 and are widened only while their op runs. SmolLM2 / Gemma 3 270M are
-# all float32; Gemma 3 1B half and half (3 GB); 4B all fp16 (7.8 GB instead of 15.5 GB).
+# all float32; Gemma 3 1B half and half (3 GB).
 DENSE_WEIGHTS_LIMIT = 3 * 1024**3
+# Above this many bytes of fp16 weights, blockwise-quantized weights are not dequantized at load but
+# kept as their integers (lazy_weights.BlockwiseWeight): Gemma 3 4B int4 holds 4.2 GB instead of
+# 7.8 GB (its Core ML parity peaked at 13.6 GB with them at fp16; docs/scale.md).
+HALF_WEIGHTS_LIMIT = 4 * 1024**3
 LAZY_MIN_ELEMENTS = 1 << 16
+
+
+def weights_memory(parameters: int, blockwise: bool) -> int:
+    """Bytes the evaluator holds for `parameters` weights once loaded: int8 levels plus an fp16
+    scale (and int8 offset) per block of 32 where blockwise-quantized weights stay integers, else
+    fp16 widened to float32 within `DENSE_WEIGHTS_LIMIT`. `blockwise`: the program compresses its
+    weights with `constexpr_blockwise_shift_scale` (int4, int8)."""
+    if blockwise and 2 * parameters > HALF_WEIGHTS_LIMIT:
+        return parameters + parameters * 3 // 32
+    return max(2 * parameters, DENSE_WEIGHTS_LIMIT)
 
 
 class UnsupportedOp(SlmkitError):
@@ -110,7 +125,7 @@ class MilEvaluator:
         self._check_supported()
         self._last_use = self._last_uses()
         self._index = {op: i for i, op in enumerate(self.ops)}
-        self._half_weights: dict[str, np.ndarray] = {}  # var name -> fp16 weight widened per use
+        self._lazy_weights: dict[str, LazyWeight] = {}  # var name -> weight widened per use
         self._prepare_constants()
 
     # -- public API (mirrors coremltools' MLModel on macOS) ------------------------------------
@@ -136,11 +151,11 @@ class MilEvaluator:
     # -- evaluation ------------------------------------------------------------------------------
     def _run(self, index: int, op: Any) -> None:
         handler = _NUMPY_OPS.get(op.op_type)
-        # A weight kept at fp16 is float32 only while its op runs (linear and gather read it as is).
-        lazy = [] if op.op_type in _READS_HALF_WEIGHTS else [
-            var for var in _input_vars(op) if var.name in self._half_weights]
+        # A weight kept narrow is float32 only while its op runs (linear and gather read it as is).
+        lazy = [] if op.op_type in _READS_LAZY_WEIGHTS else [
+            var for var in _input_vars(op) if var.name in self._lazy_weights]
         for var in lazy:
-            self._bind(var, self._half_weights[var.name])
+            self._bind(var, self._lazy_weights[var.name].dense().numpy())
         try:
             values = handler(self, index, op) if handler else op.value_inference()
         except SlmkitError:
@@ -190,7 +205,10 @@ class MilEvaluator:
     def _prepare_constants(self) -> None:
         """Weights dequantized once (constexpr ops), not on every call: as float32 within
         `DENSE_WEIGHTS_LIMIT`, else fp16 weights stay fp16 and are widened per use (the values are
-        the same: the device computes with fp16 weights too). The compressed data is released."""
+        the same: the device computes with fp16 weights too). Past `HALF_WEIGHTS_LIMIT` of fp16
+        weights, blockwise-quantized ones stay integers, dequantized per use. The compressed data
+        is released once nothing reads it."""
+        keep_blockwise = _fp16_bytes(self.ops) > HALF_WEIGHTS_LIMIT
         dense: list[tuple[Any, np.ndarray]] = []
         for op in self.ops:
             if op.op_type == "const":
@@ -199,13 +217,11 @@ class MilEvaluator:
                     dense.append((op.outputs[0], value))
                     _release(op)
             elif op.op_type.startswith("constexpr_"):
-                try:
-                    values = op.materialized_val_inference()
-                except Exception as exc:  # unknown compression layouts surface as assorted errors
-                    raise UnsupportedOp(f"Cannot dequantize Core ML op '{op.op_type}' ({op.name}): {_first_line(exc)}",
-                                        hint="Report the model and this op.") from None
-                values = values if isinstance(values, tuple) else (values,)
-                dense.extend((var, np.asarray(value)) for var, value in zip(op.outputs, values))
+                kept = BlockwiseWeight.from_op(op) if keep_blockwise and op.op_type == _BLOCKWISE else None
+                if kept is not None:
+                    self._lazy_weights[op.outputs[0].name] = kept
+                else:
+                    dense.extend((var, value) for var, value in zip(op.outputs, _dequantize(op)))
                 for var in _input_vars(op):  # the compressed data: nothing reads it again
                     if var.op is not None and var.op.op_type == "const" and len(var.child_ops) == 1:
                         var._sym_val = None
@@ -216,7 +232,7 @@ class MilEvaluator:
         for var, value in dense:
             extra = value.size * 4 - value.nbytes
             if value.dtype == np.float16 and value.size >= LAZY_MIN_ELEMENTS and used + extra > budget:
-                self._half_weights[var.name] = value
+                self._lazy_weights[var.name] = HalfWeight(value)
                 var._sym_val = None
             else:
                 used += extra
@@ -285,15 +301,51 @@ def _release(const_op: Any) -> None:
         internal._sym_val = None
 
 
+_BLOCKWISE = "constexpr_blockwise_shift_scale"
+
+
+def _fp16_bytes(ops: list[Any]) -> int:
+    """Bytes the program's float weights take as fp16 (what Core ML materializes)."""
+    total = 0
+    for op in ops:
+        if op.op_type == "const" or op.op_type.startswith("constexpr_"):
+            for var in op.outputs:
+                shape = var.shape
+                if shape and all(isinstance(d, (int, np.integer)) for d in shape) and _is_float(var):
+                    total += 2 * int(np.prod(shape))
+    return total
+
+
+def _is_float(var: Any) -> bool:
+    from coremltools.converters.mil.mil import types
+
+    return _primitive(var) in (types.fp16, types.fp32)
+
+
+def _dequantize(op: Any) -> tuple[np.ndarray, ...]:
+    try:
+        values = op.materialized_val_inference()
+    except Exception as exc:  # unknown compression layouts surface as assorted errors
+        raise UnsupportedOp(f"Cannot dequantize Core ML op '{op.op_type}' ({op.name}): {_first_line(exc)}",
+                            hint="Report the model and this op.") from None
+    return tuple(np.asarray(value) for value in (values if isinstance(values, tuple) else (values,)))
+
+
 def _is_constant(op: Any) -> bool:
     """Weights: evaluated once at load, never freed."""
     return op.op_type == "const" or op.op_type.startswith("constexpr_")
 
 
-def _declared_fp16(var: Any, types: Any) -> bool:
+def _primitive(var: Any) -> Any:
+    """The var's element type (coremltools `types.fp16`, `types.int32`, ...)."""
+    from coremltools.converters.mil.mil import types
+
     sym_type = var.sym_type
-    primitive = sym_type.get_primitive() if types.is_tensor(sym_type) else sym_type
-    return primitive is types.fp16
+    return sym_type.get_primitive() if types.is_tensor(sym_type) else sym_type
+
+
+def _declared_fp16(var: Any, types: Any) -> bool:
+    return _primitive(var) is types.fp16
 
 
 def _input_vars(op: Any) -> Iterator[Any]:
@@ -414,14 +466,14 @@ def round_to_half(value: np.ndarray) -> np.ndarray:
 
 
 def _weight(ev: MilEvaluator, var: Any) -> Any:
-    """A weight input as a torch tensor: float32, widened from fp16 here when kept at fp16."""
+    """A weight input as a float32 torch tensor (widened here when kept narrow)."""
     import torch
 
-    half = ev._half_weights.get(var.name)
-    return torch.from_numpy(var.val) if half is None else torch.from_numpy(half).float()
+    lazy = ev._lazy_weights.get(var.name)
+    return torch.from_numpy(var.val) if lazy is None else lazy.dense()
 
 
-# Output rows of an fp16 weight widened to float32 at once by `_linear`: without blocks, Gemma 3
+# Output rows of a narrow weight widened to float32 at once by `_linear`: without blocks, Gemma 3
 # 4B's 262K-row output projection alone needs a 2.7 GB float32 copy per call (4B Core ML parity
 # peaked at 14.4 GB; docs/scale.md).
 LINEAR_BLOCK_ELEMENTS = 1 << 24
@@ -432,27 +484,29 @@ def _linear(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
 
     bias = None if op.bias is None else _weight(ev, op.bias).float()
     x = torch.from_numpy(np.ascontiguousarray(op.x.val, dtype=np.float32))
-    half = ev._half_weights.get(op.weight.name)
-    if half is None or half.size <= LINEAR_BLOCK_ELEMENTS:
+    lazy = ev._lazy_weights.get(op.weight.name)
+    if lazy is None or lazy.size <= LINEAR_BLOCK_ELEMENTS:
         return torch.nn.functional.linear(x, _weight(ev, op.weight), bias).numpy()
-    weight = torch.from_numpy(half)
-    rows = max(1, LINEAR_BLOCK_ELEMENTS // half.shape[1])
-    out = torch.empty(*x.shape[:-1], half.shape[0], dtype=torch.float32)
-    for start in range(0, half.shape[0], rows):
-        out[..., start:start + rows] = torch.nn.functional.linear(x, weight[start:start + rows].float())
+    out_rows, in_columns = lazy.shape
+    rows = max(1, LINEAR_BLOCK_ELEMENTS // in_columns)
+    out = torch.empty(*x.shape[:-1], out_rows, dtype=torch.float32)
+    for start in range(0, out_rows, rows):
+        out[..., start:start + rows] = torch.nn.functional.linear(x, lazy.rows(start, start + rows))
     return (out if bias is None else out + bias).numpy()
 
 
 def _gather(ev: MilEvaluator, index: int, op: Any) -> np.ndarray:
-    half = ev._half_weights.get(op.x.name)
-    if half is None:
+    lazy = ev._lazy_weights.get(op.x.name)
+    if lazy is None:
         return op.value_inference()
-    rows = np.take(half, np.asarray(op.indices.val, dtype=np.int64), axis=int(op.axis.val))  # only the rows asked for
-    return widen(rows)
+    indices = np.asarray(op.indices.val, dtype=np.int64)
+    if int(op.axis.val) == 0:
+        return lazy.take(indices)  # only the rows asked for
+    return np.take(lazy.dense().numpy(), indices, axis=int(op.axis.val))
 
 
-# Ops that read a weight kept at fp16 directly (the rest get it widened for their run).
-_READS_HALF_WEIGHTS = ("linear", "gather")
+# Ops that read a weight kept narrow directly (the rest get it widened for their run).
+_READS_LAZY_WEIGHTS = ("linear", "gather")
 
 _NUMPY_OPS: dict[str, Callable[[MilEvaluator, int, Any], np.ndarray]] = {
     "linear": _linear,

@@ -129,18 +129,20 @@ class CoremlTarget:
                               hint="Use fewer --steps, or convert with a larger --cache-length.")
 
     def engine_memory(self, artifact: Path, manifest: dict, engine: str, n_ctx: int, vocab: int) -> int:
-        """The evaluator: the program as loaded, its weights dequantized (float32 within the
-        evaluator's budget, else fp16), a prompt's logits and a prefill chunk's transients.
-        Measured: Gemma 3 1B int4 7.6 GB including the reference phase before it."""
+        """The evaluator: the program as loaded, its weights as the evaluator keeps them
+        (`evaluator.weights_memory`), a prompt's logits and a prefill chunk's transients.
+        Measured: Gemma 3 1B int4 7.6 GB including the reference phase before it; Gemma 3 4B int4
+        6.5-7.1 GB in the evaluator phase (docs/scale.md)."""
         from slmkit.converter.parity.coreml_runner import PREFILL_CHUNK
         from slmkit.converter.preflight import BASE_BYTES
-        from slmkit.converter.targets.coreml.evaluator import DENSE_WEIGHTS_LIMIT
+        from slmkit.converter.targets.coreml.evaluator import weights_memory
 
         package = artifact / manifest["model_file"]
         stored = sum(p.stat().st_size for p in package.rglob("*") if p.is_file())
-        parameters = int(manifest.get("conversion", {}).get("parameters") or stored)
-        dense = max(2 * parameters, DENSE_WEIGHTS_LIMIT)
-        return BASE_BYTES + stored + dense + 2 * n_ctx * vocab * 4 + 4 * PREFILL_CHUNK * vocab * 4
+        conversion = manifest.get("conversion", {})
+        parameters = int(conversion.get("parameters") or stored)
+        weights = weights_memory(parameters, "constexpr_blockwise_shift_scale" in conversion.get("compressed_ops", {}))
+        return BASE_BYTES + stored + weights + 2 * n_ctx * vocab * 4 + 4 * PREFILL_CHUNK * vocab * 4
 
     def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int, engine: str) -> Runner:
         from slmkit.converter.parity.coreml_runner import CoremlRunner

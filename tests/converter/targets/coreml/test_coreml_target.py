@@ -205,11 +205,14 @@ def test_real_core_ml_runtime_agrees_with_the_evaluator(coreml_artifact, tmp_pat
     assert abs(device["metrics"]["kl_mean"] - evaluator["metrics"]["kl_mean"]) < 1e-3
 
 
-def test_large_fp16_weights_are_projected_in_row_blocks(coreml_artifact, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A weight kept at fp16 is widened a block of rows at a time (no float32 copy of a 262K-row head)."""
+@pytest.mark.parametrize("kept", ["fp16", "integers"])
+def test_large_weights_are_projected_in_row_blocks(coreml_artifact, monkeypatch: pytest.MonkeyPatch, kept: str) -> None:
+    """A weight kept narrow (fp16, or past the fp16 budget its int4/int8 levels) is widened a block
+    of rows at a time (no float32 copy of a 262K-row head), with the same logits."""
     import numpy as np
 
     from slmkit.converter.targets.coreml import evaluator as module
+    from slmkit.converter.targets.coreml.lazy_weights import BlockwiseWeight, HalfWeight
 
     package = coreml_artifact("gemma3", "int4") / "model.mlpackage"
     ids = np.array([[5, 17, 42, 99, 3, 250]], dtype=np.int32)
@@ -219,7 +222,10 @@ def test_large_fp16_weights_are_projected_in_row_blocks(coreml_artifact, monkeyp
     monkeypatch.setattr(module, "DENSE_WEIGHTS_LIMIT", 0)  # every large weight stays fp16
     monkeypatch.setattr(module, "LAZY_MIN_ELEMENTS", 0)
     monkeypatch.setattr(module, "LINEAR_BLOCK_ELEMENTS", 1000)  # a few rows per block
+    if kept == "integers":
+        monkeypatch.setattr(module, "HALF_WEIGHTS_LIMIT", 0)
     blocked = module.MilEvaluator(package, round_fp16=False)
-    assert blocked._half_weights
+    kinds = {type(weight) for weight in blocked._lazy_weights.values()}
+    assert BlockwiseWeight in kinds if kept == "integers" else kinds == {HalfWeight}
     got = np.array(blocked.predict(inputs, blocked.make_state())["logits"])
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)  # float32 summation order only

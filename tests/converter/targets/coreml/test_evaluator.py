@@ -161,12 +161,15 @@ def _compressed_linear(tmp_path: Path, weight: np.ndarray, quant: str) -> tuple[
     return MilEvaluator(path, round_fp16=False), compressor.describe()
 
 
-def _stored(package: Path, op_type: str) -> dict[str, np.ndarray]:
-    """A compressed op's inputs as the package stores them (the evaluator releases them once dequantized)."""
+def _load_op(package: Path, op_type: str):
     from slmkit.converter.targets.coreml.evaluator import load_program
 
-    op = next(op for op in load_program(package).functions["main"].operations if op.op_type == op_type)
-    return {name: np.asarray(var.val) for name, var in op.inputs.items()}
+    return next(op for op in load_program(package).functions["main"].operations if op.op_type == op_type)
+
+
+def _stored(package: Path, op_type: str) -> dict[str, np.ndarray]:
+    """A compressed op's inputs as the package stores them (the evaluator releases them once dequantized)."""
+    return {name: np.asarray(var.val) for name, var in _load_op(package, op_type).inputs.items()}
 
 
 def test_constexpr_blockwise_shift_scale_dequantizes_per_block(tmp_path: Path) -> None:
@@ -230,8 +233,44 @@ def test_weights_kept_at_fp16_give_the_same_logits(tmp_path: Path, monkeypatch: 
     dense, _ = _compressed_linear(tmp_path, weight, "int8")
     monkeypatch.setattr(module, "DENSE_WEIGHTS_LIMIT", 0)
     lazy = MilEvaluator(tmp_path / "int8.mlpackage", round_fp16=False)
-    assert lazy._half_weights and not dense._half_weights
+    assert lazy._lazy_weights and not dense._lazy_weights
     np.testing.assert_array_equal(lazy.predict({"x": x}, {})["out"], dense.predict({"x": x}, {})["out"])
+
+
+@pytest.mark.parametrize(("quant", "role"), [("int4", "q"), ("int8", "q"), ("int4", "table")])
+def test_blockwise_weights_kept_as_integers_are_the_materialized_values(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quant: str, role: str) -> None:
+    """Past the fp16 budget a blockwise-quantized weight stays int8 levels + fp16 scales: its values,
+    rows and gathered rows equal coremltools' own decompression bit for bit."""
+    from slmkit.converter.targets.coreml import evaluator as module
+    from slmkit.converter.targets.coreml.lazy_weights import BlockwiseWeight
+    from slmkit.converter.targets.coreml.quantize import WeightCompressor
+
+    weight = (RNG.normal(size=(80, 96)) * 0.05).astype(np.float16)
+    compressor = WeightCompressor(quant, block_size=32)
+
+    @mb.program(input_specs=[mb.TensorSpec((2, 96), dtype=types.fp32), mb.TensorSpec((1, 3), dtype=types.int32)],
+                opset_version=ct.target.iOS18)
+    def program(x, ids):
+        w = compressor.constant(weight, "w", role)
+        out = mb.cast(x=mb.linear(x=mb.cast(x=x, dtype="fp16"), weight=w), dtype="fp32", name="out")
+        return out, mb.cast(x=mb.gather(x=w, indices=ids, axis=0), dtype="fp32", name="rows")
+
+    package = _save(program, tmp_path / f"{quant}-{role}.mlpackage", fp16=True)
+    expected = _load_op(package, "constexpr_blockwise_shift_scale").materialized_val_inference()
+    inputs = {"x": RNG.normal(size=(2, 96)).astype(np.float32), "ids": np.array([[0, 79, 41]], np.int32)}
+    dense = MilEvaluator(package)
+    monkeypatch.setattr(module, "HALF_WEIGHTS_LIMIT", 0)
+    monkeypatch.setattr(module, "LINEAR_BLOCK_ELEMENTS", 96 * 7)  # rows in blocks of 7, the last one short
+    kept = MilEvaluator(package)
+    (lazy,) = kept._lazy_weights.values()
+    assert isinstance(lazy, BlockwiseWeight) and lazy.levels.dtype.itemsize == 1
+    np.testing.assert_array_equal(lazy.dense().numpy(), expected.astype(np.float32))
+    np.testing.assert_array_equal(lazy.rows(5, 12).numpy(), expected[5:12].astype(np.float32))
+    got, want = kept.predict(inputs, {}), dense.predict(inputs, {})
+    np.testing.assert_array_equal(got["rows"], want["rows"])
+    np.testing.assert_allclose(got["out"], want["out"], rtol=1e-3, atol=1e-3)  # fp16 rounding of sums in other order
+
 
 
 def test_an_op_without_evaluation_is_named(tmp_path: Path) -> None:
