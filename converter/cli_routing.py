@@ -74,23 +74,117 @@ def print_sweep(figures: dict) -> None:
     out.print(table)
 
 
+def print_groups(title: str, groups: dict[str, dict]) -> None:
+    """Per-group figures (a source each), with each group's commonest error."""
+    table = Table(title=title)
+    for column in ("source", "n", "accuracy", "simple kept", "complex kept", "commonest error"):
+        left = column in ("source", "commonest error")
+        table.add_column(column, justify="left" if left else "right", no_wrap=left)
+    for name, f in groups.items():
+        errors = [(count, truth, predicted) for truth, row in f["confusion"].items() for predicted, count in row.items()
+                  if predicted != truth and count]
+        count, truth, predicted = max(errors, default=(0, "", ""))
+        error = f"{truth}→{predicted} {count / f['n']:.0%}" if count else "—"
+        table.add_row(name, str(f["n"]), _share(f["accuracy"]), _share(f["simple_kept_on_device"]),
+                      _share(f["complex_on_device"]), error)
+    out.print(table)
+
+
+DataFilesOption = Annotated[list[Path], typer.Option(
+    "--data", help="Labelled requests, .jsonl or .jsonl.gz (the shared train-set format); repeat to combine files.")]
+EncoderOption = Annotated[str, typer.Option(help="classifier: sentence encoder added to the n-gram features, minilm | none. "
+                                                 "Built into OUTPUT/encoder (int8 ONNX) unless already there.")]
+FoldsOption = Annotated[int, typer.Option(min=2, help="Cross-validation folds (stratified and grouped-by-template splits).")]
+COption = Annotated[float, typer.Option("--c", min=1e-6, help="Inverse L2 strength of the logistic regression.")]
+TargetOption = Annotated[str, typer.Option(help="What the classifier head predicts: category (each request's task_category, "
+                                                "summed into its tier; transfers better to new sources) | tier | auto "
+                                                "(category when every request has one).")]
+
+
+def resolve_target(target: str, dataset, method: str = "classifier") -> str:
+    """auto -> category when every request has a task_category, else tier; probe heads predict tiers."""
+    from slmkit.converter.routing.train import TARGETS
+
+    if target not in (*TARGETS, "auto"):
+        raise SlmkitError(f"No router target named {target!r}.", hint="Use category, tier or auto.")
+    if method != "classifier":
+        if target == "category":
+            raise SlmkitError(f"--target category is for the classifier router; {method} predicts tiers.")
+        return "tier"
+    if target == "auto":
+        return "category" if all(item.category for item in dataset.items) else "tier"
+    return target
+
+
+@router_app.command()
+def cv(
+    data: DataFilesOption,
+    by: Annotated[str, typer.Option(help="source: leave one source out (the estimate for traffic the router never saw) | "
+                                         "template: grouped by source+template | random: stratified k-fold.")] = "source",
+    spec: SpecOption = None,
+    folds: FoldsOption = 5,
+    c: COption = 10.0,
+    encoder: EncoderOption = "minilm",
+    encoder_dir: Annotated[Path, typer.Option(help="Where the encoder is exported (reused when present).")] = Path("out/router/encoder"),
+    target: TargetOption = "auto",
+    temperature: Annotated[Optional[float], typer.Option(min=0.01, help="Figures at this temperature (e.g. the shipped "
+                                                                          "router's); default: fitted on these out-of-fold logits.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write every figure as JSON here.")] = None,
+) -> None:
+    """Cross-validate the classifier router: figures out of fold, pooled and per held-out source."""
+    from slmkit.converter.routing.train import SPLITS, cross_validate, features_for, fold_count, head_target
+    from slmkit.runtime.data import read_datasets
+    from slmkit.runtime.paths import write_atomically
+    from slmkit.runtime.spec import parse_spec
+
+    if encoder not in ("minilm", "none"):
+        raise SlmkitError(f"Unknown encoder {encoder}.", hint="Use minilm or none.")
+    if by not in SPLITS:
+        raise SlmkitError(f"No cross-validation split named {by!r}.", hint=f"Use one of: {', '.join(SPLITS)}.")
+    base = spec_path(spec, None)
+    spec_data, _ = spec_for_method(base, None)
+    spec_data["router"].update({"method": "classifier", "tier": None, "weights": "router-head.json",
+                                "encoder": "encoder" if encoder != "none" else None})
+    routing = parse_spec(spec_data, str(base))
+    dataset = read_datasets(data, tuple(routing.router.labels))
+    _print_skipped(dataset)
+    target = resolve_target(target, dataset)
+    head_target(dataset, list(routing.router.labels), target)  # refuses inconsistent categories before any work
+    heads = fold_count(dataset, by, folds)  # refuses too few sources before any work
+    sentence_encoder = _encoder(encoder, encoder_dir) if encoder != "none" else None
+    with progress_display() as progress:
+        task = progress.add_task("Computing features", total=len(dataset.items))
+        X, _ = features_for(dataset, routing, sentence_encoder, progress=lambda: progress.advance(task))
+        task = progress.add_task(f"Fitting {SPLITS[by].replace('_', ' ')} heads", total=heads)
+        figures = cross_validate(X, dataset, routing, by, c, folds, temperature, target, progress=lambda: progress.advance(task))
+    figures.update({"data": [str(path) for path in data], "encoder": encoder, "C": c})
+    print_figures(f"Out-of-fold, {SPLITS[by].replace('_', ' ')}, {target} head (temperature {figures['temperature']:.3g})",
+                  {by: figures})
+    if "by_group" in figures:
+        print_groups("Each source, routed by a head trained without it", figures["by_group"])
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(report, json.dumps(figures, indent=2) + "\n")
+        console.print(f"[green]Wrote[/] {report}")
+
+
 @router_app.command()
 def train(
-    data: Annotated[Path, typer.Option(help="Labelled requests, .jsonl or .jsonl.gz (the shared train-set format).")],
+    data: DataFilesOption,
     output: Annotated[Path, typer.Option(help="Folder for routing.json and the trained head.")] = Path("out/router"),
     spec: SpecOption = None,
-    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
-    c: Annotated[float, typer.Option("--c", min=1e-6, help="Inverse L2 strength of the logistic regression.")] = 10.0,
+    folds: FoldsOption = 5,
+    c: COption = 10.0,
     holdout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share kept out of training, written to OUTPUT/holdout.jsonl.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the holdout split.")] = 0,
-    encoder: Annotated[str, typer.Option(help="classifier: sentence encoder added to the n-gram features, minilm | none. "
-                                              "Built into OUTPUT/encoder (int8 ONNX) unless already there.")] = "minilm",
+    encoder: EncoderOption = "minilm",
+    target: TargetOption = "auto",
     method: Annotated[str, typer.Option(help="classifier | probe (a head on the on-device model's hidden state) | "
                                              "label_logits (fit bias + temperature of the zero-shot label scores); "
                                              "probe and label_logits run the llama.cpp on-device model once per request.")] = "classifier",
 ) -> None:
     """Train or calibrate a router; print cross-validated figures and write a routing.json using it."""
-    from slmkit.runtime.data import read_dataset
+    from slmkit.runtime.data import read_datasets
 
     if encoder not in ("minilm", "none"):
         raise SlmkitError(f"Unknown encoder {encoder}.", hint="Use minilm or none.")
@@ -98,9 +192,9 @@ def train(
         raise SlmkitError(f"`router train` fits classifier, probe or label_logits routers, not {method}.")
     base = spec_path(spec, None)
     spec_data, base_dir = spec_for_method(base, None)
-    dataset = read_dataset(data)
-    for problem in dataset.skipped[:5]:
-        console.print(f"[yellow]skipped[/] {data}: {problem}")
+    dataset = read_datasets(data)
+    _print_skipped(dataset)
+    target = resolve_target(target, dataset, method)
     held_out = []
     if holdout:
         dataset, held_out = _split(dataset, holdout, seed)
@@ -108,14 +202,21 @@ def train(
     if method == "label_logits":
         path, temperature, cv = _calibrate_label_logits(dataset, spec_data, base, base_dir, output, folds)
     else:
-        path, temperature, cv = _fit_head(dataset, data, spec_data, base, base_dir, output, method, encoder, c, folds)
+        path, temperature, cv = _fit_head(dataset, data, spec_data, base, base_dir, output, method, encoder, c, folds, target)
     if held_out:
         _write_jsonl(output / "holdout.jsonl", held_out)
-    report = {"data": str(data), "method": method, "examples": len(dataset.items), "held_out": len(held_out),
+    report = {"data": [str(path) for path in data], "method": method, "target": target, "examples": len(dataset.items), "held_out": len(held_out),
               "temperature": temperature, "cross_validation": cv}
     (output / "train-report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print_figures(f"Out-of-fold figures (temperature {temperature:.3g})", cv)
+    print_figures(f"Out-of-fold figures, {target} head (temperature {temperature:.3g})", cv)
     console.print(f"[green]Wrote[/] {path}" + (f" and {output / 'holdout.jsonl'}" if held_out else ""))
+
+
+def _print_skipped(dataset) -> None:
+    for problem in dataset.skipped[:5]:
+        console.print(f"[yellow]skipped[/] {problem}")
+    if len(dataset.skipped) > 5:
+        console.print(f"[yellow]skipped[/] {len(dataset.skipped) - 5} more lines")
 
 
 def _local_llama_backend(spec_data: dict, base: Path, base_dir: Path, why: str):
@@ -129,8 +230,8 @@ def _local_llama_backend(spec_data: dict, base: Path, base_dir: Path, why: str):
     return local, make_backend(local, base_dir)
 
 
-def _fit_head(dataset, data: Path, spec_data: dict, base: Path, base_dir: Path, output: Path, method: str,
-              encoder: str, c: float, folds: int):
+def _fit_head(dataset, data: list[Path], spec_data: dict, base: Path, base_dir: Path, output: Path, method: str,
+              encoder: str, c: float, folds: int, target: str):
     from slmkit.converter.routing.train import train as fit, write_bundle_router
     from slmkit.runtime.checksums import sha256_file
     from slmkit.runtime.spec import parse_spec
@@ -146,8 +247,9 @@ def _fit_head(dataset, data: Path, spec_data: dict, base: Path, base_dir: Path, 
     try:
         with progress_display() as progress:
             task = progress.add_task("Computing features", total=len(dataset.items))
-            result = fit(dataset, routing, C=c, folds=folds, data_name=data.name, data_sha256=sha256_file(data),
-                         encoder=sentence_encoder, probe_backend=backend, progress=lambda: progress.advance(task))
+            result = fit(dataset, routing, C=c, folds=folds, data_files=[(path.name, sha256_file(path)) for path in data],
+                         encoder=sentence_encoder, probe_backend=backend, target=target,
+                         progress=lambda: progress.advance(task))
     finally:
         if backend is not None:
             backend.close()
@@ -227,12 +329,13 @@ def evaluate_router(
     report: Annotated[Optional[Path], typer.Option(help="Write every figure as JSON here.")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate the first N requests (after --sample).")] = None,
     sample: Annotated[Optional[int], typer.Option(help="Shuffle with this seed before --limit.")] = None,
+    by_source: Annotated[bool, typer.Option("--by-source", help="Also figures per `source` of the data.")] = False,
 ) -> None:
     """Run the router on labelled requests: accuracy, macro-F1, confusion, on-device shares, sweep."""
     import random
 
     from slmkit.runtime.data import read_dataset
-    from slmkit.runtime.evaluation import evaluate
+    from slmkit.runtime.evaluation import by_group, evaluate
     from slmkit.runtime.router import make_router
     from slmkit.runtime.backends import make_backend
     from slmkit.runtime.spec import parse_spec
@@ -259,11 +362,15 @@ def evaluate_router(
             progress.advance(task)
     for backend in backends.values():
         backend.close()
-    figures = evaluate([item.tier for item in items], decisions, routing, [max(1, len(i.request.user) // 4) for i in items])
+    truth, tokens = [item.tier for item in items], [max(1, len(i.request.user) // 4) for i in items]
+    figures = evaluate(truth, decisions, routing, tokens)
     figures.update({"data": str(data), "spec": str(path), "skipped_lines": len(dataset.skipped)})
     print_figures(f"{routing.router.method} on {data.name} (latency p50 {figures['latency_ms']['p50']:.2f} ms, "
                   f"p95 {figures['latency_ms']['p95']:.2f} ms)", {"eval": figures})
     print_sweep(figures)
+    if by_source:
+        figures["by_source"] = by_group(truth, decisions, routing, [item.source for item in items], tokens)
+        print_groups("Per source", figures["by_source"])
     if report:
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

@@ -20,6 +20,7 @@ class LabelledRequest:
     source: str = ""
     template: str = ""
     references: tuple[str, ...] = ()  # gold answers, where known (confidence eval, simulate)
+    category: str = ""        # the task category (`task_category`), where labelled
 
 
 @dataclass
@@ -37,22 +38,42 @@ def open_text(path: Path):
 
 
 def parse_record(record: object, labels: tuple[str, ...]) -> LabelledRequest:
-    """One line of the shared format: prompt (+ "\\n\\n" + context) is the user message."""
+    """One line of the shared format: prompt (+ "\\n\\n" + context) is the user message; or a
+    conversation as OpenAI-style `messages` (the last one a user turn)."""
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
+    if "messages" in record:
+        return _conversation(record, labels)
     prompt = record.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("no `prompt` string")
     context = record.get("context") or ""
     if not isinstance(context, str):
         raise ValueError("`context` is not a string")
-    tier = record.get("tier")
-    if tier is not None and tier not in labels:
-        raise ValueError(f"tier {tier!r} is not one of {list(labels)}")
+    tier = _tier(record, labels)
     system = record.get("system") or ""
     user = f"{prompt}\n\n{context}" if context else prompt
     return LabelledRequest(Request(user=user, system=str(system), id=str(record.get("id", ""))), tier,
-                           str(record.get("source", "")), str(record.get("template", "")), parse_references(record))
+                           str(record.get("source", "")), str(record.get("template", "")), parse_references(record),
+                           str(record.get("task_category") or ""))
+
+
+def _conversation(record: dict, labels: tuple[str, ...]) -> LabelledRequest:
+    messages = record["messages"]
+    if not isinstance(messages, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages):
+        raise ValueError("`messages` must be a list of {role, content} strings")
+    tier = _tier(record, labels)
+    request = Request.from_messages(messages, id=str(record.get("id", "")))
+    return LabelledRequest(request, tier, str(record.get("source", "")), str(record.get("template", record.get("kind", ""))),
+                           parse_references(record), str(record.get("task_category") or ""))
+
+
+def _tier(record: dict, labels: tuple[str, ...]) -> str | None:
+    tier = record.get("tier")
+    if tier is not None and tier not in labels:
+        raise ValueError(f"tier {tier!r} is not one of {list(labels)}")
+    return tier
 
 
 def parse_references(record: dict) -> tuple[str, ...]:
@@ -97,3 +118,13 @@ def read_dataset(path: Path, labels: tuple[str, ...] = ("simple", "medium", "com
         return item
 
     return read_lines(path, parse, "labelled requests" if require_labels else "requests")
+
+
+def read_datasets(paths: list[Path], labels: tuple[str, ...] = ("simple", "medium", "complex")) -> Dataset:
+    """Labelled requests of several files, in order; skipped lines are named "FILE line N: why"."""
+    items, skipped = [], []
+    for path in paths:
+        dataset = read_dataset(path, labels)
+        items.extend(dataset.items)
+        skipped.extend(f"{Path(path).name} {problem}" for problem in dataset.skipped)
+    return Dataset(items, skipped)

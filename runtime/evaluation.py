@@ -96,3 +96,19 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
         return None
     rank = max(1, -(-len(sorted_values) * q // 100))
     return sorted_values[int(rank) - 1]
+
+
+GROUP_FIGURES = ("n", "accuracy", "simple_kept_on_device", "complex_on_device", "medium_on_device", "confusion")
+
+
+def by_group(truth: list[str], decisions: list[RouteDecision], spec: RoutingSpec, groups: list[str],
+             input_tokens: list[int] | None = None) -> dict[str, dict]:
+    """`evaluate()`'s main figures (`GROUP_FIGURES`) per group, e.g. per source: group -> figures,
+    groups sorted by name. A group lacking a tier has None for that tier's share."""
+    input_tokens = input_tokens or [500] * len(truth)
+    result = {}
+    for group in sorted(set(groups)):
+        index = [i for i, g in enumerate(groups) if g == group]
+        figures = evaluate([truth[i] for i in index], [decisions[i] for i in index], spec, [input_tokens[i] for i in index])
+        result[group] = {key: figures[key] for key in GROUP_FIGURES}
+    return result

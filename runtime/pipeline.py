@@ -16,7 +16,7 @@ from slmkit.runtime.backends import Backend, BackendError, Generation, make_back
 from slmkit.runtime.confidence.methods import Score, answer_from_options, score_answer, trained
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.policy import choose_tier
-from slmkit.runtime.prompts import router_input
+from slmkit.runtime.prompts import request_router_input
 from slmkit.runtime.request import Request
 from slmkit.runtime.router import Router, make_router
 from slmkit.runtime.router.decision import RouteDecision
@@ -68,7 +68,7 @@ class Pipeline:
         return self._backends[tier]
 
     def route(self, request: Request, trace: Trace) -> str:
-        system, user = router_input(request.system, request.user, self.spec.router.truncation)
+        system, user = request_router_input(request, self.spec.router.truncation)
         trace.router_input = {"system": system, "user": user, "user_chars": len(request.user)}
         try:
             decision = self.router.decide(request)

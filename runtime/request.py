@@ -15,6 +15,11 @@ class Request:
     max_tokens: int | None = None
     id: str = ""
 
+    def earlier_user_turns(self, turns: int) -> tuple[str, ...]:
+        """The last `turns` user messages before `user`, oldest first."""
+        users = [m.get("content", "") for m in self.history if m.get("role") == "user"]
+        return tuple(users[max(0, len(users) - turns):]) if turns > 0 else ()
+
     def messages(self) -> list[dict[str, str]]:
         """The chat as a backend sends it: system, earlier turns, the user turn."""
         head = [{"role": "system", "content": self.system}] if self.system else []

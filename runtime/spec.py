@@ -33,6 +33,9 @@ class Truncation(Strict):
     system_chars: int = Field(200, ge=0)
     user_chars: int = Field(300, ge=0)
     user_tail_chars: int = Field(0, ge=0, description="Also read the last N chars of a longer user message.")
+    history_turns: int = Field(0, ge=0, description="Conversations: also route the last user message together with "
+                               "the N user messages before it; the costlier of the two routes wins (0: last message only).")
+    history_chars: int = Field(200, ge=0, description="Characters read of each earlier user message.")
 
 
 class RouterSpec(Strict):

@@ -138,6 +138,10 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
             (shutil.copytree if file.is_dir() else shutil.copy2)(file, staging / "router" / file.name)
         spec, notes = _spec(base_spec, platform, name, model_ref, context,
                             encoder=(staging / "router" / "encoder").is_dir())
+        # The head's own calibration (the mobile n-gram head is fitted apart from the default one).
+        head_info = json.loads((staging / "router" / "router-head.json").read_text(encoding="utf-8")).get("info", {})
+        if "temperature" in head_info:
+            spec["router"]["temperature"] = float(head_info["temperature"])
         (staging / "routing.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
         vectors = Path(str(resources.files("slmkit.runtime").joinpath("vectors")))
         shutil.copytree(vectors, staging / "vectors", ignore=shutil.ignore_patterns("__pycache__"))

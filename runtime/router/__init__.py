@@ -19,7 +19,17 @@ class Router(Protocol):
 
 
 def make_router(spec: RoutingSpec, base_dir: Path, backends: dict) -> Router:
-    """The spec's router; model-based methods share the backend of the tier they name."""
+    """The spec's router (reading conversations when `truncation.history_turns` > 0); model-based
+    methods share the backend of the tier they name."""
+    router = _method_router(spec, base_dir, backends)
+    if spec.router.truncation.history_turns > 0:
+        from slmkit.runtime.router.conversation import ConversationRouter
+
+        return ConversationRouter(router, spec)
+    return router
+
+
+def _method_router(spec: RoutingSpec, base_dir: Path, backends: dict) -> Router:
     method = spec.router.method
     if method == "classifier":
         from slmkit.runtime.router.classifier import ClassifierRouter

@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 from slmkit.runtime.errors import SlmkitError
-from slmkit.runtime.prompts import router_input
+from slmkit.runtime.prompts import conversation_user, request_router_input
 from slmkit.runtime.request import Request
 from slmkit.runtime.router import features
-from slmkit.runtime.router.decision import RouteDecision, decision_from_logits
+from slmkit.runtime.router.decision import RouteDecision, decision_from_grouped_logits, decision_from_logits
 from slmkit.runtime.router.encoder import SentenceEncoder
 from slmkit.runtime.router.head import load_head
 from slmkit.runtime.spec import RouterSpec
@@ -24,12 +24,12 @@ HASHED = "hashed-v1"
 HASHED_AND_ENCODER = "hashed-v1+encoder"
 
 
-def request_features(buckets: int, spec: RouterSpec, system: str, user: str,
+def request_features(buckets: int, spec: RouterSpec, request: Request,
                      encoder: SentenceEncoder | None = None) -> tuple[dict[int, float], list[float]]:
-    """Hashed n-grams of the truncated text; dense = length numbers (+ the encoder's vector of that text)."""
-    system_part, user_part = router_input(system, user, spec.truncation)
-    text = classifier_text(system_part, user_part)
-    dense = features.dense(system, user)
+    """Hashed n-grams of the truncated text; dense = length numbers of the whole user text read
+    (+ the encoder's vector of the truncated text)."""
+    text = classifier_text(*request_router_input(request, spec.truncation))
+    dense = features.dense(request.system, conversation_user(request, spec.truncation))
     if encoder is not None:
         dense.extend(float(x) for x in encoder.encode(text))
     return features.hashed(text, buckets), dense
@@ -44,8 +44,11 @@ class ClassifierRouter:
         if self.head.features not in (HASHED, HASHED_AND_ENCODER) or tuple(self.head.dense) != features.DENSE_FEATURES:
             raise SlmkitError(f"{spec.weights} was trained on features {self.head.features} {self.head.dense}; "
                               f"this runtime computes {HASHED}[+encoder] {features.DENSE_FEATURES}.")
-        if sorted(self.head.labels) != sorted(spec.labels):
-            raise SlmkitError(f"{spec.weights} predicts {self.head.labels}; the spec's labels are {spec.labels}.")
+        groups = self.head.label_groups or {label: label for label in self.head.labels}
+        if sorted(groups) != sorted(self.head.labels) or sorted(set(groups.values())) != sorted(spec.labels):
+            raise SlmkitError(f"{spec.weights} predicts {sorted(set(groups.values()))} (through {self.head.labels}); "
+                              f"the spec's labels are {spec.labels}.")
+        self.groups = groups
         self.encoder = None
         if self.head.features == HASHED_AND_ENCODER:
             if not spec.encoder:
@@ -57,8 +60,13 @@ class ClassifierRouter:
 
     def decide(self, request: Request) -> RouteDecision:
         start = time.perf_counter()
-        sparse, dense = request_features(self.head.buckets, self.spec, request.system, request.user, self.encoder)
+        sparse, dense = request_features(self.head.buckets, self.spec, request, self.encoder)
         logits = self.head.logits(sparse, dense)
-        decision = decision_from_logits(self.head.labels, [float(x) for x in logits], self.spec.temperature, self.method)
+        values = [float(x) for x in logits]
+        if self.head.label_groups is None:
+            decision = decision_from_logits(self.head.labels, values, self.spec.temperature, self.method)
+        else:
+            decision = decision_from_grouped_logits(self.spec.labels, self.head.labels, values, self.groups,
+                                                    self.spec.temperature, self.method)
         decision.latency_ms = (time.perf_counter() - start) * 1000
         return decision

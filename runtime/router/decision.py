@@ -17,11 +17,15 @@ class RouteDecision:
     latency_ms: float = 0.0
     method: str = ""
     tokens: int = 0
+    conversation: dict | None = None  # runtime/router/conversation.py: both decisions and which one won
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "label": self.label, "confidence": round(self.confidence, 6),
-                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
-                "raw": self.raw, "latency_ms": round(self.latency_ms, 3), "tokens": self.tokens}
+        result = {"method": self.method, "label": self.label, "confidence": round(self.confidence, 6),
+                  "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+                  "raw": self.raw, "latency_ms": round(self.latency_ms, 3), "tokens": self.tokens}
+        if self.conversation is not None:
+            result["conversation"] = self.conversation
+        return result
 
 
 def softmax(logits: list[float], temperature: float = 1.0) -> list[float]:
@@ -33,6 +37,20 @@ def softmax(logits: list[float], temperature: float = 1.0) -> list[float]:
     exps = [math.exp(x - top) for x in scaled]
     total = sum(exps)
     return [e / total for e in exps]
+
+
+def decision_from_grouped_logits(labels: list[str], classes: list[str], logits: list[float], groups: dict[str, str],
+                                 temperature: float = 1.0, method: str = "") -> RouteDecision:
+    """Logits over finer `classes` (task categories), each counting toward the label `groups[class]`:
+    p(label) = the sum of softmax(logits / T) over its classes; argmax label (first label wins a
+    tie) with that probability as the confidence. `raw` names the likeliest class."""
+    probs = softmax(logits, temperature)
+    totals = {label: 0.0 for label in labels}
+    for name, p in zip(classes, probs):
+        totals[groups[name]] += p
+    best = max(range(len(labels)), key=lambda i: (totals[labels[i]], -i))
+    top = max(range(len(classes)), key=lambda i: (probs[i], -i))
+    return RouteDecision(labels[best], totals[labels[best]], totals, raw=f"{classes[top]} {probs[top]:.6f}", method=method)
 
 
 def decision_from_logits(labels: list[str], logits: list[float], temperature: float = 1.0,

@@ -29,6 +29,9 @@ class LinearHead:
     buckets: int = 0         # hashed-v1: sparse inputs before the dense ones
     dense: tuple[str, ...] = ()
     info: dict | None = None  # training data, cross-validated figures
+    # A head trained on task categories: category -> the routing label it counts toward (its
+    # probabilities are summed per label); None when `labels` are the routing labels themselves.
+    label_groups: dict[str, str] | None = None
 
     def logits(self, sparse: dict[int, float], dense: list[float] | np.ndarray) -> np.ndarray:
         """Sparse bucket weights plus dense values, through the head."""
@@ -50,6 +53,8 @@ class LinearHead:
                   "buckets": self.buckets, "dense": list(self.dense), "shape": list(self.weights.shape),
                   "bias": [float(b) for b in self.bias], "weights_file": weights_file.name,
                   "weights_sha256": hashlib.sha256(blob).hexdigest(), "info": self.info or {}}
+        if self.label_groups is not None:
+            header["label_groups"] = self.label_groups
         path.write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
 
 
@@ -73,4 +78,4 @@ def load_head(path: Path) -> LinearHead:
     weights = np.frombuffer(blob, dtype="<f2").reshape(shape)
     return LinearHead(features=header["features"], labels=list(header["labels"]), weights=weights,
                       bias=np.asarray(header["bias"], dtype=np.float64), buckets=int(header["buckets"]),
-                      dense=tuple(header["dense"]), info=header.get("info"))
+                      dense=tuple(header["dense"]), info=header.get("info"), label_groups=header.get("label_groups"))

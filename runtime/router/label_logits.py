@@ -10,7 +10,7 @@ import re
 import time
 
 from slmkit.runtime.errors import SlmkitError
-from slmkit.runtime.prompts import fill, router_input
+from slmkit.runtime.prompts import fill, request_router_input
 from slmkit.runtime.request import Request
 from slmkit.runtime.router.decision import RouteDecision, decision_from_logits
 from slmkit.runtime.spec import RouterSpec
@@ -38,7 +38,7 @@ class LabelLogitsRouter:
                               hint="Change router.label_separator or the label words.")
 
     def suffix(self, request: Request) -> str:
-        system, user = router_input(request.system, request.user, self.spec.truncation)
+        system, user = request_router_input(request, self.spec.truncation)
         return fill(self.rest, system=system, user=user) + self.spec.answer_prefix
 
     def label_logits(self, request: Request) -> tuple[list[float], int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from slmkit.runtime.errors import SlmkitError
-from slmkit.runtime.prompts import router_input
+from slmkit.runtime.prompts import request_router_input
 from slmkit.runtime.request import Request
 from slmkit.runtime.router.classifier import classifier_text
 from slmkit.runtime.router.decision import RouteDecision, decision_from_logits
@@ -24,10 +24,9 @@ def model_identity(path: Path) -> dict:
     return {"model_file": path.name, "model_bytes": path.stat().st_size}
 
 
-def probe_vector(backend, spec: RouterSpec, system: str, user: str) -> np.ndarray:
+def probe_vector(backend, spec: RouterSpec, request: Request) -> np.ndarray:
     """L2-normalized hidden state of the truncated request (the classifier's text)."""
-    system_part, user_part = router_input(system, user, spec.truncation)
-    vector = backend.embedding(classifier_text(system_part, user_part))
+    vector = backend.embedding(classifier_text(*request_router_input(request, spec.truncation)))
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
 
@@ -50,7 +49,7 @@ class ProbeRouter:
 
     def decide(self, request: Request) -> RouteDecision:
         start = time.perf_counter()
-        vector = probe_vector(self.backend, self.spec, request.system, request.user)
+        vector = probe_vector(self.backend, self.spec, request)
         if vector.shape[0] != self.head.weights.shape[0]:
             raise SlmkitError(f"The probe head expects {self.head.weights.shape[0]} hidden units; the model gives {vector.shape[0]}.")
         logits = self.head.logits({}, vector)

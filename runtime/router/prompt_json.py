@@ -21,7 +21,9 @@ class PromptJsonRouter:
 
     def decide(self, request: Request) -> RouteDecision:
         start = time.perf_counter()
-        prompt = render_router_prompt(self.spec.prompt, request.system, request.user, self.spec.truncation)
+        truncation = self.spec.truncation
+        prompt = render_router_prompt(self.spec.prompt, request.system, request.user, truncation,
+                                      request.earlier_user_turns(truncation.history_turns))
         try:
             generation = self.backend.generate([{"role": "user", "content": prompt}], self.spec.max_tokens)
         except BackendError as exc:

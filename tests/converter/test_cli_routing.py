@@ -49,19 +49,39 @@ def test_train_then_eval_on_the_holdout(tmp_path: Path, small_data: Path) -> Non
     assert "skipped" in result.stderr and "line 561" in result.stderr
     report = json.loads((out / "train-report.json").read_text(encoding="utf-8"))
     assert report["examples"] + report["held_out"] == 560 and report["held_out"] == 140
-    assert set(report["cross_validation"]) == {"stratified", "unseen_templates"}
+    assert set(report["cross_validation"]) == {"leave_one_source_out", "unseen_templates", "stratified"}
+    shipped = json.loads((out / "routing.json").read_text(encoding="utf-8"))["router"]["temperature"]
+    assert shipped == report["cross_validation"]["stratified"]["temperature"] == report["temperature"]
+    assert report["cross_validation"]["leave_one_source_out"]["temperature"] == shipped  # figures at the shipped one
     assert report["cross_validation"]["stratified"]["accuracy"] > 0.8
     held = [json.loads(line) for line in (out / "holdout.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(held) == 140 and {r["tier"] for r in held} == {"simple", "medium", "complex"}
     result = run_cli("router", "eval", "--data", str(out / "holdout.jsonl"), "--spec", str(out / "routing.json"),
-                     "--report", str(tmp_path / "eval.json"))
+                     "--report", str(tmp_path / "eval.json"), "--by-source")
     assert result.returncode == 0, result.stderr
     figures = json.loads((tmp_path / "eval.json").read_text(encoding="utf-8"))
+    assert set(figures["by_source"]) == {r["source"] for r in held} and "Per source" in result.stdout
+    assert sum(group["n"] for group in figures["by_source"].values()) == 140
     for key in ("accuracy", "macro_f1", "confusion", "simple_kept_on_device", "complex_on_device", "threshold_sweep"):
         assert key in figures
     assert figures["n"] == 140 and figures["accuracy"] > 0.75
     assert sum(sum(row.values()) for row in figures["confusion"].values()) == 140
     assert [row["simple_min_confidence"] for row in figures["threshold_sweep"]][:2] == [0.0, 0.5]
+
+
+def test_cv_by_source_reports_every_held_out_source(tmp_path: Path, small_data: Path) -> None:
+    report = tmp_path / "cv" / "loso.json"
+    result = run_cli("router", "cv", "--data", str(small_data), "--by", "source", "--encoder", "none", "--report", str(report))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(report.read_text(encoding="utf-8"))
+    sources = {json.loads(line)["source"] for line in small_data.read_text(encoding="utf-8").splitlines()[:-1]}
+    assert figures["split"] == "leave_one_source_out" and set(figures["by_group"]) == sources
+    assert sum(group["n"] for group in figures["by_group"].values()) == figures["n"] == 560
+    assert "Each source, routed by a head trained without it" in result.stdout
+    random = run_cli("router", "cv", "--data", str(small_data), "--by", "random", "--encoder", "none", "--folds", "3")
+    assert random.returncode == 0, random.stderr
+    bad = run_cli("router", "cv", "--data", str(small_data), "--by", "sources")
+    assert bad.returncode == 1 and "No cross-validation split named 'sources'" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_eval_needs_data_and_refuses_unknown_methods(tmp_path: Path, small_data: Path) -> None:

@@ -36,3 +36,23 @@ def test_unusable_files_are_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "bin.jsonl.gz").write_bytes(b"not gzip at all")
     with pytest.raises(SlmkitError, match="Cannot read"):
         read_dataset(tmp_path / "bin.jsonl.gz")
+
+
+def test_conversations_as_messages_and_several_files(tmp_path: Path) -> None:
+    from slmkit.runtime.data import read_datasets
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Write a poem about rain."},
+                {"role": "assistant", "content": "Drops…"}, {"role": "user", "content": "shorter"}]
+    first = tmp_path / "conversations.jsonl"
+    first.write_text("\n".join([json.dumps({"id": "c1", "messages": messages, "tier": "complex", "source": "chat"}),
+                                json.dumps({"messages": messages[:3], "tier": "simple"}),
+                                json.dumps({"messages": [{"role": "user"}], "tier": "simple"})]) + "\n", encoding="utf-8")
+    second = tmp_path / "more.jsonl"
+    second.write_text(json.dumps({"prompt": "Hi", "tier": "simple"}) + "\n", encoding="utf-8")
+    data = read_datasets([first, second])
+    conversation = data.items[0].request
+    assert (conversation.user, conversation.system) == ("shorter", "Be brief.")
+    assert conversation.earlier_user_turns(2) == ("Write a poem about rain.",) and data.items[0].tier == "complex"
+    assert [i.request.user for i in data.items] == ["shorter", "Hi"]
+    assert data.skipped[0].startswith("conversations.jsonl line 2: the last message must have role 'user'")
+    assert data.skipped[1].startswith("conversations.jsonl line 3: `messages` must be")

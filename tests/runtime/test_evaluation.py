@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from slmkit.runtime.default import default_spec_path
-from slmkit.runtime.evaluation import evaluate, macro_f1
+from slmkit.runtime.evaluation import by_group, evaluate, macro_f1
 from slmkit.runtime.router.decision import RouteDecision
 from slmkit.runtime.spec import load_spec
 
@@ -34,3 +34,15 @@ def test_figures_on_a_small_known_case() -> None:
 def test_macro_f1() -> None:
     assert macro_f1(["a", "b"], ["a", "b"], ["a", "b"]) == 1.0
     assert macro_f1(["a", "a", "b"], ["a", "b", "b"], ["a", "b"]) == pytest.approx((2 / 3 + 2 / 3) / 2)
+
+
+def test_figures_per_group() -> None:
+    spec = load_spec(default_spec_path())
+    truth = ["simple", "complex", "simple", "medium"]
+    decisions = [RouteDecision("simple", 0.95), RouteDecision("simple", 0.9), RouteDecision("medium", 0.9),
+                 RouteDecision("medium", 0.9)]
+    groups = by_group(truth, decisions, spec, ["b", "b", "a", "a"])
+    assert list(groups) == ["a", "b"]
+    assert groups["a"]["n"] == 2 and groups["a"]["accuracy"] == 0.5 and groups["a"]["complex_on_device"] is None
+    assert groups["b"]["simple_kept_on_device"] == 1.0 and groups["b"]["complex_on_device"] == 1.0
+    assert groups["b"]["confusion"]["complex"]["simple"] == 1

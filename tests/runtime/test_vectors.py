@@ -17,12 +17,15 @@ from slmkit.runtime.policy import choose_tier
 from slmkit.runtime.prompts import render_rating_prompt, render_router_prompt, router_input
 from slmkit.runtime.router import features
 from slmkit.runtime.router.classifier import classifier_text
-from slmkit.runtime.router.decision import RouteDecision, decision_from_logits
+from slmkit.runtime.request import Request
+from slmkit.runtime.router.conversation import costlier
+from slmkit.runtime.router.decision import RouteDecision, decision_from_grouped_logits, decision_from_logits
 from slmkit.runtime.router.parse import parse_router_output
 from slmkit.runtime.spec import PolicySpec, TrainedHead, Truncation
 
 VECTOR_FILES = ("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
-                "option_choice", "rating_distribution", "token_confidence", "trained_head")
+                "option_choice", "rating_distribution", "token_confidence", "trained_head", "conversation",
+                "grouped_probabilities")
 
 
 def vectors(name: str) -> list[dict]:
@@ -78,10 +81,21 @@ def test_label_probabilities(row: dict) -> None:
         assert decision.probabilities[label] == pytest.approx(p, abs=1e-9)
 
 
+@pytest.mark.parametrize("row", vectors("grouped_probabilities"), ids=ids("grouped_probabilities"))
+def test_grouped_probabilities(row: dict) -> None:
+    logits = [-math.inf if x == "-inf" else x for x in row["logits"]]
+    decision = decision_from_grouped_logits(row["labels"], row["classes"], logits, row["groups"], row["temperature"])
+    assert decision.label == row["expected"]["label"] and decision.raw.split(" ")[0] == row["expected"]["top_class"]
+    assert decision.confidence == pytest.approx(row["expected"]["confidence"], abs=1e-9)
+    for label, p in row["expected"]["probabilities"].items():
+        assert decision.probabilities[label] == pytest.approx(p, abs=1e-9)
+
+
 @pytest.mark.parametrize("row", vectors("prompts"), ids=ids("prompts"))
 def test_prompts(row: dict) -> None:
     if row["kind"] == "router":
-        text = render_router_prompt(row["template"], row["system"], row["user"], Truncation(**row["truncation"]))
+        text = render_router_prompt(row["template"], row["system"], row["user"], Truncation(**row["truncation"]),
+                                    row.get("earlier", ()))
     else:
         text = render_rating_prompt(row["template"], row["question"], row["answer"])
     assert text == row["expected"]
@@ -93,14 +107,28 @@ def test_features(row: dict) -> None:
     if "fnv1a_input" in row:
         assert features.fnv1a(row["fnv1a_input"]) == expected["fnv1a"]
         return
-    system, user = router_input(row["system"], row["user"], Truncation(**row["truncation"]))
+    earlier = row.get("earlier", [])
+    system, user = router_input(row["system"], row["user"], Truncation(**row["truncation"]), earlier)
     text = classifier_text(system, user)
     assert text == expected["text"]
     assert len(features.feature_strings(text)) == expected["feature_count"]
     hashed = features.hashed(text, row["buckets"])
     assert sorted(hashed) == expected["indices"]
     assert all(v == pytest.approx(expected["value"]) for v in hashed.values())
-    assert features.dense(row["system"], row["user"]) == pytest.approx(expected["dense"])
+    assert features.dense(row["system"], "\n".join([*earlier, row["user"]])) == pytest.approx(expected["dense"])
+
+
+@pytest.mark.parametrize("row", vectors("conversation"), ids=ids("conversation"))
+def test_conversation(row: dict) -> None:
+    expected = row["expected"]
+    if row["kind"] == "earlier":
+        request = Request(user=row["user"], history=tuple(row["history"]))
+        assert list(request.earlier_user_turns(row["history_turns"])) == expected["earlier"]
+        return
+    policy = PolicySpec.model_validate(row["policy"])
+    decisions = [RouteDecision(row[key]["label"], row[key]["confidence"]) for key in ("last_message", "conversation")]
+    chosen, which = costlier(*decisions, policy, row["tiers"])
+    assert which == expected["chosen"] and choose_tier(chosen, policy).tier == expected["tier"]
 
 
 class VectorContinuation:

@@ -69,7 +69,9 @@ def test_shipped_head_routes_clear_cases(router: ClassifierRouter, user: str, la
 
 def test_shipped_head_records_its_training(router: ClassifierRouter) -> None:
     info = router.head.info
-    assert info["examples"] == 4474 and info["data"] == "train.jsonl.gz"
+    assert info["examples"] == 5604 and [d["file"] for d in info["data"]] == ["train.jsonl.gz", "authored.jsonl.gz"]
+    assert info["target"] == "category" and router.head.label_groups["follow_up"] == "simple"
+    assert info["cv"]["leave_one_source_out"]["accuracy"] >= 0.6  # sources it never saw (docs/routing.md)
     assert info["encoder"] == "sentence-transformers/all-MiniLM-L6-v2" and router.encoder is not None
     assert info["cv"]["stratified"]["accuracy"] >= 0.9 and info["cv"]["stratified"]["complex_on_device"] <= 0.02
     assert info["cv"]["stratified"]["simple_kept_on_device"] >= 0.85
@@ -89,3 +91,18 @@ def test_head_for_other_labels_is_refused(tmp_path: Path) -> None:
     spec = load_spec(default_spec_path()).router
     with pytest.raises(SlmkitError, match="predicts"):
         ClassifierRouter(spec, tmp_path)
+
+
+def test_a_category_head_routes_by_the_summed_probability_of_its_tier(tmp_path) -> None:
+    """Two 'simple' categories at 0.3 each beat one 'complex' category at 0.4."""
+    import math
+
+    from slmkit.runtime.router.decision import decision_from_grouped_logits
+
+    classes = ["classify", "extract", "prove"]
+    groups = {"classify": "simple", "extract": "simple", "prove": "complex"}
+    logits = [math.log(0.3), math.log(0.3), math.log(0.4)]
+    decision = decision_from_grouped_logits(["simple", "medium", "complex"], classes, logits, groups)
+    assert decision.label == "simple" and abs(decision.confidence - 0.6) < 1e-12
+    assert decision.probabilities["medium"] == 0.0 and abs(decision.probabilities["complex"] - 0.4) < 1e-12
+    assert decision.raw.startswith("prove 0.4")

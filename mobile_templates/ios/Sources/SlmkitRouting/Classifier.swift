@@ -10,6 +10,8 @@ public struct LinearHead {
     let weights: [Float]
     let outputs: Int
     public let bias: [Double]
+    /// A task-category head: category -> the routing label it counts toward (nil: labels are tiers).
+    public let labelGroups: [String: String]?
 
     public init(header: Data, blob: Data) throws {
         guard let h = try JSONSerialization.jsonObject(with: header) as? [String: Any],
@@ -30,6 +32,7 @@ public struct LinearHead {
         buckets = h["buckets"] as? Int ?? 0
         dense = h["dense"] as? [String] ?? []
         bias = (h["bias"] as? [NSNumber] ?? []).map(\.doubleValue)
+        labelGroups = h["label_groups"] as? [String: String]
     }
 
     /// IEEE 754 binary16 -> binary32 by hand: `Float16` does not exist on Intel Macs.
@@ -61,17 +64,25 @@ public struct ClassifierRouter: Router {
         guard head.dense == ["log_user_chars", "log_user_lines", "log_system_chars", "digit_share"] else {
             throw SpecError.shape("head dense features \(head.dense) differ from this port's")
         }
+        let routed = head.labelGroups.map { Set($0.values).sorted() } ?? head.labels.sorted()
+        if let groups = head.labelGroups, groups.keys.sorted() != head.labels.sorted() {
+            throw SpecError.shape("head label_groups do not cover its labels \(head.labels)")
+        }
+        guard routed == spec.labels.sorted() else { throw SpecError.shape("head labels \(routed) != spec labels \(spec.labels)") }
         self.spec = spec
         self.head = head
     }
 
     public func decide(_ request: Request) throws -> RouteDecision {
         let start = DispatchTime.now().uptimeNanoseconds
-        let (system, user) = Prompts.routerInput(system: request.system, user: request.user, truncation: spec.truncation)
+        let (system, user) = Prompts.requestRouterInput(request, truncation: spec.truncation)
         let text = Features.classifierText(system: system, user: user)
         let logits = head.logits(sparse: Features.hashed(text, buckets: head.buckets),
-                                 dense: Features.dense(system: request.system, user: request.user))
-        var decision = Decisions.fromLogits(head.labels, logits, temperature: spec.temperature, method: method)
+                                 dense: Features.dense(system: request.system,
+                                                       user: Prompts.conversationUser(request, truncation: spec.truncation)))
+        var decision = head.labelGroups.map {
+            Decisions.fromGroupedLogits(spec.labels, classes: head.labels, logits, groups: $0, temperature: spec.temperature, method: method)
+        } ?? Decisions.fromLogits(head.labels, logits, temperature: spec.temperature, method: method)
         decision.latencyMs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         return decision
     }

@@ -8,6 +8,8 @@ public struct RouteDecision {
     public var raw = ""
     public var latencyMs = 0.0
     public var method = ""
+    /// ConversationRouter: both decisions and which one won (runtime/router/conversation.py).
+    public var conversation: [String: Any]? = nil
 
     public init(label: String?, confidence: Double, probabilities: [String: Double] = [:], raw: String = "",
                 latencyMs: Double = 0, method: String = "") {
@@ -29,6 +31,23 @@ public enum Decisions {
         let exps = scaled.map { Foundation.exp($0 - top) }
         let total = exps.reduce(0, +)
         return exps.map { $0 / total }
+    }
+
+    /// Logits over task categories, each counting toward label groups[category] (runtime/router/decision.py):
+    /// p(label) = sum of softmax(logits / T) over its categories; argmax label, the first winning a tie;
+    /// `raw` names the likeliest category and its probability.
+    public static func fromGroupedLogits(_ labels: [String], classes: [String], _ logits: [Double], groups: [String: String],
+                                         temperature: Double = 1, method: String = "") -> RouteDecision {
+        let probs = softmax(logits, temperature: temperature)
+        var totals = Dictionary(uniqueKeysWithValues: labels.map { ($0, 0.0) })
+        for (i, name) in classes.enumerated() { if let label = groups[name] { totals[label, default: 0] += probs[i] } }
+        var best = 0
+        for i in labels.indices where totals[labels[i]]! > totals[labels[best]]! { best = i }
+        var top = 0
+        for i in probs.indices where probs[i] > probs[top] { top = i }
+        return RouteDecision(label: labels[best], confidence: totals[labels[best]]!, probabilities: totals,
+                             raw: "\(classes[top]) \(String(format: "%.6f", locale: Locale(identifier: "en_US_POSIX"), probs[top]))",
+                             method: method)
     }
 
     /// Argmax label (the first label wins a tie) with its calibrated probability as the confidence.

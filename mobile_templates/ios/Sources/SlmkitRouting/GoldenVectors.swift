@@ -6,7 +6,8 @@ public enum GoldenVectors {
     public struct Outcome { public let file: String; public let name: String; public let detail: String? }
 
     public static let files = ["router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
-                               "option_choice", "rating_distribution", "token_confidence", "trained_head"]
+                               "option_choice", "rating_distribution", "token_confidence", "trained_head", "conversation",
+                               "grouped_probabilities"]
     /// Written by `slmkit package`: the model's chat template flattened (vs Jinja's rendering), and the
     /// Python router's decisions with the bundle's head (paths relative to the vectors folder's parent).
     public static let bundleFiles = ["chat_format", "router_decisions"]
@@ -55,11 +56,25 @@ public enum GoldenVectors {
                 return "p(\(label))"
             }
             return nil
+        case "grouped_probabilities":
+            let labels = row["labels"] as! [String]
+            let logits = (row["logits"] as! [Any]).map { ($0 as? String) == "-inf" ? -Double.infinity : double($0)! }
+            let decision = Decisions.fromGroupedLogits(labels, classes: row["classes"] as! [String], logits,
+                                                       groups: row["groups"] as! [String: String], temperature: double(row["temperature"])!)
+            let e = expected as! [String: Any]
+            if decision.label != e["label"] as? String { return "label \(decision.label ?? "nil")" }
+            if decision.raw.split(separator: " ").first.map(String.init) != e["top_class"] as? String { return "top class \(decision.raw)" }
+            if !close(decision.confidence, double(e["confidence"])) { return "confidence \(decision.confidence)" }
+            for (label, p) in e["probabilities"] as! [String: Any] where !close(decision.probabilities[label], double(p)) {
+                return "p(\(label))"
+            }
+            return nil
         case "prompts":
             let text: String
             if row["kind"] as? String == "router" {
                 text = Prompts.routerPrompt(row["template"] as! String, system: row["system"] as! String, user: row["user"] as! String,
-                                            truncation: Truncation(json: row["truncation"] as! [String: Any]))
+                                            truncation: Truncation(json: row["truncation"] as! [String: Any]),
+                                            earlier: row["earlier"] as? [String] ?? [])
             } else {
                 text = Prompts.ratingPrompt(row["template"] as! String, question: row["question"] as! String, answer: row["answer"] as! String)
             }
@@ -69,17 +84,36 @@ public enum GoldenVectors {
             if let input = row["fnv1a_input"] as? String {
                 return Double(Features.fnv1a(input)) == double(e["fnv1a"]) ? nil : "fnv1a \(Features.fnv1a(input))"
             }
+            let earlier = row["earlier"] as? [String] ?? []
             let (system, user) = Prompts.routerInput(system: row["system"] as! String, user: row["user"] as! String,
-                                                     truncation: Truncation(json: row["truncation"] as! [String: Any]))
+                                                     truncation: Truncation(json: row["truncation"] as! [String: Any]),
+                                                     earlier: earlier)
             let text = Features.classifierText(system: system, user: user)
             if text != e["text"] as? String { return "text differs: \(text)" }
             if Features.featureStrings(text).count != e["feature_count"] as? Int { return "feature_count" }
             let hashed = Features.hashed(text, buckets: row["buckets"] as! Int)
             if hashed.keys.sorted() != (e["indices"] as! [Int]) { return "indices" }
             if !hashed.values.allSatisfy({ close($0, double(e["value"]), 1e-6) }) { return "value" }
-            let dense = Features.dense(system: row["system"] as! String, user: row["user"] as! String)
+            let dense = Features.dense(system: row["system"] as! String,
+                                       user: (earlier + [row["user"] as! String]).joined(separator: "\n"))
             let want = (e["dense"] as! [Any]).map { double($0)! }
             return dense.count == want.count && zip(dense, want).allSatisfy({ close($0, $1, 1e-6) }) ? nil : "dense \(dense)"
+        case "conversation":
+            let e = expected as! [String: Any]
+            if row["kind"] as? String == "earlier" {
+                let history = (row["history"] as! [[String: Any]]).map { Message(role: $0["role"] as! String, content: $0["content"] as! String) }
+                let got = Request(user: row["user"] as! String, history: history).earlierUserTurns(row["history_turns"] as! Int)
+                return got == (e["earlier"] as! [String]) ? nil : "earlier \(got)"
+            }
+            guard let policy = try? PolicySpec(json: row["policy"] as! [String: Any]) else { return "bad policy" }
+            func decision(_ key: String) -> RouteDecision {
+                let d = row[key] as! [String: Any]
+                return RouteDecision(label: d["label"] as? String, confidence: double(d["confidence"])!)
+            }
+            let (chosen, which) = Conversation.costlier(last: decision("last_message"), whole: decision("conversation"),
+                                                        policy: policy, tiers: row["tiers"] as! [String])
+            let tier = Policy.chooseTier(chosen, policy).tier
+            return which == e["chosen"] as? String && tier == e["tier"] as? String ? nil : "chose \(which) (\(tier))"
         case "router_decisions":
             let headPath = row["head"] as! String
             let header = root.appendingPathComponent(headPath)

@@ -20,6 +20,13 @@ public struct Request {
         self.user = user; self.system = system; self.history = history; self.maxTokens = maxTokens; self.id = id
     }
 
+    /// The last `turns` user messages before `user`, oldest first (runtime/request.py).
+    public func earlierUserTurns(_ turns: Int) -> [String] {
+        guard turns > 0 else { return [] }
+        let users = history.filter { $0.role == "user" }.map(\.content)
+        return Array(users.suffix(turns))
+    }
+
     public func messages() -> [Message] {
         (system.isEmpty ? [] : [Message(role: "system", content: system)]) + history + [Message(role: "user", content: user)]
     }
@@ -120,7 +127,7 @@ public final class Pipeline {
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e6 }
 
     func route(_ request: Request, _ trace: Trace) -> String {
-        let (system, user) = Prompts.routerInput(system: request.system, user: request.user, truncation: spec.router.truncation)
+        let (system, user) = Prompts.requestRouterInput(request, truncation: spec.router.truncation)
         trace.routerInput = ["system": system, "user": user, "user_chars": Prompts.codePoints(request.user)]
         let decision: RouteDecision
         do { decision = try router.decide(request) } catch {

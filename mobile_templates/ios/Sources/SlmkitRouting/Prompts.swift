@@ -14,8 +14,21 @@ public enum Prompts {
         return out
     }
 
-    public static func routerInput(system: String, user: String, truncation t: Truncation) -> (String, String) {
-        (truncate(system, head: t.systemChars), truncate(user, head: t.userChars, tail: t.userTailChars))
+    /// System cut to systemChars; user part = each earlier user turn cut to historyChars (oldest first), then
+    /// the last one cut to userChars (+ userTailChars), one per line.
+    public static func routerInput(system: String, user: String, truncation t: Truncation,
+                                   earlier: [String] = []) -> (String, String) {
+        let parts = earlier.map { truncate($0, head: t.historyChars) } + [truncate(user, head: t.userChars, tail: t.userTailChars)]
+        return (truncate(system, head: t.systemChars), parts.joined(separator: "\n"))
+    }
+
+    public static func requestRouterInput(_ request: Request, truncation t: Truncation) -> (String, String) {
+        routerInput(system: request.system, user: request.user, truncation: t, earlier: request.earlierUserTurns(t.historyTurns))
+    }
+
+    /// The whole user text read (earlier user turns, then the last), uncut: its length is a feature.
+    public static func conversationUser(_ request: Request, truncation t: Truncation) -> String {
+        (request.earlierUserTurns(t.historyTurns) + [request.user]).joined(separator: "\n")
     }
 
     /// One pass over the template: values are inserted literally, unknown placeholders stay.
@@ -33,8 +46,9 @@ public enum Prompts {
         return out + ns.substring(from: last)
     }
 
-    public static func routerPrompt(_ template: String, system: String, user: String, truncation: Truncation) -> String {
-        let (s, u) = routerInput(system: system, user: user, truncation: truncation)
+    public static func routerPrompt(_ template: String, system: String, user: String, truncation: Truncation,
+                                    earlier: [String] = []) -> String {
+        let (s, u) = routerInput(system: system, user: user, truncation: truncation, earlier: earlier)
         return fill(template, ["system": s, "user": u])
     }
 

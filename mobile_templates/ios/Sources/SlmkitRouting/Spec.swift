@@ -5,17 +5,25 @@ public struct Truncation: Equatable {
     public var systemChars = 200
     public var userChars = 300
     public var userTailChars = 0
+    /// Conversations (runtime/router/conversation.py): > 0 also routes the last message with this many earlier user turns.
+    public var historyTurns = 0
+    public var historyChars = 200
 
-    public init(systemChars: Int = 200, userChars: Int = 300, userTailChars: Int = 0) {
+    public init(systemChars: Int = 200, userChars: Int = 300, userTailChars: Int = 0, historyTurns: Int = 0,
+                historyChars: Int = 200) {
         self.systemChars = systemChars
         self.userChars = userChars
         self.userTailChars = userTailChars
+        self.historyTurns = historyTurns
+        self.historyChars = historyChars
     }
 
     init(json: [String: Any]) {
         systemChars = (json["system_chars"] as? NSNumber)?.intValue ?? 200
         userChars = (json["user_chars"] as? NSNumber)?.intValue ?? 300
         userTailChars = (json["user_tail_chars"] as? NSNumber)?.intValue ?? 0
+        historyTurns = (json["history_turns"] as? NSNumber)?.intValue ?? 0
+        historyChars = (json["history_chars"] as? NSNumber)?.intValue ?? 200
     }
 }
 

@@ -9,7 +9,9 @@ import java.security.MessageDigest
  * ships the n-gram head to phones.
  */
 class LinearHead(val labels: List<String>, val buckets: Int, val dense: List<String>, private val weights: FloatArray,
-                 private val outputs: Int, val bias: DoubleArray) {
+                 private val outputs: Int, val bias: DoubleArray,
+                 /** A task-category head: category -> the routing label it counts toward (null: labels are tiers). */
+                 val labelGroups: Map<String, String>? = null) {
     fun logits(sparse: Map<Int, Double>, denseValues: List<Double>): List<Double> {
         val out = bias.copyOf()
         for ((index, value) in sparse) for (j in 0 until outputs) out[j] += value * weights[index * outputs + j]
@@ -31,8 +33,9 @@ class LinearHead(val labels: List<String>, val buckets: Int, val dense: List<Str
             val weights = FloatArray(shape[0] * shape[1]) { i ->
                 halfToFloat((blob[2 * i].toInt() and 0xFF) or ((blob[2 * i + 1].toInt() and 0xFF) shl 8))
             }
+            val groups = (h["label_groups"] as Map<*, *>?)?.entries?.associate { (k, v) -> k.str() to v.str() }
             return LinearHead(h["labels"].list().map { it.str() }, h["buckets"].num().toInt(), h["dense"].list().map { it.str() },
-                weights, shape[1], h["bias"].list().map { it.num() }.toDoubleArray())
+                weights, shape[1], h["bias"].list().map { it.num() }.toDoubleArray(), groups)
         }
 
         /** IEEE 754 binary16 -> binary32 (subnormals, infinities and NaN included). */
@@ -55,15 +58,20 @@ class ClassifierRouter(private val spec: RouterSpec, private val head: LinearHea
     init {
         if (head.dense != listOf("log_user_chars", "log_user_lines", "log_system_chars", "digit_share"))
             throw JsonException("head dense features ${head.dense} differ from this port's")
-        if (head.labels.sorted() != spec.labels.sorted()) throw JsonException("head labels ${head.labels} != spec labels ${spec.labels}")
+        val routed = head.labelGroups?.let { g -> if (g.keys.sorted() != head.labels.sorted()) null else g.values.toSet().sorted() }
+            ?: head.labels.sorted()
+        if (routed != spec.labels.sorted()) throw JsonException("head labels ${head.labels} (${head.labelGroups}) != spec labels ${spec.labels}")
     }
 
     override fun decide(request: Request): RouteDecision {
         val start = System.nanoTime()
-        val (system, user) = Prompts.routerInput(request.system, request.user, spec.truncation)
+        val (system, user) = Prompts.requestRouterInput(request, spec.truncation)
         val text = Features.classifierText(system, user)
-        val logits = head.logits(Features.hashed(text, head.buckets), Features.dense(request.system, request.user))
-        val decision = Decisions.fromLogits(head.labels, logits, spec.temperature, method)
+        val dense = Features.dense(request.system, Prompts.conversationUser(request, spec.truncation))
+        val logits = head.logits(Features.hashed(text, head.buckets), dense)
+        val groups = head.labelGroups
+        val decision = if (groups == null) Decisions.fromLogits(head.labels, logits, spec.temperature, method)
+            else Decisions.fromGroupedLogits(spec.labels, head.labels, logits, groups, spec.temperature, method)
         return decision.copy(latencyMs = (System.nanoTime() - start) / 1e6)
     }
 }

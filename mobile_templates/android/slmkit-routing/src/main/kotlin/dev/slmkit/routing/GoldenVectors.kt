@@ -11,7 +11,7 @@ object GoldenVectors {
     data class Outcome(val file: String, val name: String, val passed: Boolean, val detail: String)
 
     val FILES = listOf("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
-        "option_choice", "rating_distribution", "token_confidence", "trained_head")
+        "option_choice", "rating_distribution", "token_confidence", "trained_head", "conversation", "grouped_probabilities")
     /** Written by `slmkit package`: the model's chat template flattened (vs Jinja's rendering), and the
      *  Python router's decisions with the bundle's head (paths relative to the vectors folder's parent). */
     val BUNDLE_FILES = listOf("chat_format", "router_decisions")
@@ -19,6 +19,7 @@ object GoldenVectors {
     private var root = File(".")
     private var routerTruncation = Truncation()
     private var routerTemperature = 1.0
+    private var routerLabels: List<String>? = null
 
     private fun close(a: Double?, b: Double?, tolerance: Double = 1e-9): Boolean =
         if (a == null || b == null) a == b else Math.abs(a - b) <= tolerance * Math.max(1.0, Math.abs(b))
@@ -63,9 +64,24 @@ object GoldenVectors {
                 }
                 return null
             }
+            "grouped_probabilities" -> {
+                val labels = row["labels"].list().map { it.str() }
+                val logits = row["logits"].list().map { x -> if (x == "-inf") Double.NEGATIVE_INFINITY else x.num() }
+                val groups = row["groups"].obj().mapValues { it.value.str() }
+                val decision = Decisions.fromGroupedLogits(labels, row["classes"].list().map { it.str() }, logits, groups,
+                    row["temperature"].num())
+                val e = expected.obj()
+                if (decision.label != e["label"]) return "label ${decision.label} != ${e["label"]}"
+                if (decision.raw.split(" ")[0] != e["top_class"]) return "top class ${decision.raw} != ${e["top_class"]}"
+                if (!close(decision.confidence, e["confidence"].num())) return "confidence ${decision.confidence} != ${e["confidence"]}"
+                for ((label, p) in e["probabilities"].obj()) {
+                    if (!close(decision.probabilities[label], p.num())) return "p($label) ${decision.probabilities[label]} != $p"
+                }
+                return null
+            }
             "prompts" -> {
                 val text = if (row["kind"] == "router") Prompts.routerPrompt(row["template"].str(), row["system"].str(),
-                    row["user"].str(), Truncation.from(row["truncation"]))
+                    row["user"].str(), Truncation.from(row["truncation"]), (row["earlier"] ?: emptyList<Any?>()).list().map { it.str() })
                 else Prompts.ratingPrompt(row["template"].str(), row["question"].str(), row["answer"].str())
                 return if (text == expected.str()) null else "prompt differs: ${toJson(text)}"
             }
@@ -75,7 +91,8 @@ object GoldenVectors {
                     val h = Features.fnv1a(row["fnv1a_input"].str())
                     return if (h.toDouble() == e["fnv1a"].num()) null else "fnv1a $h != ${e["fnv1a"]}"
                 }
-                val (system, user) = Prompts.routerInput(row["system"].str(), row["user"].str(), Truncation.from(row["truncation"]))
+                val earlier = (row["earlier"] ?: emptyList<Any?>()).list().map { it.str() }
+                val (system, user) = Prompts.routerInput(row["system"].str(), row["user"].str(), Truncation.from(row["truncation"]), earlier)
                 val text = Features.classifierText(system, user)
                 if (text != e["text"]) return "text ${toJson(text)} != ${toJson(e["text"])}"
                 val count = Features.featureStrings(text).size
@@ -84,9 +101,24 @@ object GoldenVectors {
                 val indices = e["indices"].list().map { it.num().toInt() }
                 if (hashed.keys.toList() != indices) return "indices ${hashed.keys} != $indices"
                 if (!hashed.values.all { close(it, e["value"].num(), 1e-6) }) return "value ${hashed.values.firstOrNull()} != ${e["value"]}"
-                val dense = Features.dense(row["system"].str(), row["user"].str())
+                val dense = Features.dense(row["system"].str(), (earlier + row["user"].str()).joinToString("\n"))
                 val want = e["dense"].list().map { it.num() }
                 return if (dense.size == want.size && dense.zip(want).all { (a, b) -> close(a, b, 1e-6) }) null else "dense $dense != $want"
+            }
+            "conversation" -> {
+                val e = expected.obj()
+                if (row["kind"] == "earlier") {
+                    val history = row["history"].list().map { val m = it.obj(); Message(m["role"].str(), m["content"].str()) }
+                    val got = Request(row["user"].str(), history = history).earlierUserTurns(row["history_turns"].num().toInt())
+                    val want = e["earlier"].list().map { it.str() }
+                    return if (got == want) null else "earlier $got != $want"
+                }
+                val policy = PolicySpec.from(row["policy"])
+                fun decision(key: String): RouteDecision { val d = row[key].obj(); return RouteDecision(d["label"] as String?, d["confidence"].num()) }
+                val (chosen, which) = Conversation.costlier(decision("last_message"), decision("conversation"), policy,
+                    row["tiers"].list().map { it.str() })
+                val tier = Policy.chooseTier(chosen, policy).tier
+                return if (which == e["chosen"] && tier == e["tier"]) null else "chose $which ($tier), expected $e"
             }
             "router_decisions" -> {
                 val headPath = row["head"].str()
@@ -94,7 +126,8 @@ object GoldenVectors {
                     val header = File(root, headPath)
                     LinearHead.load(header.readText(), File(header.parentFile, header.nameWithoutExtension + ".f16").readBytes())
                 }
-                val spec = RouterSpec("classifier", head.labels, headPath, routerTruncation, routerTemperature, emptyMap(), 0.5)
+                val spec = RouterSpec("classifier", routerLabels ?: head.labels, headPath, routerTruncation, routerTemperature,
+                    emptyMap(), 0.5)
                 val decision = ClassifierRouter(spec, head).decide(Request(row["user"].str(), row["system"].str()))
                 val e = expected.obj()
                 if (decision.label != e["label"]) return "label ${decision.label} != ${e["label"]}"
@@ -193,7 +226,9 @@ object GoldenVectors {
         val outcomes = ArrayList<Outcome>()
         root = folder.absoluteFile.parentFile
         val spec = File(root, "routing.json")
-        if (spec.isFile) RoutingSpec.parse(spec.readText()).router.let { routerTruncation = it.truncation; routerTemperature = it.temperature }
+        if (spec.isFile) RoutingSpec.parse(spec.readText()).router.let {
+            routerTruncation = it.truncation; routerTemperature = it.temperature; routerLabels = it.labels
+        }
         for (file in FILES + BUNDLE_FILES) {
             val path = File(folder, "$file.jsonl")
             if (file in BUNDLE_FILES && !path.isFile) continue

@@ -9,6 +9,13 @@ data class Message(val role: String, val content: String)
 
 data class Request(val user: String, val system: String = "", val history: List<Message> = emptyList(),
                    val maxTokens: Int? = null, val id: String = "") {
+    /** The last `turns` user messages before `user`, oldest first (runtime/request.py). */
+    fun earlierUserTurns(turns: Int): List<String> {
+        if (turns <= 0) return emptyList()
+        val users = history.filter { it.role == "user" }.map { it.content }
+        return users.subList(Math.max(0, users.size - turns), users.size)
+    }
+
     fun messages(): List<Message> =
         (if (system.isNotEmpty()) listOf(Message("system", system)) else emptyList()) + history + Message("user", user)
 }
@@ -57,7 +64,8 @@ class Trace(val requestId: String) {
     fun toMap(): Map<String, Any?> = linkedMapOf(
         "request_id" to requestId, "router_input" to routerInput,
         "router" to router?.let { linkedMapOf("method" to it.method, "label" to it.label, "confidence" to it.confidence,
-            "probabilities" to it.probabilities, "raw" to it.raw, "latency_ms" to it.latencyMs) },
+            "probabilities" to it.probabilities, "raw" to it.raw, "latency_ms" to it.latencyMs)
+            .apply { it.conversation?.let { c -> put("conversation", c) } } },
         "policy" to linkedMapOf("tier" to policyTier, "reason" to policyReason),
         "steps" to steps.map { linkedMapOf("tier" to it.tier, "purpose" to it.purpose, "ok" to it.ok, "latency_ms" to it.latencyMs,
             "input_tokens" to it.inputTokens, "output_tokens" to it.outputTokens, "cost_usd" to it.costUsd, "model" to it.model,
@@ -83,7 +91,7 @@ class Pipeline(val spec: RoutingSpec, private val router: Router, private val en
     private fun now(): Double = System.nanoTime() / 1e6
 
     private fun route(request: Request, trace: Trace): String {
-        val (system, user) = Prompts.routerInput(request.system, request.user, spec.router.truncation)
+        val (system, user) = Prompts.requestRouterInput(request, spec.router.truncation)
         trace.routerInput = linkedMapOf("system" to system, "user" to user, "user_chars" to Prompts.codePoints(request.user))
         val decision = try { router.decide(request) } catch (e: TierException) {
             RouteDecision(null, 0.0, raw = "router failed: ${e.reason}", method = router.method)

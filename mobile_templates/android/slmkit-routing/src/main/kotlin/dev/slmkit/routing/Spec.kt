@@ -1,12 +1,15 @@
 package dev.slmkit.routing
 
 /** routing.json, version 1: the same contract as the Python runtime (runtime/spec.py). */
-data class Truncation(val systemChars: Int = 200, val userChars: Int = 300, val userTailChars: Int = 0) {
+/** How much of a request the router reads (runtime/spec.py Truncation); historyTurns > 0 routes conversations. */
+data class Truncation(val systemChars: Int = 200, val userChars: Int = 300, val userTailChars: Int = 0,
+                      val historyTurns: Int = 0, val historyChars: Int = 200) {
     companion object {
         fun from(json: Any?): Truncation {
             val o = json.obj("truncation")
             return Truncation((o["system_chars"] ?: 200.0).num().toInt(), (o["user_chars"] ?: 300.0).num().toInt(),
-                (o["user_tail_chars"] ?: 0.0).num().toInt())
+                (o["user_tail_chars"] ?: 0.0).num().toInt(), (o["history_turns"] ?: 0.0).num().toInt(),
+                (o["history_chars"] ?: 200.0).num().toInt())
         }
     }
 }
