@@ -109,8 +109,12 @@ public final class Pipeline {
     let engineFor: (TierSpec) throws -> TierEngine
     var engines: [String: TierEngine] = [:]
 
+    /// `router` reads conversations when truncation.historyTurns > 0 (runtime/router/__init__.py).
     public init(spec: RoutingSpec, router: Router, engineFor: @escaping (TierSpec) throws -> TierEngine) {
-        self.spec = spec; self.router = router; self.engineFor = engineFor
+        self.spec = spec
+        self.router = spec.router.truncation.historyTurns > 0 && !(router is ConversationRouter)
+            ? ConversationRouter(inner: router, spec: spec) : router
+        self.engineFor = engineFor
     }
 
     /// Engines load on first use; one that cannot load fails like any other tier failure.

@@ -78,7 +78,10 @@ data class Response(val text: String, val tier: String?, val trace: Trace, val e
     val ok: Boolean get() = error == null
 }
 
-class Pipeline(val spec: RoutingSpec, private val router: Router, private val engineFor: (TierSpec) -> TierEngine) {
+class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (TierSpec) -> TierEngine) {
+    /** The app's router, reading conversations when truncation.historyTurns > 0 (runtime/router/__init__.py). */
+    private val router: Router =
+        if (spec.router.truncation.historyTurns > 0 && router !is ConversationRouter) ConversationRouter(router, spec) else router
     private val engines = HashMap<String, TierEngine>()
 
     /** Engines load on first use; one that cannot load fails like any other tier failure. */
