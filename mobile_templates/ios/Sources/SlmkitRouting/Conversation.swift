@@ -27,7 +27,8 @@ public final class ConversationRouter: Router {
         let earlier = request.earlierUserTurns(spec.router.truncation.historyTurns)
         if earlier.isEmpty { return last }
         let whole = try inner.decide(request)
-        var (chosen, which) = Conversation.costlier(last: last, whole: whole, policy: spec.policy, tiers: spec.tiers.map(\.name))
+        let (decision, which) = Conversation.costlier(last: last, whole: whole, policy: spec.policy, tiers: spec.tiers.map(\.name))
+        var chosen = decision
         chosen.latencyMs = last.latencyMs + whole.latencyMs
         chosen.conversation = ["turns_read": earlier.count, "chosen": which, "last_message": last.label as Any,
                                "last_message_confidence": last.confidence, "conversation": whole.label as Any,

@@ -112,8 +112,11 @@ public final class Pipeline {
     /// `router` reads conversations when truncation.historyTurns > 0 (runtime/router/__init__.py).
     public init(spec: RoutingSpec, router: Router, engineFor: @escaping (TierSpec) throws -> TierEngine) {
         self.spec = spec
-        self.router = spec.router.truncation.historyTurns > 0 && !(router is ConversationRouter)
-            ? ConversationRouter(inner: router, spec: spec) : router
+        if spec.router.truncation.historyTurns > 0 && !(router is ConversationRouter) {
+            self.router = ConversationRouter(inner: router, spec: spec)
+        } else {
+            self.router = router
+        }
         self.engineFor = engineFor
     }
 
