@@ -87,3 +87,15 @@ def test_category_target_refuses_missing_or_inconsistent_categories(spec) -> Non
                      LabelledRequest(Request(user="b"), "medium", category="qa")])
     with pytest.raises(SlmkitError, match="task_category 'qa' is labelled both simple and medium"):
         head_target(mixed, list(TIERS), "category")
+
+
+def test_auto_target_is_category_only_when_every_request_has_one() -> None:
+    from slmkit.converter.cli_routing import resolve_target
+
+    labelled = Dataset([LabelledRequest(Request(user="a"), "simple", category="qa")])
+    assert resolve_target("auto", labelled) == "category" and resolve_target("auto", _dataset()) == "tier"
+    assert resolve_target("auto", labelled, method="probe") == "tier"
+    with pytest.raises(SlmkitError, match="--target category is for the classifier router"):
+        resolve_target("category", labelled, method="probe")
+    with pytest.raises(SlmkitError, match="No router target named 'tiers'"):
+        resolve_target("tiers", labelled)
