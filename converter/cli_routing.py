@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
-
+from slmkit.converter.cli_paths import writable_file, writable_folder
 from slmkit.converter.progress import progress as progress_display
 from slmkit.runtime.errors import SlmkitError
 
@@ -125,14 +125,20 @@ def cv(
     folds: FoldsOption = 5,
     c: COption = 10.0,
     encoder: EncoderOption = "minilm",
-    encoder_dir: Annotated[Path, typer.Option(help="Where the encoder is exported (reused when present).")] = Path("out/router/encoder"),
+    encoder_dir: Annotated[Path, typer.Option(callback=writable_folder, help="Where the encoder is exported (reused when present).")] = Path("out/router/encoder"),
     target: TargetOption = "auto",
     temperature: Annotated[Optional[float], typer.Option(min=0.01, help="Figures at this temperature (e.g. the shipped "
                                                                           "router's); default: fitted on these out-of-fold logits.")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Write every figure as JSON here.")] = None,
+    report: Annotated[Optional[Path], typer.Option(callback=writable_file, help="Write every figure as JSON here.")] = None,
 ) -> None:
     """Cross-validate the classifier router: figures out of fold, pooled and per held-out source."""
-    from slmkit.converter.routing.train import SPLITS, cross_validate, features_for, fold_count, head_target
+    from slmkit.converter.routing.train import (
+        SPLITS,
+        cross_validate,
+        features_for,
+        fold_count,
+        head_target,
+    )
     from slmkit.runtime.data import read_datasets
     from slmkit.runtime.paths import write_atomically
     from slmkit.runtime.spec import parse_spec
@@ -171,12 +177,12 @@ def cv(
 @router_app.command()
 def train(
     data: DataFilesOption,
-    output: Annotated[Path, typer.Option(help="Folder for routing.json and the trained head.")] = Path("out/router"),
+    output: Annotated[Path, typer.Option(callback=writable_folder, help="Folder for routing.json and the trained head.")] = Path("out/router"),
     spec: SpecOption = None,
     folds: FoldsOption = 5,
     c: COption = 10.0,
     holdout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share kept out of training, written to OUTPUT/holdout.jsonl.")] = 0.0,
-    seed: Annotated[int, typer.Option(help="Seed of the holdout split.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the holdout split.")] = 0,
     encoder: EncoderOption = "minilm",
     target: TargetOption = "auto",
     method: Annotated[str, typer.Option(help="classifier | probe (a head on the on-device model's hidden state) | "
@@ -232,7 +238,8 @@ def _local_llama_backend(spec_data: dict, base: Path, base_dir: Path, why: str):
 
 def _fit_head(dataset, data: list[Path], spec_data: dict, base: Path, base_dir: Path, output: Path, method: str,
               encoder: str, c: float, folds: int, target: str):
-    from slmkit.converter.routing.train import train as fit, write_bundle_router
+    from slmkit.converter.routing.train import train as fit
+    from slmkit.converter.routing.train import write_bundle_router
     from slmkit.runtime.checksums import sha256_file
     from slmkit.runtime.spec import parse_spec
 
@@ -326,18 +333,18 @@ def evaluate_router(
     spec: SpecOption = None,
     bundle: BundleOption = None,
     method: Annotated[Optional[str], typer.Option(help="Evaluate a built-in method instead: label_logits | prompt_json.")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Write every figure as JSON here.")] = None,
+    report: Annotated[Optional[Path], typer.Option(callback=writable_file, help="Write every figure as JSON here.")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate the first N requests (after --sample).")] = None,
-    sample: Annotated[Optional[int], typer.Option(help="Shuffle with this seed before --limit.")] = None,
+    sample: Annotated[Optional[int], typer.Option(min=0, help="Shuffle with this seed before --limit.")] = None,
     by_source: Annotated[bool, typer.Option("--by-source", help="Also figures per `source` of the data.")] = False,
 ) -> None:
     """Run the router on labelled requests: accuracy, macro-F1, confusion, on-device shares, sweep."""
     import random
 
+    from slmkit.runtime.backends import make_backend
     from slmkit.runtime.data import read_dataset
     from slmkit.runtime.evaluation import by_group, evaluate
     from slmkit.runtime.router import make_router
-    from slmkit.runtime.backends import make_backend
     from slmkit.runtime.spec import parse_spec
 
     path = spec_path(spec, bundle)
@@ -378,7 +385,7 @@ def evaluate_router(
 
 
 @router_app.command()
-def schema(output: Annotated[Optional[Path], typer.Option(help="Write here instead of printing.")] = None) -> None:
+def schema(output: Annotated[Optional[Path], typer.Option(callback=writable_file, help="Write here instead of printing.")] = None) -> None:
     """The JSON Schema of routing.json (what the mobile ports validate against)."""
     from slmkit.runtime.spec import json_schema
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
-
+from slmkit.converter.cli_paths import writable_folder
 from slmkit.converter.cli_routing import BundleOption, SpecOption, spec_path
 from slmkit.converter.progress import progress as progress_display
 from slmkit.runtime.errors import SlmkitError
@@ -33,7 +33,7 @@ def simulate(
     workload: Annotated[Path, typer.Option(help="Requests to replay (.jsonl/.jsonl.gz): the train-set format, "
                                                 "labels optional, or OpenAI chat logs.")],
     device: Annotated[str, typer.Option(help="Device profile name (see --list-devices).")] = "iphone-15-pro",
-    report: Annotated[Path, typer.Option(help="Folder for report.html and report.json.")] = Path("simulation"),
+    report: Annotated[Path, typer.Option(callback=writable_folder, help="Folder for report.html and report.json.")] = Path("simulation"),
     spec: SpecOption = None,
     bundle: BundleOption = None,
     requests_per_day: Annotated[float, typer.Option(min=0, help="Traffic to price.")] = 10_000,
@@ -41,7 +41,7 @@ def simulate(
                                               "costs use each tier's expected answer length.")] = False,
     sample: Annotated[Optional[int], typer.Option(min=1, help="Replay N requests drawn at random (seeded).")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Replay only the first N requests.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for --sample.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for --sample.")] = 0,
     devices_file: Annotated[Optional[Path], typer.Option("--devices", help="Extra device profiles (YAML).")] = None,
     output_tokens: Annotated[int, typer.Option(min=1, help="Answer length assumed for tiers that are not run and "
                                                "model none.")] = 200,
@@ -172,7 +172,6 @@ def serve(
 ) -> None:
     """An OpenAI-compatible /v1/chat/completions that routes every request (model "auto" or a tier name)."""
     import uvicorn
-
     from slmkit.runtime.pipeline import Pipeline
     from slmkit.runtime.server import ServerLimits, create_app
 

@@ -10,6 +10,7 @@ from slmkit.converter.errors import SlmkitError
 from slmkit.converter.manifest import sha256_file, write_manifest
 from slmkit.converter.models.checkpoint import Checkpoint
 from slmkit.converter.preflight import require_memory
+from slmkit.converter.tokenizer_files import check_chat_template
 from slmkit.converter.staging import require_free_space, staged_output
 from slmkit.converter.targets.base import ConvertOptions, check_quant, get_target
 from slmkit.converter.tokenizer_files import ARTIFACT_TOKENIZER_FILES
@@ -34,6 +35,7 @@ def convert(model: str, ckpt: Checkpoint, target_name: str, quant: str | None, o
     quant = quant or (ckpt.recipe.default_quant.get(target_name) if ckpt.recipe else None) or target.default_quant
     check_quant(target, quant)
     target.check_supported(ckpt, quant, options)
+    check_chat_template(ckpt.path)
     output = output or default_output(ckpt, target_name, quant)
     if output.exists() and not force:
         raise SlmkitError(f"{output} already exists.", hint="Pass --force to replace it, or choose another --output.")

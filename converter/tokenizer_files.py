@@ -48,3 +48,25 @@ def state_tokenizer_config(folder: Path, observed: dict[str, bool]) -> None:
     if "chat_template" not in config and template.is_file():
         config["chat_template"] = template.read_text(encoding="utf-8")
     path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+# Conversations every chat template must render before slmkit converts or packages a model.
+TEMPLATE_PROBES = [
+    [{"role": "user", "content": "Hi"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+     {"role": "user", "content": "Capital of France?"}],
+]
+
+
+def check_chat_template(folder: Path) -> None:
+    """Compile the checkpoint's chat template in transformers' environment and render plain
+    conversations through it (a system prompt folded where the template refuses one), so a template
+    no runtime could use fails in one line before any conversion work. No template: nothing to check."""
+    from slmkit.runtime.chat_template import load_chat_template
+
+    template = load_chat_template(folder)
+    if template is None:
+        return
+    for probe in TEMPLATE_PROBES:
+        template.render_chat(probe)
+

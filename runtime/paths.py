@@ -17,6 +17,25 @@ def models_dir() -> Path:
     return cache_dir() / "models"
 
 
+def unwritable_reason(path: Path, *, folder: bool) -> str | None:
+    """Why `path` (a file, or a `folder` to create) cannot be written, or None when it can: checked
+    before any work, without creating anything (the nearest existing ancestor must be a writable folder)."""
+    path = path.expanduser()
+    if path.exists():
+        if folder and not path.is_dir():
+            return f"{path} is a file, not a folder"
+        if not folder and path.is_dir():
+            return f"{path} is a folder, not a file"
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{ancestor} is not writable"
+    return None
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write `text` (UTF-8) to a temporary file beside `path`, then rename it over `path`."""
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")

@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-FIXTURE_NAMES = ["llama", "llama3-rope", "gemma3", "qwen2", "phi4-mini", "gemma3-multimodal"]
+FIXTURE_NAMES = ["llama", "llama3-rope", "gemma3", "qwen2", "phi4-mini", "gemma3-multimodal", "gemma3-spm"]
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from slmkit.converter import pretokenizers
 from slmkit.converter.architectures import architecture_for
@@ -60,8 +61,22 @@ MULTIMODAL_FIXTURES = {
         "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1_000_000.0},
         "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0}}}),
 }
+# SentencePiece fixture -> (text decoder fixture, Gemma's special ids): Gemma's real tokenizer files (tokenizer.model
+# plus the tokenizer.json transformers 5 saves), with two tokens added after the SentencePiece model
+# was trained, which only tokenizer.json records (the GGUF must still know them).
+SENTENCEPIECE_FIXTURES = {"gemma3-spm": ("gemma3", {"bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0})}
+ADDED_AFTER_TRAINING = ["<tool_result>", "<tool_call>"]
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set first = messages[0]['content'] + '\n\n' %}"
+    "{% set loop_messages = messages[1:] %}{% else %}{% set first = '' %}{% set loop_messages = messages %}{% endif %}"
+    "{% for message in loop_messages %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "<start_of_turn>{{ role }}\n{{ (first if loop.first else '') + message['content'] }}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
 # The tokenizer class the real family declares (Phi-4's converters read it to pick the BPE path).
 TOKENIZER_CLASS = {"phi4-mini": "GPT2Tokenizer"}
+# Special tokens as the real family's tokenizer_config.json has them: Qwen 2.5 has no BOS token
+# (`bos_token: null`) although its config.json declares a `bos_token_id`.
+TOKENIZER_SPECIALS = {"qwen2": {"bos_token": None}}
 
 
 def train_tokenizer(pre: str, vocab_size: int = 400):
@@ -76,6 +91,31 @@ def train_tokenizer(pre: str, vocab_size: int = 400):
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tokenizer.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    return tokenizer
+
+
+def write_sentencepiece_tokenizer(out: Path) -> Any:
+    """A SentencePiece BPE (Gemma's ids: pad 0, eos 1, bos 2, unk 3, turn markers as user-defined
+    pieces) loaded by transformers, with ADDED_AFTER_TRAINING added; returns the HF tokenizer."""
+    import io
+
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(_CORPUS * 4), model_writer=model, vocab_size=500, model_type="bpe", byte_fallback=True,
+        character_coverage=1.0, pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>",
+        bos_piece="<bos>", unk_piece="<unk>", user_defined_symbols=["<start_of_turn>", "<end_of_turn>"],
+        add_dummy_prefix=False, remove_extra_whitespaces=False, split_digits=True, minloglevel=2)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tokenizer.model").write_bytes(model.getvalue())
+    (out / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "GemmaTokenizer", "bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>",
+        "unk_token": "<unk>", "add_bos_token": True}), encoding="utf-8")
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    tokenizer.add_tokens(ADDED_AFTER_TRAINING)
+    tokenizer.chat_template = GEMMA_TEMPLATE
     return tokenizer
 
 
@@ -96,12 +136,21 @@ def build_fixture(name: str, out: Path, seed: int = 0) -> Path:
     import transformers
     from transformers import PreTrainedTokenizerFast
 
-    kind, extra = MULTIMODAL_FIXTURES.get(name, (name, {}))
+    kind, extra = {**MULTIMODAL_FIXTURES, **SENTENCEPIECE_FIXTURES}.get(name, (name, {}))
     pre, _, overrides = FIXTURES[kind]
     overrides = {**overrides, **extra}
-    tokenizer = train_tokenizer(pre)
+    if name in SENTENCEPIECE_FIXTURES:
+        wrapper = write_sentencepiece_tokenizer(out)
+        vocab_size = len(wrapper)
+    else:
+        tokenizer = train_tokenizer(pre)
+        wrapper = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token=None, pad_token="<|endoftext|>",
+                                          **{"bos_token": "<|im_start|>", "eos_token": "<|im_end|>",
+                                             **TOKENIZER_SPECIALS.get(kind, {})})
+        wrapper.chat_template = CHATML
+        vocab_size = tokenizer.get_vocab_size()
     torch.manual_seed(seed)
-    text_config = _tiny_text_config(kind, tokenizer.get_vocab_size(), overrides)
+    text_config = _tiny_text_config(kind, vocab_size, overrides)
     if name in MULTIMODAL_FIXTURES:
         vision = transformers.SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                                  num_attention_heads=2, image_size=28, patch_size=14)
@@ -118,9 +167,6 @@ def build_fixture(name: str, out: Path, seed: int = 0) -> Path:
             mean, std = distribution(param_name, tuple(param.shape), arch, text_config.hidden_size)
             param.normal_(mean, std)
     model.save_pretrained(out, safe_serialization=True)
-    wrapper = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                      unk_token=None, pad_token="<|endoftext|>")
-    wrapper.chat_template = CHATML
     wrapper.save_pretrained(out)
     if kind in TOKENIZER_CLASS:
         config_path = out / "tokenizer_config.json"

@@ -15,7 +15,7 @@ from slmkit.converter.errors import SlmkitError
 from slmkit.converter.manifest import library_versions, read_manifest
 from slmkit.converter.models.checkpoint import Checkpoint
 from slmkit.converter.package.artifacts import ensure_artifact, parity_verdict
-from slmkit.converter.package.chat_format import write_chat_format
+from slmkit.converter.package.chat_format import check_chat_format, write_chat_format
 from slmkit.converter.package.footprint import ASSUMED_EFFICIENCY, device_table, kv_bytes_per_token, model_bytes
 from slmkit.converter.package.manifest import write_bundle_manifest
 from slmkit.converter.package.platforms import PLATFORMS, Platform
@@ -108,6 +108,8 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
     platform = get_platform(platform_name)
     precheck_size(ckpt.recipe, platform)
     router_files, features, base_spec = _router_files(platform, router)  # a wrong router fails before converting
+    if platform.template is not None:
+        check_chat_format(ckpt.path)  # so does a template the app's flattened chat format cannot reproduce
     target = get_target(platform.target)
     quant = quant or (ckpt.recipe.default_quant.get(platform.target) if ckpt.recipe else None) or target.default_quant
     wanted = [(platform.target, quant)] + ([("gguf", "q4_k_m")] if with_gguf and platform.target != "gguf" else [])

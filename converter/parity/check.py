@@ -35,8 +35,10 @@ def check_artifact(artifact: Path, *, reference: str | None = None, extra_prompt
     loading = progress.add_task(f"Loading the reference ({reference})", total=None)
     ref_runner = TorchRunner(ckpt, threads=threads)
     prepared = prepare(ref_runner, prompt_set)
+    limits = [int(ckpt.text_config.get("max_position_embeddings") or 0) or None,
+              art_target.context_limit(artifact, manifest, engine)]
+    prepared, skipped = fit_context(prepared, steps, min((x for x in limits if x), default=None), artifact.name)
     n_ctx = max(len(p.ids) for p in prepared) + steps + 1
-    art_target.check_context(artifact, manifest, n_ctx, engine)
     _preflight(ckpt, art_target, artifact, manifest, engine, prepared, steps, n_ctx)
     # 1. The reference alone: its logits go to disk, then it is released.
     ref_runner.load()
@@ -55,10 +57,34 @@ def check_artifact(artifact: Path, *, reference: str | None = None, extra_prompt
                                 on_prompt=lambda _p: progress.advance(task))
         finally:
             art_runner.close()
+    result["skipped_prompts"] = skipped
     reports.write_json(result, Path(artifact) / PARITY)
     record_parity(artifact, {"passed": result["passed"], "runner": result["runner"], "metrics": {
         k: result["metrics"][k] for k in ("top1_agreement", "kl_mean", "kl_max", "greedy_match", "tokenizer_match")}})
     return result
+
+
+def fit_context(prepared: list[Any], steps: int, limit: int | None, name: str) -> tuple[list[Any], list[str]]:
+    """The prompts whose ids plus `steps` decoded tokens fit `limit`; built-in prompts that do not
+    are skipped with a note (a model with a short context), a user's --prompts line is refused."""
+    if limit is None:
+        return prepared, []
+    kept, skipped = [], []
+    for p in prepared:
+        need = len(p.ids) + steps + 1
+        if need <= limit:
+            kept.append(p)
+        elif p.prompt.builtin:
+            skipped.append(f"built-in prompt '{p.prompt.id}' needs {need} tokens; "
+                           f"{name} holds {limit}")
+        else:
+            raise SlmkitError(f"Prompt '{p.prompt.id}' needs {need} tokens ({len(p.ids)} + {steps} decoded + 1); "
+                              f"{name} holds {limit}.", hint="Shorten that prompt in --prompts, or lower --steps.")
+    if not kept:
+        raise SlmkitError(f"No parity prompt fits with {steps} decode steps: {name} holds {limit} tokens.",
+                          hint="Lower --steps, or give the artifact a longer context (Core ML: convert with a "
+                               "larger --cache-length).")
+    return kept, skipped
 
 
 def _preflight(ckpt: Any, target: Any, artifact: Path, manifest: dict[str, Any], engine: str, prepared: list[Any],

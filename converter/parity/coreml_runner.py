@@ -16,6 +16,7 @@ import numpy as np
 
 from slmkit.converter.errors import SlmkitError
 from slmkit.converter.parity.hf_tokenizer import HfTokenized, load_tokenizer
+from slmkit.runtime.chat_template import load_chat_template
 from slmkit.converter.parity.runner import Decode
 
 
@@ -50,6 +51,7 @@ class CoremlRunner(HfTokenized):
         # The evaluator's numpy matmuls use BLAS's own threading; `threads` does not apply.
         self.name = engine
         self.tokenizer = load_tokenizer(tokenizer_dir)
+        self.template = load_chat_template(tokenizer_dir)
         self.program = open_program(package, engine)
 
     def _logits(self, state: Any, ids: list[int], total: int) -> np.ndarray:
@@ -79,6 +81,12 @@ class CoremlRunner(HfTokenized):
             rows.append(self._logits(state, [tokens[-1]], len(ids) + len(tokens))[-1])
             tokens.append(int(rows[-1].argmax()))
         return Decode(prefill, tokens[:steps], np.stack(rows[:steps]))
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """The chat prompt as the runtime's Core ML tier renders it (runtime/chat_template.py)."""
+        if self.template is None:
+            raise SlmkitError("The artifact's tokenizer has no chat template.")
+        return self.template.render_chat(messages)
 
     def details(self) -> dict[str, object]:
         """For the report: fp16 overflows the evaluator saw (inf on a device computing in fp16)."""

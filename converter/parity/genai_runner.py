@@ -40,6 +40,8 @@ class GenaiRunner:
         self.tokenizer.update_options(add_special_tokens="true")
         self.context_length = json.loads((artifact / "genai_config.json").read_text(encoding="utf-8"))["model"]["context_length"]
         self.chat_template = _chat_template(artifact)
+        self.artifact = artifact
+        self.fold_system: bool | None = None
 
     def tokenize(self, text: str) -> list[int]:
         return [int(t) for t in self.tokenizer.encode(text)]
@@ -75,7 +77,11 @@ class GenaiRunner:
 
     def render_chat(self, messages: list[dict[str, str]]) -> str:
         # No template_str: genai must find the template in the artifact by itself, as an app's call would.
-        return self.tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
+        from slmkit.runtime.backends.genai import refuses_system, render_chat
+
+        if self.fold_system is None:
+            self.fold_system = refuses_system(self.artifact)
+        return render_chat(self.tokenizer, messages, self.fold_system)
 
     def close(self) -> None:
         del self.tokenizer

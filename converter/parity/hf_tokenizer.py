@@ -11,6 +11,7 @@ from typing import Any
 
 from slmkit.converter.errors import SlmkitError
 from slmkit.converter.parity.runner import TokenizerInfo
+from slmkit.runtime.chat_template import fold_system
 
 
 def load_tokenizer(folder: Path) -> Any:
@@ -28,6 +29,10 @@ class HfTokenized:
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
+    def added_tokens(self) -> list[str]:
+        """Every added and special token's text, in id order."""
+        return [token.content for _, token in sorted(self.tokenizer.added_tokens_decoder.items())]
+
     def tokenizer_info(self) -> TokenizerInfo:
         tok = self.tokenizer
         probe = tok("a", add_special_tokens=True)["input_ids"]
@@ -36,4 +41,16 @@ class HfTokenized:
         return TokenizerInfo(tok.bos_token_id, tok.eos_token_id, adds_bos, template)
 
     def render_chat(self, messages: list[dict[str, str]]) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        """transformers' own rendering; a system prompt the template refuses is folded into the first
+        user turn (`fold_system`), as every slmkit runtime sends it."""
+        from jinja2.exceptions import TemplateError
+
+        try:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except TemplateError as exc:
+            if not messages or messages[0]["role"] != "system":
+                raise SlmkitError(f"The chat template refused a conversation: {exc}") from None
+        try:
+            return self.tokenizer.apply_chat_template(fold_system(messages), tokenize=False, add_generation_prompt=True)
+        except TemplateError as exc:
+            raise SlmkitError(f"The chat template refused a conversation: {exc}") from None

@@ -82,19 +82,14 @@ class LlamaCppRunner:
             llm.eval([token])
         return Decode(prefill, tokens, np.stack(rows))
 
-    def _token_text(self, key: str) -> str:
-        token_id = self.llm.metadata.get(key)
-        return "" if token_id is None else self.llm.detokenize([int(token_id)], special=True).decode("utf-8", "replace")
-
     def render_chat(self, messages: list[dict[str, str]]) -> str:
-        """The GGUF's own chat template rendered as llama-cpp-python's chat handler renders it."""
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        """The GGUF's own chat template rendered as the runtime's llama.cpp tier renders it."""
+        from slmkit.runtime.backends.llamacpp import gguf_chat_template
 
-        formatter = Jinja2ChatFormatter(self.llm.metadata["tokenizer.chat_template"],
-                                        eos_token=self._token_text("tokenizer.ggml.eos_token_id"),
-                                        bos_token=self._token_text("tokenizer.ggml.bos_token_id"),
-                                        add_generation_prompt=True)
-        return formatter(messages=messages).prompt
+        template = gguf_chat_template(self.llm, self.path.name)
+        if template is None:
+            raise SlmkitError("The GGUF has no chat template.")
+        return template.render_chat(messages)
 
     def tokenizer_info(self) -> TokenizerInfo:
         meta = self.llm.metadata

@@ -15,6 +15,7 @@ class Prompt:
     id: str
     text: str | None = None
     messages: list[dict[str, str]] | None = None
+    builtin: bool = False  # slmkit's own set (skipped with a note when the model's context is shorter)
 
 
 def _parse(line: str, origin: str, number: int) -> Prompt:
@@ -35,7 +36,10 @@ def _parse(line: str, origin: str, number: int) -> Prompt:
 
 def builtin_prompts() -> list[Prompt]:
     text = resources.files("slmkit.converter.parity").joinpath("prompts.jsonl").read_text(encoding="utf-8")
-    return [_parse(line, "builtin", n) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    prompts = [_parse(line, "builtin", n) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    for prompt in prompts:
+        prompt.builtin = True
+    return prompts
 
 
 def load_prompts(path: Path) -> list[Prompt]:

@@ -52,6 +52,10 @@ def print_summary(report: dict[str, Any], console: Console) -> None:
     m = report["metrics"]
     console.print(f"{m['prompts']} prompts, {m['positions']} positions; max |Δlogit| {m['max_abs_logit_diff']:.4g}; "
                   f"perplexity {m['ppl_reference']:.4g} → {m['ppl_artifact']:.4g}")
+    for note in report.get("skipped_prompts", []):
+        console.print(f"[yellow]skipped:[/] {note}")
+    if not report["tokenizer"]["problems"]:
+        console.print(f"tokenizer: {report['tokenizer'].get('added_tokens_checked', 0)} added/special tokens tokenized alike")
     for problem in report["tokenizer"]["problems"]:
         console.print(f"[red]tokenizer:[/] {problem}")
     verdict = "[bold green]PASSED[/]" if report["passed"] else "[bold red]FAILED[/]"

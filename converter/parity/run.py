@@ -53,18 +53,52 @@ def render(prompt: Prompt, reference: Any, has_template: bool) -> str:
     return "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in prompt.messages) + "Assistant:"
 
 
+# Conversations both sides' chat templates must render identically (a system turn included).
+TEMPLATE_SAMPLES = [
+    [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi!"}, {"role": "user", "content": "2+2?"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}],
+]
+
+
 def tokenizer_problems(ref_info: Any, art_info: Any, ref: Any, art: Any) -> list[str]:
+    """What the two tokenizers *do* differently: add BOS or not, which BOS they add, the EOS that
+    ends generation, the chat prompt they render. A BOS id that neither side adds (Qwen 2.5 declares
+    `bos_token_id` in config.json with `bos_token: null`) is not a difference."""
     problems = []
-    for field in ("bos_id", "eos_id", "adds_bos"):
+    fields = ("adds_bos", "eos_id", "bos_id") if ref_info.adds_bos and art_info.adds_bos else ("adds_bos", "eos_id")
+    for field in fields:
         if getattr(ref_info, field) != getattr(art_info, field):
             problems.append(f"{field}: reference {getattr(ref_info, field)!r}, artifact {getattr(art_info, field)!r}")
     if (ref_info.chat_template or None) != (art_info.chat_template or None):
         problems.append("chat template differs from the reference's")
     elif ref_info.chat_template and hasattr(art, "render_chat"):
-        sample = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi!"}, {"role": "user", "content": "2+2?"}]
-        if ref.render_chat(sample) != art.render_chat(sample):
-            problems.append("the rendered chat template differs from the reference's")
+        for sample in TEMPLATE_SAMPLES:
+            if ref.render_chat(sample) != art.render_chat(sample):
+                problems.append(f"the rendered chat template differs from the reference's ({sample[0]['role']} first)")
     return problems
+
+
+ADDED_TOKENS_PER_PROBE = 64
+
+
+def added_token_problems(reference: Any, runner: Any) -> tuple[int, list[str]]:
+    """Tokenize every added and special token of the reference tokenizer, in context ("Result: <t> 42"),
+    on both sides: tokens added after training, or flagged differently, split differently in an
+    engine that does not know them, which the built-in prompts may never show. Returns (tokens
+    checked, problems); each problem names the first token whose ids differ."""
+    tokens = reference.added_tokens()
+    problems = []
+    for start in range(0, len(tokens), ADDED_TOKENS_PER_PROBE):
+        chunk = tokens[start:start + ADDED_TOKENS_PER_PROBE]
+        text = "\n".join(f"Result: {t} 42" for t in chunk)
+        if reference.tokenize(text) == runner.tokenize(text):
+            continue
+        for token in chunk:
+            expected, got = reference.tokenize(f"Result: {token} 42"), runner.tokenize(f"Result: {token} 42")
+            if expected != got:
+                problems.append(f"added token {token!r}: reference ids {expected}, artifact {got}")
+                break
+    return len(tokens), problems
 
 
 class NpyRows:
@@ -154,6 +188,8 @@ def run_parity(artifact: Path, reference: Any, runs: list[ReferenceRun], runner:
     started = time.perf_counter()
     ref_info, art_info = reference.tokenizer_info(), runner.tokenizer_info()
     problems = tokenizer_problems(ref_info, art_info, reference, runner)
+    added_checked, added_problems = added_token_problems(reference, runner)
+    problems += added_problems
     scores = []
     per_prompt = []
     for run in runs:
@@ -192,7 +228,7 @@ def run_parity(artifact: Path, reference: Any, runs: list[ReferenceRun], runner:
         "metrics": metrics,
         "thresholds": thresholds,
         "checks": checks,
-        "tokenizer": {"problems": problems, "artifact": vars(art_info) | {"chat_template": bool(art_info.chat_template)},
+        "tokenizer": {"problems": problems, "added_tokens_checked": added_checked, "artifact": vars(art_info) | {"chat_template": bool(art_info.chat_template)},
                       "reference": vars(ref_info) | {"chat_template": bool(ref_info.chat_template)}},
         "prompts": per_prompt,
         "greedy_steps": steps,

@@ -62,9 +62,22 @@ SPLITS = {"source": "leave_one_source_out", "template": "unseen_templates", "ran
 ABSENT_LABEL_LOGIT = -30.0
 
 
+class _OneClass:
+    """What a training fold holding a single class learns: that class, always (a held-out source
+    can take every other example of its tier with it)."""
+
+    def __init__(self, label: str) -> None:
+        self.classes_ = np.array([label])
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        return np.zeros((X.shape[0], 1))
+
+
 def _fit(X: sp.csr_matrix, y: np.ndarray, C: float):
     from sklearn.linear_model import LogisticRegression
 
+    if len(set(y)) == 1:
+        return _OneClass(str(y[0]))
     return LogisticRegression(C=C, max_iter=3000).fit(X, y)
 
 
@@ -248,6 +261,10 @@ def train(dataset: Dataset, spec: RoutingSpec, C: float = 10.0, folds: int = 5,
     from elsewhere), unseen templates when there are `folds` source+template groups, stratified."""
     labels = list(spec.router.labels)
     fit = head_target(dataset, labels, target)  # refuses unusable categories before the features
+    if len(set(fit.y)) < 2:
+        raise SlmkitError(f"A router head needs requests of at least two classes; every request here is '{fit.y[0]}'.",
+                          hint="Add labelled requests of the other tiers (slmkit's own data/routing/train.jsonl.gz "
+                               "can be passed as a second --data).")
     X, described = features_for(dataset, spec, encoder, probe_backend, progress)
     stratified = cross_validate(X, dataset, spec, "random", C, folds, target=target)
     temperature = stratified["temperature"]  # the app's own traffic resembles its logs: calibrated there

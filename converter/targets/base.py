@@ -49,8 +49,9 @@ class Target(Protocol):
     def estimate_memory(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> int:
         """Peak memory (RSS bytes) of the conversion, from the checkpoint's shapes (checked before it starts)."""
 
-    def check_context(self, artifact: Path, manifest: dict, n_ctx: int, engine: str) -> None:
-        """Refuse a parity run needing more tokens than the artifact can hold."""
+    def context_limit(self, artifact: Path, manifest: dict, engine: str) -> int | None:
+        """Tokens `engine` can hold for the artifact (prompt plus decoded), or None when it sizes its
+        context to the request; parity skips built-in prompts past it."""
 
     def engine_memory(self, artifact: Path, manifest: dict, engine: str, n_ctx: int, vocab: int) -> int:
         """Peak memory of `engine` running the artifact for parity with `n_ctx` tokens of context."""

@@ -3,7 +3,6 @@ Apple platforms, so elsewhere the tier refuses to load with a clear message."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from slmkit.runtime.backends.base import BackendError, Generation
+from slmkit.runtime.chat_template import load_chat_template
 from slmkit.runtime.confidence.logprob import log_softmax, token_stats
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.spec import TierSpec
@@ -32,7 +32,6 @@ class CoreMLBackend:
     def __init__(self, tier: TierSpec, folder: Path) -> None:
         require_macos(tier.name)
         import coremltools as ct
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
         from tokenizers import Tokenizer
 
         packages = sorted(folder.glob("*.mlpackage"))
@@ -43,16 +42,21 @@ class CoreMLBackend:
         metadata = self.model.user_defined_metadata
         tokenizer_dir = folder / metadata.get("slmkit.tokenizer_dir", "tokenizer")
         self.tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
-        config = json.loads((tokenizer_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
         self.cache_length = int(metadata.get("slmkit.cache_length", tier.context_tokens))
-        self.template = ImmutableSandboxedEnvironment().from_string(config.get("chat_template") or "")
-        self.bos, self.eos = _token_text(config.get("bos_token")), _token_text(config.get("eos_token"))
+        template = load_chat_template(tokenizer_dir)
+        if template is None:
+            raise SlmkitError(f"Tier {tier.name}: {tokenizer_dir} has no chat template.")
+        self.template = template
+        self.eos = template.special_tokens.get("eos_token")
         eos_id = self.tokenizer.token_to_id(self.eos) if self.eos else None
         self.stop_ids = {eos_id} if eos_id is not None else set()
         self.model_name = packages[0].name
 
     def _prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        prompt = self.template.render(messages=messages, add_generation_prompt=True, bos_token=self.bos, eos_token=self.eos)
+        try:
+            prompt = self.template.render_chat(messages)
+        except SlmkitError as exc:
+            raise BackendError(str(exc)) from None
         return self.tokenizer.encode(prompt, add_special_tokens=False).ids
 
     def _logits(self, state, feed: Sequence[int], total: int) -> np.ndarray:
@@ -114,13 +118,6 @@ class CoreMLBackend:
 
     def close(self) -> None:
         self.model = None
-
-
-def _token_text(value: object) -> str:
-    """tokenizer_config.json writes special tokens as strings or as {"content": ...} objects."""
-    if isinstance(value, dict):
-        return str(value.get("content", ""))
-    return str(value) if value else ""
 
 
 class _CoremlContinuation:

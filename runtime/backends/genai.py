@@ -11,9 +11,28 @@ from pathlib import Path
 import numpy as np
 
 from slmkit.runtime.backends.base import BackendError, Generation
+from slmkit.runtime.chat_template import fold_system, load_chat_template
 from slmkit.runtime.confidence.logprob import log_softmax, token_stats
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.spec import TierSpec
+
+
+def refuses_system(folder: Path) -> bool:
+    """Whether the model folder's chat template refuses a system role (runtime/chat_template.py)."""
+    template = load_chat_template(folder)
+    return template is not None and template.refuses_system()
+
+
+def render_chat(tokenizer, messages: list[dict[str, str]], fold: bool) -> str:
+    """The chat prompt as genai's own template engine renders it (an app's call), with a system
+    prompt folded into the first user turn first when the template refuses the role (`fold`).
+    Parity renders the artifact side with this same function."""
+    if fold:
+        messages = fold_system(messages)
+    try:
+        return tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
+    except RuntimeError as exc:  # genai reports template errors as RuntimeError
+        raise SlmkitError(f"onnxruntime-genai's chat template failed: {str(exc).splitlines()[0]}") from None
 
 
 class GenaiBackend:
@@ -38,9 +57,13 @@ class GenaiBackend:
             raise SlmkitError(f"onnxruntime-genai cannot load {folder}: {exc}") from None
         self.tokenizer = og.Tokenizer(self.model)
         self.tokenizer.update_options(add_special_tokens="true")
+        self.fold_system = refuses_system(folder)
 
     def _prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        prompt = self.tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
+        try:
+            prompt = render_chat(self.tokenizer, messages, self.fold_system)
+        except SlmkitError as exc:
+            raise BackendError(str(exc)) from None
         return [int(t) for t in self.tokenizer.encode(prompt)]
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int,

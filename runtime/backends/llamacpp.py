@@ -13,11 +13,29 @@ from pathlib import Path
 import numpy as np
 
 from slmkit.runtime.backends.base import BackendError, Generation
+from slmkit.runtime.chat_template import ChatTemplate
 from slmkit.runtime.confidence.logprob import log_softmax, token_stats
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.spec import TierSpec
 
 SCORER_CONTEXT = 2048
+
+
+def gguf_chat_template(llm, name: str) -> ChatTemplate | None:
+    """A GGUF's `tokenizer.chat_template` with its BOS/EOS texts, compiled in transformers' environment;
+    None when the file has no template. Parity renders the artifact side with this same function."""
+    meta = llm.metadata
+    template = meta.get("tokenizer.chat_template")
+    if not template:
+        return None
+
+    def token_text(key: str) -> str | None:
+        token_id = meta.get(key)
+        return None if token_id is None else llm.detokenize([int(token_id)], special=True).decode("utf-8", "replace")
+
+    return ChatTemplate(template, {"bos_token": token_text("tokenizer.ggml.bos_token_id"),
+                                   "eos_token": token_text("tokenizer.ggml.eos_token_id")},
+                        origin=f"The chat template in {name}")
 
 
 def _load(path: Path, n_ctx: int, threads: int | None, embedding: bool = False):
@@ -119,6 +137,7 @@ class LlamaCppBackend:
         self._scorer = None
         self._embedder = None
         self._prefix: list[int] = []
+        self._template: ChatTemplate | None = None
         self._lock = threading.Lock()
 
     # -- generation -------------------------------------------------------------------------
@@ -129,25 +148,21 @@ class LlamaCppBackend:
         return self._generator
 
     def _chat_tokens(self, messages: list[dict[str, str]]) -> tuple[list[int], list[str]]:
-        """The GGUF's own chat template, rendered and tokenized as llama-cpp-python's chat handler does."""
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
+        """The GGUF's own chat template rendered as transformers renders it (runtime/chat_template.py,
+        a system prompt folded when the template has no system role), tokenized without adding BOS
+        again, as `apply_chat_template(tokenize=True)` does."""
         llm = self.generator
-        meta = llm.metadata
-        template = meta.get("tokenizer.chat_template")
-        if not template:
-            raise BackendError(f"{self.path.name} has no chat template")
-
-        def token_text(key: str) -> str:
-            token_id = meta.get(key)
-            return "" if token_id is None else llm.detokenize([int(token_id)], special=True).decode("utf-8", "replace")
-
-        formatter = Jinja2ChatFormatter(template, eos_token=token_text("tokenizer.ggml.eos_token_id"),
-                                        bos_token=token_text("tokenizer.ggml.bos_token_id"), add_generation_prompt=True)
-        rendered = formatter(messages=messages)
-        ids = llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
-        stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
-        return ids, stops
+        if self._template is None:
+            self._template = gguf_chat_template(llm, self.path.name)
+            if self._template is None:
+                raise BackendError(f"{self.path.name} has no chat template")
+        try:
+            prompt = self._template.render_chat(messages)
+        except SlmkitError as exc:
+            raise BackendError(str(exc)) from None
+        ids = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        eos = self._template.special_tokens.get("eos_token")
+        return ids, [eos] if eos else []
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int,
                logprobs: bool = False) -> Iterator[str | Generation]:

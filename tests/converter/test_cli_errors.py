@@ -159,3 +159,47 @@ def test_bad_prompts_file(fixture_dir, tmp_path: Path) -> None:
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text('{"text": "fine"}\n{"txt": "typo"}\n')
     assert_clean_failure(run_cli("parity", str(out), "--prompts", str(prompts)), "prompts.jsonl line 2")
+
+
+@pytest.mark.parametrize("template, message", [
+    ("{% frobnicate %}{{ messages }}", "is not valid Jinja (line 1: Encountered unknown tag 'frobnicate'"),
+    ("{{ raise_exception('Only user turns, please') }}", "refused the conversation: Only user turns, please"),
+])
+def test_a_template_no_runtime_can_render_is_refused_before_converting(template: str, message: str, fixture_dir,
+                                                                       tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(fixture_dir("llama"), model)
+    (model / "chat_template.jinja").write_text(template, encoding="utf-8")
+    result = run_cli("convert", str(model), "--target", "gguf", "--quant", "f16", "--output", str(tmp_path / "out"))
+    assert_clean_failure(result, message)
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["parity", "ART", "--report", "FILE/p.json"], ["parity", "ART", "--junit", "FILE/p.xml"],
+    ["convert", "MODEL", "--output", "FILE/out"], ["models", "synth", "gemma-3-1b", "--output", "FILE/x"],
+    ["package", "--platform", "android", "--model", "MODEL", "--output", "FILE/b"],
+    ["router", "train", "--data", "DATA", "--output", "FILE"], ["router", "eval", "--data", "DATA", "--report", "FILE/r.json"],
+    ["router", "cv", "--data", "DATA", "--report", "FILE/r.json"], ["simulate", "--workload", "DATA", "--report", "FILE"],
+])
+def test_an_unwritable_output_is_refused_before_any_work(args: list[str], fixture_dir, tmp_path: Path) -> None:
+    """Every path a command writes is checked when the command line is parsed, not after the work."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "hi", "label": "simple", "source": "a"}\n')
+    values = {"ART": str(tmp_path), "MODEL": str(fixture_dir("llama")), "DATA": str(data), "FILE": str(blocker)}
+    argv = [values.get(a, a.replace("FILE", str(blocker))) for a in args]
+    result = run_cli(*argv)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot write" in " ".join(result.stderr.split()) and "is a file, not a folder" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["parity", "ART", "--steps", "0"], "Invalid value for '--steps'"),
+    (["parity", "ART", "--threads", "0"], "Invalid value for '--threads'"),
+    (["models", "synth", "gemma-3-1b", "--output", "OUT", "--seed", "-1"], "Invalid value for '--seed'"),
+])
+def test_numbers_out_of_range_are_refused_with_the_option_named(args: list[str], message: str, tmp_path: Path) -> None:
+    argv = [{"ART": str(tmp_path), "OUT": str(tmp_path / "o")}.get(a, a) for a in args]
+    assert_clean_failure(run_cli(*argv), message)

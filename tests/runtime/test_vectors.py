@@ -8,6 +8,7 @@ from importlib import resources
 
 import pytest
 
+from slmkit.runtime.chat_template import fill_dates
 from slmkit.runtime.confidence import rating_or_default, should_escalate
 from slmkit.runtime.confidence.head import answer_features, head_value, option_features
 from slmkit.runtime.confidence.logprob import token_confidence, token_stats
@@ -25,7 +26,7 @@ from slmkit.runtime.spec import PolicySpec, TrainedHead, Truncation
 
 VECTOR_FILES = ("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
                 "option_choice", "rating_distribution", "token_confidence", "trained_head", "conversation",
-                "grouped_probabilities")
+                "grouped_probabilities", "date_slots")
 
 
 def vectors(name: str) -> list[dict]:
@@ -201,3 +202,10 @@ def test_token_confidence(row: dict) -> None:
     else:
         logprob, margin = token_stats(np.array(row["logits"], dtype=np.float32), row["token"])
         assert (logprob, margin) == pytest.approx((row["expected"]["logprob"], row["expected"]["margin"]), abs=1e-9)
+
+
+@pytest.mark.parametrize("row", vectors("date_slots"), ids=ids("date_slots"))
+def test_date_slots(row: dict) -> None:
+    from datetime import datetime
+
+    assert fill_dates(row["text"], datetime(**row["now"])) == row["expected"]

@@ -126,11 +126,10 @@ class CoremlTarget:
         building = BASE_BYTES + BUILD_SLACK_BYTES + int(2 * program) + stats.table * 2
         return max(calibration, building)
 
-    def check_context(self, artifact: Path, manifest: dict, n_ctx: int, engine: str) -> None:
+    def context_limit(self, artifact: Path, manifest: dict, engine: str) -> int | None:
+        """The KV-cache states hold `cache_length` tokens."""
         cache = manifest.get("conversion", {}).get("cache_length")
-        if cache is not None and n_ctx > cache:
-            raise SlmkitError(f"Parity needs {n_ctx} tokens but {artifact.name}'s cache holds {cache}.",
-                              hint="Use fewer --steps, or convert with a larger --cache-length.")
+        return int(cache) if cache is not None else None
 
     def engine_memory(self, artifact: Path, manifest: dict, engine: str, n_ctx: int, vocab: int) -> int:
         """The evaluator: the program as loaded, its weights as the evaluator keeps them
@@ -151,7 +150,6 @@ class CoremlTarget:
     def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int, engine: str) -> Runner:
         from slmkit.converter.parity.coreml_runner import CoremlRunner
 
-        self.check_context(artifact, manifest, n_ctx, engine)
         return CoremlRunner(artifact / manifest["model_file"], artifact / TOKENIZER_DIR, engine, threads)
 
 

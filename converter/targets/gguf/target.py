@@ -54,8 +54,9 @@ class GGUFTarget:
 
         return BASE_BYTES + 8 * WeightStats.of(ckpt).largest
 
-    def check_context(self, artifact: Path, manifest: dict, n_ctx: int, engine: str) -> None:
+    def context_limit(self, artifact: Path, manifest: dict, engine: str) -> int | None:
         """llama.cpp's context is sized to what parity needs."""
+        return None
 
     def engine_memory(self, artifact: Path, manifest: dict, engine: str, n_ctx: int, vocab: int) -> int:
         """The mapped GGUF, llama.cpp's all-positions logits buffer and parity's copy of it."""

@@ -65,6 +65,16 @@ def _tokenizer_config(directory: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def hf_added_tokens(directory: Path) -> dict[int, Any]:
+    """id -> AddedToken (content, special) of the tokenizer as transformers loads it."""
+    from transformers import AutoTokenizer
+
+    try:
+        return dict(AutoTokenizer.from_pretrained(directory).added_tokens_decoder)
+    except (OSError, ValueError) as exc:
+        raise SlmkitError(f"transformers cannot load the tokenizer in {directory}: {exc}") from None
+
+
 def sentencepiece_vocab(directory: Path, vocab_size: int | None) -> Vocab:
     """Pieces, scores and types straight from the SentencePiece model proto.
 
@@ -87,21 +97,19 @@ def sentencepiece_vocab(directory: Path, vocab_size: int | None) -> Vocab:
         scores[token_id] = piece.score
         types[token_id] = int(piece.type)  # SentencePiece and GGUF number token types alike
 
-    added_file = directory / "added_tokens.json"
-    if added_file.is_file():
-        for text, token_id in json.loads(added_file.read_text(encoding="utf-8")).items():
-            if token_id < size:
-                tokens[token_id], scores[token_id], types[token_id] = text.encode(), -1000.0, gguf.TokenType.USER_DEFINED
-    for key, data in _tokenizer_config(directory).get("added_tokens_decoder", {}).items():
-        token_id, text = int(key), data["content"]
+    # Added tokens from wherever transformers finds them (added_tokens.json, tokenizer_config.json's
+    # added_tokens_decoder, tokenizer.json's added_tokens: transformers 5 records tokens added after
+    # the SentencePiece model was trained only there), so llama.cpp splits them out as HF does.
+    for token_id, added in hf_added_tokens(directory).items():
         if token_id >= size:
             continue
-        if data.get("special") or looks_special(text):
+        text = added.content
+        if added.special or looks_special(text):
             types[token_id] = gguf.TokenType.CONTROL
         else:
             text = text.replace(_SPIECE_SPACE, " ")
             types[token_id] = gguf.TokenType.USER_DEFINED
-        tokens[token_id] = text.encode("utf-8")
+        tokens[token_id], scores[token_id] = text.encode("utf-8"), -1000.0
     return Vocab("llama", "default", tokens, [int(t) for t in types], scores, load_merges=False,
                  add_space_prefix=proto.normalizer_spec.add_dummy_prefix)
 

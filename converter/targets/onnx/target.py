@@ -6,6 +6,8 @@ and the tokenizer files beside them (where onnxruntime-genai reads them).
 
 from __future__ import annotations
 
+import json
+
 import gc
 import math
 from pathlib import Path
@@ -72,8 +74,12 @@ class OnnxTarget:
         ort = BASE_BYTES + int(4.2 * size) if size < mobile.ORT_SIZE_LIMIT else 0
         return max(building, ort)
 
-    def check_context(self, artifact: Path, manifest: dict, n_ctx: int, engine: str) -> None:
-        """The graph takes any context length."""
+    def context_limit(self, artifact: Path, manifest: dict, engine: str) -> int | None:
+        """onnxruntime-genai holds genai_config.json's context_length; a plain session any length."""
+        config = artifact / "genai_config.json"
+        if not engine.startswith("onnxruntime-genai") or not config.is_file():
+            return None
+        return int(json.loads(config.read_text(encoding="utf-8"))["model"]["context_length"])
 
     def engine_memory(self, artifact: Path, manifest: dict, engine: str, n_ctx: int, vocab: int) -> int:
         """ONNX Runtime's session (weights plus their prepacked copies) and the logits of a prompt."""

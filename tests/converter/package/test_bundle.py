@@ -24,13 +24,30 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"SLMKIT_CACHE": str(tmp_path_factory.mktemp("cache"))}
 
 
+# A chat template in shapes seen in the field, all at once: no system role (Gemma 2-era
+# `raise_exception`), transformers' `{% generation %}` tag, Llama 3.2's guarded `strftime_now` date.
+FIELD_TEMPLATE = (
+    "{%- if strftime_now is defined %}{%- set date_string = strftime_now('%d %b %Y') %}{%- else %}"
+    "{%- set date_string = '26 Jul 2024' %}{%- endif %}"
+    "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+    "{{ '<|im_start|>system\nToday Date: ' + date_string + '<|im_end|>\n' }}"
+    "{% for m in messages %}{% if m['role'] == 'assistant' %}{{ '<|im_start|>assistant\n' }}{% generation %}"
+    "{{ m['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\n' }}{% else %}"
+    "{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
 @pytest.fixture(scope="module")
 def bundles(fixture_dir, tmp_path_factory: pytest.TempPathFactory, cache: dict[str, str]) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bundles")
+    field = root / "llama-field-template"
+    shutil.copytree(fixture_dir("llama"), field)
+    (field / "chat_template.jinja").write_text(FIELD_TEMPLATE, encoding="utf-8")
     built = {}
     for platform, quant in (("android", "fp32"), ("ios", "fp16"), ("desktop", "f16")):
         out = root / platform
-        result = run_cli("package", "--platform", platform, "--model", str(fixture_dir("llama")), "--quant", quant,
+        model = field if platform == "android" else fixture_dir("llama")
+        result = run_cli("package", "--platform", platform, "--model", str(model), "--quant", quant,
                          "--output", str(out), *(["--zip"] if platform == "android" else []), env=cache)
         assert result.returncode == 0, result.stderr
         built[platform] = out
@@ -110,7 +127,8 @@ def test_kotlin_routing_core_passes_every_golden_vector_on_the_jvm(bundles: dict
     assert run.returncode == 0, run.stdout
     counts = dict(line.split(": ", 1) for line in run.stdout.splitlines() if ": " in line and "passed" in line)
     for name in ("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
-                 "option_choice", "rating_distribution", "token_confidence", "trained_head", "chat_format", "router_decisions"):
+                 "option_choice", "rating_distribution", "token_confidence", "trained_head", "chat_format", "router_decisions",
+                 "date_slots"):
         done, total = counts[name].split()[0].split("/")
         assert done == total and int(total) > 0, run.stdout
 
@@ -172,3 +190,16 @@ def test_ci_parity_entry_point_reports_junit(bundles: dict[str, Path], tmp_path:
                            env={**os.environ, "ARTIFACTS": str(tmp_path / "none" / "*")}, capture_output=True, text=True,
                            timeout=300, cwd=tmp_path)
     assert empty.returncode == 1 and "no artifact folder matches" in empty.stdout
+
+
+def test_field_template_keeps_its_date_live_and_folds_the_system_prompt(bundles: dict[str, Path]) -> None:
+    """The android bundle's model has FIELD_TEMPLATE: packaging ran parity (system prompt folded on
+    both sides), flattened the template with the date as a slot, and its vectors hold the clock."""
+    fmt = json.loads((bundles["android"] / "chat_format.json").read_text(encoding="utf-8"))
+    assert fmt["system_as_user_prefix"] and "\u27e6now:%d %b %Y\u27e7" in fmt["start"]["user"]
+    assert "26 Jul 2024" not in json.dumps(fmt)
+    rows = [json.loads(line) for line in (bundles["android"] / "vectors" / "chat_format.jsonl").read_text().splitlines()]
+    assert all("now" in row and "Today Date: 07 Mar 2026" in row["expected"] for row in rows)
+    parity = json.loads(next((bundles["android"] / "models").glob("*/parity.json")).read_text())
+    assert parity["passed"] and parity["tokenizer"]["problems"] == []
+

@@ -55,6 +55,22 @@ def test_a_tier_only_one_source_has_cannot_be_learned_without_it(spec) -> None:
     assert ABSENT_LABEL_LOGIT < -10
 
 
+def test_a_fold_left_with_one_tier_predicts_that_tier(spec) -> None:
+    """Two sources, one simple and one complex: holding either out leaves a single class to train on,
+    which predicts that class (accuracy 0), never a scikit-learn traceback."""
+    dataset = Dataset([item for item in _dataset().items if item.source in ("src-a", "src-c")])
+    loso = cross_validate(design_matrix(dataset, spec), dataset, spec, "source", C=10.0)
+    assert loso["accuracy"] == 0.0 and loso["by_group"]["src-a"]["simple_kept_on_device"] == 0.0
+
+
+def test_training_on_a_single_class_is_refused_before_the_features(spec) -> None:
+    from slmkit.converter.routing.train import train
+
+    dataset = Dataset([item for item in _dataset().items if item.source == "src-a"])
+    with pytest.raises(SlmkitError, match="at least two classes; every request here is 'simple'"):
+        train(dataset, spec)
+
+
 def test_too_few_sources_or_an_unknown_split_is_refused(spec) -> None:
     dataset = Dataset([LabelledRequest(Request(user=f"request {i}"), TIERS[i % 3], source="one") for i in range(30)])
     with pytest.raises(SlmkitError, match="at least 2 distinct sources; the data has 1"):

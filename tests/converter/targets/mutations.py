@@ -56,6 +56,18 @@ class _NoBiases:
         return getattr(self._weights, name)
 
 
+def _unscaled_full_attention(spec: DecoderSpec, weights: DecoderWeights) -> tuple[DecoderSpec, Any]:
+    """Gemma 3 4B/12B divide full-attention frequencies by the linear factor: drop that division."""
+    full = spec.ropes["full_attention"]
+    factor = spec.ropes["sliding_attention"].inv_freq[0] / full.inv_freq[0]  # the same first frequency, scaled
+    return replace(spec, ropes={**spec.ropes, "full_attention": replace(full, inv_freq=full.inv_freq * factor)}), weights
+
+
+def _tied(spec: DecoderSpec, weights: DecoderWeights) -> tuple[DecoderSpec, Any]:
+    """Qwen 2's untied head replaced by the token table (a writer that assumes tied embeddings)."""
+    return replace(spec, tied=True), weights
+
+
 # rule -> (fixture, mutation)
 MUTATIONS: dict[str, tuple[str, Mutation]] = {
     "gemma3 RMSNorm stores w - 1": ("gemma3", _spec(norm_shift=0.0)),
@@ -68,6 +80,8 @@ MUTATIONS: dict[str, tuple[str, Mutation]] = {
     "phi3 longrope long factors": ("phi4-mini", _ropes(lambda rope, spec: replace(rope, long_inv_freq=None))),
     "phi3 partial rotary": ("phi4-mini", _ropes(_plain_rope)),
     "qwen2 Q/K/V biases": ("qwen2", lambda spec, weights: (spec, _NoBiases(weights))),
+    "qwen2 untied output projection": ("qwen2", _tied),
+    "gemma3 linear RoPE scaling (4B/12B)": ("gemma3-multimodal", _unscaled_full_attention),
 }
 
 

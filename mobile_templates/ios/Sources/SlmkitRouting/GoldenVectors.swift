@@ -7,7 +7,7 @@ public enum GoldenVectors {
 
     public static let files = ["router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
                                "option_choice", "rating_distribution", "token_confidence", "trained_head", "conversation",
-                               "grouped_probabilities"]
+                               "grouped_probabilities", "date_slots"]
     /// Written by `slmkit package`: the model's chat template flattened (vs Jinja's rendering), and the
     /// Python router's decisions with the bundle's head (paths relative to the vectors folder's parent).
     public static let bundleFiles = ["chat_format", "router_decisions"]
@@ -184,9 +184,18 @@ public enum GoldenVectors {
             let (logprob, margin) = TokenConfidence.tokenStats(logits, token: row["token"] as! Int)
             let e = expected as! [String: Any]
             return close(logprob, double(e["logprob"])) && close(margin, double(e["margin"])) ? nil : "stats \(logprob) \(margin)"
+        case "date_slots":
+            let n = row["now"] as! [String: Int]
+            let now = ClockTime(year: n["year"]!, month: n["month"]!, day: n["day"]!, hour: n["hour"]!, minute: n["minute"]!,
+                                second: n["second"]!)
+            let text = DateSlots.fill(row["text"] as! String, now)
+            return text == expected as? String ? nil : "filled \(text)"
         case "chat_format":
             let messages = (row["messages"] as! [[String: String]]).map { Message(role: $0["role"]!, content: $0["content"]!) }
-            guard let format = try? ChatFormat(json: row["format"] as! [String: Any]), let text = try? format.render(messages) else {
+            let n = row["now"] as! [String: Int]
+            let now = ClockTime(year: n["year"]!, month: n["month"]!, day: n["day"]!, hour: n["hour"]!, minute: n["minute"]!,
+                                second: n["second"]!)
+            guard let format = try? ChatFormat(json: row["format"] as! [String: Any]), let text = try? format.render(messages, now: now) else {
                 return "chat format does not render"
             }
             return text == expected as? String ? nil : "chat prompt differs: \(text)"

@@ -89,8 +89,8 @@ def test_core_ml_engine_needs_macos(small_artifact: Path, tmp_path: Path) -> Non
 
 
 def test_parity_longer_than_the_cache_is_refused(small_artifact: Path, tmp_path: Path) -> None:
-    result = run_cli("parity", str(small_artifact), "--steps", "2000", "--report", str(tmp_path / "p.json"))
+    result = run_cli("parity", str(small_artifact), "--steps", "5000", "--report", str(tmp_path / "p.json"))
     assert result.returncode == 1
-    assert "cache holds 4096" in result.stderr and "--cache-length" in result.stderr
+    assert "holds 4096 tokens" in result.stderr and "--cache-length" in result.stderr
     manifest = json.loads((small_artifact / "manifest.json").read_text())
     assert manifest["parity"] is None, "a refused run records no verdict"

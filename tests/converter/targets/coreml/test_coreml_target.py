@@ -169,8 +169,11 @@ def test_cache_length_rounds_to_32_and_bounds_parity(coreml_artifact, tmp_path: 
     manifest = json.loads((artifact / "manifest.json").read_text())
     assert manifest["conversion"]["cache_length"] == 64
     result = run_cli("parity", str(artifact), "--report", str(tmp_path / "p.json"), "--steps", "8")
-    assert result.returncode == 1
-    assert "cache holds 64" in result.stderr and "--cache-length" in result.stderr
+    report = json.loads((tmp_path / "p.json").read_text())
+    # The cache is the model's context on the device: built-in prompts past it are skipped, noted.
+    assert result.returncode == 0, result.stderr
+    assert report["skipped_prompts"] and all(note.endswith("holds 64") for note in report["skipped_prompts"])
+    assert all(p["tokens"] + 8 + 1 <= 64 for p in report["prompts"])
 
 
 def test_massive_activations_stay_finite_in_fp16(fixture_dir, tmp_path: Path) -> None:

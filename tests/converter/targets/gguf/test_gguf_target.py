@@ -34,6 +34,7 @@ def test_f16_conversion_passes_parity(name: str, fixture_dir, tmp_path: Path) ->
         assert key in report["metrics"]
     assert report["metrics"]["kl_mean"] < 1e-4
     assert report["metrics"]["tokenizer_match"] == 1.0
+    assert report["tokenizer"]["added_tokens_checked"] >= 3  # every fixture has added special tokens
     manifest = json.loads((artifact / "manifest.json").read_text())
     assert manifest["parity"]["passed"] is True
     assert (tmp_path / "parity.xml").read_text().count("<testcase") == len(report["checks"])
@@ -91,3 +92,20 @@ def test_user_prompts_are_added_to_the_builtin_set(fixture_dir, tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     ids = [p["id"] for p in json.loads((tmp_path / "r.json").read_text())["prompts"]]
     assert ids[-2:] == ["mine.txt:1", "chat"] and len(ids) == 11
+
+
+def test_built_in_prompts_longer_than_the_model_context_are_skipped_with_a_note(fixture_dir, tmp_path: Path) -> None:
+    import shutil
+
+    model = tmp_path / "short"
+    shutil.copytree(fixture_dir("llama"), model)
+    config = json.loads((model / "config.json").read_text())
+    config["max_position_embeddings"] = 256
+    (model / "config.json").write_text(json.dumps(config))
+    artifact = convert(model, tmp_path / "art", "f16")
+    result = run_cli("parity", str(artifact), "--steps", "4", "--report", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert any(note.startswith("built-in prompt 'long-context' needs") and note.endswith("holds 256")
+               for note in report["skipped_prompts"])
+    assert "long-context" not in [p["id"] for p in report["prompts"]] and "skipped: built-in prompt" in result.stderr

@@ -11,7 +11,7 @@ object GoldenVectors {
     data class Outcome(val file: String, val name: String, val passed: Boolean, val detail: String)
 
     val FILES = listOf("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
-        "option_choice", "rating_distribution", "token_confidence", "trained_head", "conversation", "grouped_probabilities")
+        "option_choice", "rating_distribution", "token_confidence", "trained_head", "conversation", "grouped_probabilities", "date_slots")
     /** Written by `slmkit package`: the model's chat template flattened (vs Jinja's rendering), and the
      *  Python router's decisions with the bundle's head (paths relative to the vectors folder's parent). */
     val BUNDLE_FILES = listOf("chat_format", "router_decisions")
@@ -195,9 +195,19 @@ object GoldenVectors {
                 return if (close(logprob, e["logprob"].num()) && close(margin, e["margin"].num())) null
                 else "stats $logprob $margin != $e"
             }
+            "date_slots" -> {
+                val n = row["now"].obj("now")
+                val now = ClockTime(n["year"].num().toInt(), n["month"].num().toInt(), n["day"].num().toInt(),
+                    n["hour"].num().toInt(), n["minute"].num().toInt(), n["second"].num().toInt())
+                val text = DateSlots.fill(row["text"].str(), now)
+                return if (text == expected.str()) null else "filled ${toJson(text)}"
+            }
             "chat_format" -> {
                 val messages = row["messages"].list().map { val m = it.obj(); Message(m["role"].str(), m["content"].str()) }
-                val text = ChatFormat.from(row["format"]).render(messages)
+                val n = row["now"].obj("now")
+                val now = ClockTime(n["year"].num().toInt(), n["month"].num().toInt(), n["day"].num().toInt(),
+                    n["hour"].num().toInt(), n["minute"].num().toInt(), n["second"].num().toInt())
+                val text = ChatFormat.from(row["format"]).render(messages, now)
                 return if (text == expected.str()) null else "chat prompt differs: ${toJson(text)}"
             }
         }
