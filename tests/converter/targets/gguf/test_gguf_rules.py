@@ -22,16 +22,17 @@ from tests.converter.targets.mutations import IDS, kl_mean, reference_logits
 class Mutation:
     fixture: str
     drop: tuple[str, ...] = ()  # tensors removed from the file (whole names, or the part after "blk.N.")
-    change: Callable[[str, np.ndarray], np.ndarray] | None = None  # (tensor name, data) -> data
+    # (tensor name, data, the intact file's RoPE factor tensors by name) -> data
+    change: Callable[[str, np.ndarray, dict[str, np.ndarray]], np.ndarray] | None = None
     metadata: dict[str, object] = field(default_factory=dict)  # key suffix (after "<arch>.") -> new value
 
 
-def _norms_without_gemma_shift(name: str, data: np.ndarray) -> np.ndarray:
+def _norms_without_gemma_shift(name: str, data: np.ndarray, _intact: dict) -> np.ndarray:
     """Gemma multiplies by 1 + w and llama.cpp expects the writer to store 1 + w: store w instead."""
     return data - 1 if name.endswith("norm.weight") and "attn_" not in name else data
 
 
-def _unpermuted_qk(name: str, data: np.ndarray) -> np.ndarray:
+def _unpermuted_qk(name: str, data: np.ndarray, _intact: dict) -> np.ndarray:
     """Llama's Q/K rows in Hugging Face order (llama.cpp's RoPE pairs adjacent dims: the writer permutes)."""
     if not name.endswith(("attn_q.weight", "attn_k.weight")):
         return data
@@ -40,9 +41,14 @@ def _unpermuted_qk(name: str, data: np.ndarray) -> np.ndarray:
     return rows.swapaxes(1, 2).reshape(data.shape)
 
 
-def _full_rotary_factors(name: str, data: np.ndarray) -> np.ndarray:
+def _full_rotary_factors(name: str, data: np.ndarray, _intact: dict) -> np.ndarray:
     """Phi-3's longrope factors widened to a full-head rotary (one per frequency pair): 16 dims, 8 pairs."""
     return np.concatenate([data, np.ones(8 - data.shape[0], data.dtype)]) if name.startswith("rope_factors") else data
+
+
+def _short_factors_for_long(name: str, data: np.ndarray, intact: dict) -> np.ndarray:
+    """Phi-3's long-context factors replaced by its short ones (a writer ignoring `long_factor`)."""
+    return intact["rope_factors_short.weight"] if name == "rope_factors_long.weight" else data
 
 
 RULES = {
@@ -51,6 +57,7 @@ RULES = {
     "gemma3 sliding window": Mutation("gemma3", metadata={"attention.sliding_window": 1_000_000}),
     "gemma3 linear RoPE scaling (4B/12B)": Mutation("gemma3-multimodal", metadata={"rope.scaling.factor": 1.0}),
     "llama3 RoPE scaling (rope_freqs)": Mutation("llama3-rope", drop=("rope_freqs.weight",)),
+    "phi3 longrope long factors": Mutation("phi4-mini", change=_short_factors_for_long),
     "phi3 partial rotary": Mutation("phi4-mini", change=_full_rotary_factors, metadata={"rope.dimension_count": 16}),
     "qwen2 Q/K/V biases": Mutation("qwen2", drop=("attn_q.bias", "attn_k.bias", "attn_v.bias")),
     "qwen2 untied output projection": Mutation("qwen2", drop=("output.weight",)),
@@ -71,6 +78,7 @@ def rewrite(src: Path, dst: Path, mutation: Mutation) -> None:
         vtype = fld.types[0]
         sub_type = fld.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
         writer.add_key_value(name, changed.get(name, fld.contents()), vtype, sub_type=sub_type)
+    small = {t.name: np.array(t.data) for t in reader.tensors if t.name.startswith("rope_")}
     dropped = 0
     for tensor in reader.tensors:
         if any(tensor.name == d or tensor.name.endswith("." + d) for d in mutation.drop):
@@ -78,7 +86,7 @@ def rewrite(src: Path, dst: Path, mutation: Mutation) -> None:
             continue
         data = np.array(tensor.data)
         if mutation.change is not None:
-            data = mutation.change(tensor.name, data.astype(np.float32)).astype(data.dtype)
+            data = mutation.change(tensor.name, data.astype(np.float32), small).astype(data.dtype)
         writer.add_tensor(tensor.name, data, raw_dtype=tensor.tensor_type)
     assert dropped or not mutation.drop, f"the intact file has no {mutation.drop}"
     writer.write_header_to_file()
