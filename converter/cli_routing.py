@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from slmkit.converter.cli_paths import writable_file, writable_folder
 from slmkit.converter.progress import progress as progress_display
@@ -421,7 +422,7 @@ def route(
     print_trace(trace)
     if response.error:
         raise SlmkitError(response.error)
-    out.print(response.text, highlight=False)
+    out.print(response.text, markup=False, highlight=False, emoji=False)  # model text verbatim
 
 
 def print_trace(trace: dict) -> None:
@@ -436,7 +437,7 @@ def print_trace(trace: dict) -> None:
     for step in trace["steps"]:
         note = step["error"] or ("simulated" if step["simulated"] else step["model"])
         table.add_row(step["tier"], step["purpose"], "yes" if step["ok"] else "no", f"{step['latency_ms']:.0f}",
-                      f"{step['input_tokens']}/{step['output_tokens']}", f"{step['cost_usd']:.6f}", note)
+                      f"{step['input_tokens']}/{step['output_tokens']}", f"{step['cost_usd']:.6f}", escape(str(note)))
     console.print(table)
     for check in trace["confidence"]:
         note = " (unparsable, default)" if check.get("parsed") is False else ""

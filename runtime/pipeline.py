@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slmkit.runtime.backends import Backend, BackendError, Generation, make_backend
+from slmkit.runtime.backends.base import openai_finish_reason
 from slmkit.runtime.confidence.methods import Score, answer_from_options, score_answer, trained
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.policy import choose_tier
@@ -21,6 +22,7 @@ from slmkit.runtime.request import Request
 from slmkit.runtime.router import Router, make_router
 from slmkit.runtime.router.decision import RouteDecision
 from slmkit.runtime.spec import RoutingSpec, load_spec
+from slmkit.runtime.stops import StopScanner, cut_at_stop
 from slmkit.runtime.trace import GenerationStep, Trace
 
 
@@ -30,6 +32,7 @@ class Response:
     tier: str | None            # None only when every tier failed
     trace: Trace
     error: str | None = None
+    finish_reason: str = "stop"  # OpenAI's: "stop" (ended, or a stop sequence) or "length" (max_tokens)
 
     @property
     def ok(self) -> bool:
@@ -166,7 +169,7 @@ class Pipeline:
 
     def _answer(self, request: Request, trace: Trace, tier: str | None, start: float, tried: set[str]) -> Response:
         """Generate on `tier`, falling through on failure and escalating on low confidence."""
-        answer: tuple[str, str] | None = None   # (tier, text) of the latest answer
+        answer: tuple[str, Generation] | None = None   # (tier, generation) of the latest answer
         while tier is not None and tier not in tried:
             tried.add(tier)
             escalate = False
@@ -180,7 +183,7 @@ class Pipeline:
                 trace.fallbacks.append({"from": tier, "to": nxt, "reason": trace.steps[-1].error})
                 tier = nxt
                 continue
-            answer = (tier, generation.text)
+            answer = (tier, generation)
             if escalate:
                 nxt = self.spec.next_tier(tier)
                 if nxt is not None and nxt not in tried:
@@ -195,7 +198,9 @@ class Pipeline:
             reasons = "; ".join(f"{f['from']}: {f['reason']}" for f in trace.fallbacks)
             return Response("", None, trace, error=f"every tier failed ({reasons})")
         trace.final_tier = answer[0]
-        return Response(answer[1], answer[0], trace)
+        text, stopped = cut_at_stop(answer[1].text, request.stop)
+        finish = "stop" if stopped else openai_finish_reason(answer[1].finish_reason)
+        return Response(text, answer[0], trace, finish_reason=finish)
 
     def stream(self, request: Request, force_tier: str | None = None) -> Iterator[str | Response]:
         """Answer text as it is generated, then the Response.
@@ -212,12 +217,13 @@ class Pipeline:
             yield response
             return
         generation = None
+        scanner = StopScanner(request.stop)
         try:
             for piece in self.backend(tier).stream(request.messages(), request.max_tokens or self.spec.tier(tier).max_tokens):
                 if isinstance(piece, Generation):
                     generation = piece
-                else:
-                    yield piece
+                elif text := scanner.feed(piece):
+                    yield text
         except BackendError as exc:
             trace.steps.append(GenerationStep(tier, "answer", False, (time.perf_counter() - start) * 1000, error=exc.reason))
             nxt = next((t for t in self._candidates(tier) if t != tier), None)
@@ -226,10 +232,14 @@ class Pipeline:
             yield response.text
             yield response
             return
+        if rest := scanner.flush():
+            yield rest
         trace.steps.append(self._step(tier, "answer", generation))
         trace.final_tier = tier
         trace.latency_ms = (time.perf_counter() - start) * 1000
-        yield Response(generation.text, tier, trace)
+        text, stopped = cut_at_stop(generation.text, request.stop)
+        yield Response(text, tier, trace,
+                       finish_reason="stop" if stopped else openai_finish_reason(generation.finish_reason))
 
     async def ahandle(self, request: Request, force_tier: str | None = None) -> Response:
         """handle() off the event loop (local engines are blocking C calls)."""

@@ -14,6 +14,7 @@ class Request:
     history: tuple[dict[str, str], ...] = ()
     max_tokens: int | None = None
     id: str = ""
+    stop: tuple[str, ...] = ()  # the answer ends before the first of these (runtime/stops.py)
 
     def earlier_user_turns(self, turns: int) -> tuple[str, ...]:
         """The last `turns` user messages before `user`, oldest first."""

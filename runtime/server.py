@@ -15,9 +15,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import iterate_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slmkit.runtime.pipeline import Pipeline, Response
 from slmkit.runtime.request import Request
+from slmkit.runtime.stops import MAX_STOPS
 
 AUTO_MODEL = "auto"
 
@@ -43,6 +45,8 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     max_tokens: int | None = Field(None, gt=0)
     max_completion_tokens: int | None = Field(None, gt=0)
+    stop: str | list[str] | None = None
+    n: int | None = Field(None, gt=0)
 
 
 class ApiError(Exception):
@@ -64,10 +68,43 @@ def _text(message: ChatMessage) -> str:
         return message.content
     parts = []
     for part in message.content:
-        if part.get("type") != "text" or not isinstance(part.get("text"), str):
+        if part.get("type") != "text":
             raise ApiError(400, f"only text content is supported, got a {part.get('type')!r} part", param="messages")
+        if not isinstance(part.get("text"), str):
+            raise ApiError(400, "a content part of type 'text' needs a string 'text' field", param="messages")
         parts.append(part["text"])
     return "".join(parts)
+
+
+# Parameters slmkit cannot honour yet: refused (400 naming the parameter) rather than silently ignored.
+# (name, whether a value counts as asking for it)
+UNSUPPORTED = {
+    "tools": lambda v: bool(v),
+    "tool_choice": lambda v: v not in (None, "none", "auto"),
+    "functions": lambda v: bool(v),
+    "response_format": lambda v: isinstance(v, dict) and v.get("type") not in (None, "text"),
+    "logprobs": lambda v: bool(v),
+    "top_logprobs": lambda v: v not in (None, 0),
+}
+
+
+def _stops(value: str | list[str] | None) -> tuple[str, ...]:
+    stops = [value] if isinstance(value, str) else list(value or [])
+    if len(stops) > MAX_STOPS or any(not s for s in stops):
+        raise ApiError(400, f"stop takes up to {MAX_STOPS} non-empty strings, got {len(stops)}", param="stop")
+    return tuple(stops)
+
+
+def check_parameters(body: ChatCompletionRequest) -> None:
+    """Refuse what would otherwise be accepted and ignored."""
+    if body.n not in (None, 1):
+        raise ApiError(400, f"n={body.n} is not supported: every slmkit tier answers one choice per request "
+                            "(local tiers decode greedily, so further choices would repeat it)", param="n")
+    extra = body.model_extra or {}
+    for name, asks in UNSUPPORTED.items():
+        if name in extra and asks(extra[name]):
+            raise ApiError(400, f"{name} is not supported by slmkit serve yet: no tier here would honour it, "
+                                f"and answering without it would be wrong", param=name)
 
 
 def to_request(body: ChatCompletionRequest) -> Request:
@@ -77,7 +114,7 @@ def to_request(body: ChatCompletionRequest) -> Request:
         raise ApiError(400, f"unsupported message role(s): {', '.join(unknown)}", param="messages")
     try:
         return Request.from_messages(messages, max_tokens=body.max_completion_tokens or body.max_tokens,
-                                     id=f"chatcmpl-{uuid.uuid4().hex[:24]}")
+                                     id=f"chatcmpl-{uuid.uuid4().hex[:24]}", stop=_stops(body.stop))
     except ValueError as exc:
         raise ApiError(400, str(exc), param="messages") from None
 
@@ -117,8 +154,20 @@ def create_app(pipeline: Pipeline, limits: ServerLimits | None = None) -> FastAP
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: HttpRequest, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
+        if first.get("type") == "json_invalid":  # loc holds the character position, not a parameter
+            position = first["loc"][-1] if first.get("loc") else "?"
+            return ApiError(400, f"the request body is not valid JSON (at character {position}): "
+                                 f"{first.get('ctx', {}).get('error', first['msg'])}").response()
         where = ".".join(str(p) for p in first["loc"] if p != "body")
         return ApiError(400, f"{where or 'body'}: {first['msg']}", param=where or None).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: HttpRequest, exc: StarletteHTTPException) -> JSONResponse:
+        """404, 405 and body-parsing errors in OpenAI's error shape, not FastAPI's {"detail": ...}."""
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        message = {404: "no such endpoint; slmkit serves /v1/chat/completions and /v1/models",
+                   405: "method not allowed on this endpoint"}.get(exc.status_code, str(exc.detail))
+        return ApiError(exc.status_code, message, code=code, headers=getattr(exc, "headers", None)).response()
 
     @app.middleware("http")
     async def _limit_body(request: HttpRequest, call_next):
@@ -142,6 +191,7 @@ def create_app(pipeline: Pipeline, limits: ServerLimits | None = None) -> FastAP
             raise ApiError(404, f"model {body.model!r} does not exist; use 'auto' or a tier: {', '.join(tiers)}",
                            param="model", code="model_not_found")
         force = None if body.model == AUTO_MODEL else body.model
+        check_parameters(body)
         request = to_request(body)
         try:
             await asyncio.wait_for(slots.acquire(), timeout=limits.queue_timeout_s)
@@ -163,7 +213,8 @@ def create_app(pipeline: Pipeline, limits: ServerLimits | None = None) -> FastAP
                                 headers=headers)
         return JSONResponse({
             "id": request.id, "object": "chat.completion", "created": int(time.time()), "model": response.tier,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": response.text}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": response.text},
+                         "finish_reason": response.finish_reason, "logprobs": None}],
             "usage": _usage(response),
             "slmkit": {"tier": response.tier, "trace": trace},
         }, headers=headers)
@@ -183,14 +234,21 @@ def _events(pipeline: Pipeline, request: Request, force: str | None) -> Iterator
     """Server-sent events of one answer (blocking: local engines are C calls). The trace rides on the last chunk."""
     model = force or AUTO_MODEL
     yield _chunk(request, model, {"role": "assistant", "content": ""})
-    for piece in pipeline.stream(request, force):
-        if isinstance(piece, Response):
-            extra = {"slmkit": {"tier": piece.tier, "trace": piece.trace.to_dict()}, "usage": _usage(piece)}
-            if not piece.ok:
-                extra["error"] = {"message": piece.error, "type": "server_error", "code": "all_tiers_failed"}
-            yield _chunk(request, piece.tier or model, {}, "stop" if piece.ok else "error", extra)
-        elif piece:
-            yield _chunk(request, model, {"content": piece})
+    try:
+        for piece in pipeline.stream(request, force):
+            if isinstance(piece, Response):
+                extra = {"slmkit": {"tier": piece.tier, "trace": piece.trace.to_dict()}, "usage": _usage(piece)}
+                if piece.ok:
+                    yield _chunk(request, piece.tier or model, {}, piece.finish_reason, extra)
+                else:
+                    error = {"message": piece.error, "type": "server_error", "param": None, "code": "all_tiers_failed"}
+                    yield f"data: {json.dumps({'error': error, **extra})}\n\n"
+            elif piece:
+                yield _chunk(request, model, {"content": piece})
+    except Exception as exc:  # noqa: BLE001 - a stream always ends with an error event and [DONE]
+        error = {"message": f"the stream failed: {type(exc).__name__}: {exc}", "type": "server_error", "param": None,
+                 "code": "stream_failed"}
+        yield f"data: {json.dumps({'error': error})}\n\n"
     yield "data: [DONE]\n\n"
 
 

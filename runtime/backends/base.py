@@ -19,6 +19,16 @@ class BackendError(Exception):
         self.reason = reason
 
 
+# Engines' and providers' stop reasons -> OpenAI's finish_reason (Anthropic's Messages API names).
+FINISH_REASONS = {"stop": "stop", "length": "length", "end_turn": "stop", "stop_sequence": "stop",
+                  "max_tokens": "length", "eos": "stop", "content_filter": "content_filter"}
+
+
+def openai_finish_reason(reason: str | None) -> str:
+    """"stop" (the model ended its answer or hit a stop sequence) or "length" (max_tokens)."""
+    return FINISH_REASONS.get(str(reason or "stop"), "stop")
+
+
 @dataclass
 class Generation:
     text: str

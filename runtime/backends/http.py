@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 
-from slmkit.runtime.backends.base import BackendError, Generation, stream_whole
+from slmkit.runtime.backends.base import BackendError, Generation, openai_finish_reason, stream_whole
 from slmkit.runtime.spec import TierSpec
 
 ANTHROPIC_URL = "https://api.anthropic.com/v1"
@@ -76,7 +76,7 @@ class OpenAIBackend(_HttpBackend):
             return Generation(text=str(text), input_tokens=int(usage.get("prompt_tokens", 0)),
                               output_tokens=int(usage.get("completion_tokens", 0)),
                               latency_ms=(time.perf_counter() - start) * 1000, model=str(data.get("model", self.tier.model)),
-                              finish_reason=str(choice.get("finish_reason") or "stop"))
+                              finish_reason=openai_finish_reason(choice.get("finish_reason")))
         except (KeyError, IndexError, TypeError, ValueError):
             raise BackendError("malformed response: no choices[0].message.content") from None
 
@@ -105,6 +105,6 @@ class AnthropicBackend(_HttpBackend):
             return Generation(text=text, input_tokens=int(usage.get("input_tokens", 0)),
                               output_tokens=int(usage.get("output_tokens", 0)),
                               latency_ms=(time.perf_counter() - start) * 1000, model=str(data.get("model", self.tier.model)),
-                              finish_reason=str(data.get("stop_reason") or "stop"))
+                              finish_reason=openai_finish_reason(data.get("stop_reason")))
         except (KeyError, TypeError, ValueError, AttributeError):
             raise BackendError("malformed response: no content[].text") from None

@@ -33,6 +33,13 @@ def test_route_prints_answer_and_trace_as_json() -> None:
     assert data["trace"]["steps"][0]["simulated"] is True and data["error"] is None
 
 
+def test_route_prints_the_answer_verbatim() -> None:
+    """Model text is not Rich markup: brackets (the simulator's "[simulated answer ...]", arr[i]) survive."""
+    result = run_cli("route", "What does arr[i] mean in [bold]Python[/bold]?")
+    assert result.returncode == 0, result.stderr
+    assert "[simulated answer from tier" in " ".join(result.stdout.split())
+
+
 def test_route_with_a_broken_spec_is_one_clear_error(tmp_path: Path) -> None:
     spec = tmp_path / "routing.json"
     spec.write_text(json.dumps({"version": 1, "router": {"method": "classifier"}}), encoding="utf-8")

@@ -10,11 +10,11 @@ from slmkit.runtime.router.decision import RouteDecision
 
 
 class Scripted:
-    """A tier engine that answers from a script: text, or an exception to raise."""
+    """A tier engine that answers from a script: text, a whole Generation, or an exception to raise."""
 
     name = "scripted"
 
-    def __init__(self, *replies: str | Exception) -> None:
+    def __init__(self, *replies: str | Generation | Exception) -> None:
         self.replies = list(replies)
         self.calls: list[list[dict[str, str]]] = []
 
@@ -23,6 +23,8 @@ class Scripted:
         reply = self.replies.pop(0)
         if isinstance(reply, Exception):
             raise reply
+        if isinstance(reply, Generation):
+            return reply
         return Generation(text=reply, input_tokens=100, output_tokens=50, latency_ms=5.0, model="scripted")
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Generation]:

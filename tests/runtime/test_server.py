@@ -13,7 +13,7 @@ import openai
 import pytest
 import uvicorn
 
-from slmkit.runtime.backends.base import BackendError
+from slmkit.runtime.backends.base import BackendError, Generation
 from slmkit.runtime.default import default_spec_path
 from slmkit.runtime.pipeline import Pipeline
 from slmkit.runtime.server import ServerLimits, create_app
@@ -152,3 +152,78 @@ def test_concurrency_limit_queues_then_answers_every_request() -> None:
         for thread in threads:
             thread.join(30)
     assert sorted(results) == [f"answer {i}" for i in range(4)]
+
+
+def _length_cut(text: str) -> Generation:
+    return Generation(text=text, input_tokens=10, output_tokens=5, latency_ms=1.0, model="scripted", finish_reason="length")
+
+
+def test_finish_reason_says_length_when_max_tokens_cut_the_answer() -> None:
+    pipeline = make_pipeline(mid=Scripted(_length_cut("One two three"), _length_cut("One two three")))
+    with Server(pipeline) as server:
+        client = server.client()
+        whole = client.chat.completions.create(model="mid", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+        chunks = list(client.chat.completions.create(model="mid", max_tokens=5, stream=True,
+                                                     messages=[{"role": "user", "content": "hi"}]))
+    assert whole.choices[0].finish_reason == "length" and chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_stop_sequences_cut_the_answer_streamed_or_not() -> None:
+    answer = "1. Bananas\n2. Apples\n3. Pears"
+    pipeline = make_pipeline(mid=Scripted(_length_cut(answer), _length_cut(answer), _length_cut(answer)))
+    with Server(pipeline) as server:
+        client = server.client()
+        messages = [{"role": "user", "content": "List fruit."}]
+        whole = client.chat.completions.create(model="mid", stop=["\n", "Banana"], messages=messages)
+        chunks = list(client.chat.completions.create(model="mid", stop="Apples", stream=True, messages=messages))
+        with pytest.raises(openai.BadRequestError, match="up to 4 non-empty strings"):
+            client.chat.completions.create(model="mid", stop=["a", "b", "c", "d", "e"], messages=messages)
+    assert whole.choices[0].message.content == "1. " and whole.choices[0].finish_reason == "stop"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "1. Bananas\n2. "
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+@pytest.mark.parametrize("extra, param", [
+    ({"n": 2}, "n"), ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+    ({"response_format": {"type": "json_object"}}, "response_format"), ({"logprobs": True}, "logprobs"),
+])
+def test_parameters_slmkit_cannot_honour_are_refused_not_ignored(served: Server, extra: dict, param: str) -> None:
+    reply = httpx.post(f"{served.base_url}/chat/completions",
+                       json={"model": "auto", "messages": [{"role": "user", "content": "hi"}], **extra})
+    assert reply.status_code == 400 and reply.json()["error"]["param"] == param
+    ok = httpx.post(f"{served.base_url}/chat/completions", json={
+        "model": "frontier", "messages": [{"role": "user", "content": "hi"}], "n": 1, "tool_choice": "none",
+        "response_format": {"type": "text"}, "logprobs": False})
+    assert ok.status_code == 200
+
+
+def test_every_error_has_the_openai_shape(served: Server) -> None:
+    def error(reply: httpx.Response, status: int) -> dict:
+        assert reply.status_code == status and set(reply.json()) == {"error"}, reply.text
+        assert {"message", "type", "param", "code"} <= set(reply.json()["error"])
+        return reply.json()["error"]
+
+    assert error(httpx.get(f"{served.base_url}/nothing-here"), 404)["code"] == "not_found"
+    assert error(httpx.get(f"{served.base_url}/chat/completions"), 405)["code"] == "method_not_allowed"
+    bad_json = error(httpx.post(f"{served.base_url}/chat/completions", content=b'{"model": "auto", "messages": [}',
+                                headers={"content-type": "application/json"}), 400)
+    assert bad_json["param"] is None and "not valid JSON (at character" in bad_json["message"]
+    error(httpx.post(f"{served.base_url}/chat/completions", content=b'{"model": "auto\xff\xfe"}',
+                     headers={"content-type": "application/json"}), 400)
+    text_part = error(httpx.post(f"{served.base_url}/chat/completions", json={
+        "model": "auto", "messages": [{"role": "user", "content": [{"type": "text"}]}]}), 400)
+    assert "needs a string 'text'" in text_part["message"]
+
+
+def test_a_failing_stream_ends_with_an_error_event_then_done() -> None:
+    down = BackendError("HTTP 500")
+    pipeline = make_pipeline("complex", 0.99, on_device=Scripted(down), mid=Scripted(down), frontier=Scripted(down))
+    with Server(pipeline) as server:
+        with httpx.stream("POST", f"{server.base_url}/chat/completions", json={
+                "model": "auto", "stream": True, "messages": [{"role": "user", "content": "hi"}]}) as reply:
+            events = [line for line in reply.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]"
+    last = json.loads(events[-2].removeprefix("data: "))
+    assert "every tier failed" in last["error"]["message"]
+    finishes = [c["finish_reason"] for e in events[:-1] for c in json.loads(e[6:]).get("choices", [])]
+    assert set(finishes) <= {None, "stop", "length"}
