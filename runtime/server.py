@@ -10,11 +10,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
-from fastapi import FastAPI, Request as HttpRequest
+import anyio
+from fastapi import FastAPI
+from fastapi import Request as HttpRequest
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import iterate_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slmkit.runtime.pipeline import Pipeline, Response
@@ -199,7 +201,7 @@ def create_app(pipeline: Pipeline, limits: ServerLimits | None = None) -> FastAP
             raise ApiError(503, f"all {limits.max_concurrency} slots busy for {limits.queue_timeout_s:g} s; retry later",
                            kind="server_error", code="overloaded", headers={"Retry-After": "5"}) from None
         if body.stream:
-            return StreamingResponse(_sse(pipeline, request, force, slots), media_type="text/event-stream",
+            return StreamingResponse(_sse(pipeline, request, force, slots, http), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
         try:
             response = await pipeline.ahandle(request, force)
@@ -252,10 +254,33 @@ def _events(pipeline: Pipeline, request: Request, force: str | None) -> Iterator
     yield "data: [DONE]\n\n"
 
 
-async def _sse(pipeline: Pipeline, request: Request, force: str | None, slots: asyncio.Semaphore) -> AsyncIterator[str]:
-    """The events off the event loop; the slot is released on the loop even if the client disconnects."""
+def _close(events: Iterator[str], timeout_s: float = 600.0) -> None:
+    """Close the event generator, so the engine it streams from releases its lock and stops decoding
+    (GeneratorExit reaches `with lock:` in the backend). If a worker thread is inside it right now,
+    wait for that step to return first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            events.close()
+            return
+        except ValueError:  # "generator already executing" in the thread that reads the next event
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+async def _sse(pipeline: Pipeline, request: Request, force: str | None, slots: asyncio.Semaphore,
+               http: HttpRequest) -> AsyncIterator[str]:
+    """The events off the event loop. However the stream ends (done, or the client gone: checked
+    before each event, since writes to a closed connection do not fail), the generator is closed,
+    releasing the engine, and the slot is freed."""
+    events = _events(pipeline, request, force)
     try:
-        async for event in iterate_in_threadpool(_events(pipeline, request, force)):
+        async for event in iterate_in_threadpool(events):
+            if await http.is_disconnected():
+                break
             yield event
     finally:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(_close, events)
         slots.release()

@@ -227,3 +227,47 @@ def test_a_failing_stream_ends_with_an_error_event_then_done() -> None:
     assert "every tier failed" in last["error"]["message"]
     finishes = [c["finish_reason"] for e in events[:-1] for c in json.loads(e[6:]).get("choices", [])]
     assert set(finishes) <= {None, "stop", "length"}
+
+
+class _LockedSlowEngine:
+    """Streams one word every 50 ms while holding its lock, as the llama.cpp tier does."""
+
+    name = "locked"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.closed_early = threading.Event()
+
+    def generate(self, messages, max_tokens, logprobs=False) -> Generation:
+        *_, last = self.stream(messages, max_tokens)
+        return last
+
+    def stream(self, messages, max_tokens):
+        with self.lock:
+            try:
+                for i in range(100):
+                    time.sleep(0.05)
+                    yield f"word{i} "
+            except GeneratorExit:
+                self.closed_early.set()
+                raise
+            yield Generation(text="done", input_tokens=1, output_tokens=100, latency_ms=1.0, model="locked")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_client_leaving_mid_stream_releases_the_engine() -> None:
+    engine = _LockedSlowEngine()
+    pipeline = make_pipeline("medium", 0.99, mid=engine)
+    with Server(pipeline) as server:
+        body = {"model": "mid", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.stream("POST", f"{server.base_url}/chat/completions", json=body) as reply:
+            next(reply.iter_lines())  # one event, then the client goes away
+        assert engine.closed_early.wait(10), "the generator was never closed"
+        assert engine.lock.acquire(timeout=10), "the engine's lock is still held"
+        engine.lock.release()
+        started = time.monotonic()
+        quick = httpx.post(f"{server.base_url}/chat/completions", timeout=30, json={**body, "stream": False,
+                                                                                   "max_tokens": 3})
+        assert quick.status_code == 200 and time.monotonic() - started < 15
