@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +18,11 @@ from slmkit.runtime.confidence.methods import Score, answer_from_options, score_
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.policy import choose_tier
 from slmkit.runtime.prompts import request_router_input
-from slmkit.runtime.request import Request
+from slmkit.runtime.request import ChatOptions, Request
 from slmkit.runtime.router import Router, make_router
 from slmkit.runtime.router.decision import RouteDecision
 from slmkit.runtime.spec import RoutingSpec, load_spec
-from slmkit.runtime.stops import StopScanner, cut_at_stop
+from slmkit.runtime.stops import StopScanner, cut_at_stop, trim_logprobs
 from slmkit.runtime.trace import GenerationStep, Trace
 
 
@@ -32,7 +32,9 @@ class Response:
     tier: str | None            # None only when every tier failed
     trace: Trace
     error: str | None = None
-    finish_reason: str = "stop"  # OpenAI's: "stop" (ended, or a stop sequence) or "length" (max_tokens)
+    finish_reason: str = "stop"  # OpenAI's: "stop" (ended, or a stop sequence), "length" (max_tokens), "tool_calls"
+    tool_calls: list[dict] | None = None  # OpenAI's choices[].message.tool_calls
+    logprobs: list[dict] | None = None    # OpenAI's choices[].logprobs.content (None: not asked, or the tier has none)
 
     @property
     def ok(self) -> bool:
@@ -82,11 +84,11 @@ class Pipeline:
         trace.policy = {"tier": choice.tier, "reason": choice.reason}
         return choice.tier
 
-    def _generate(self, tier: str, purpose: str, messages: list[dict[str, str]], max_tokens: int,
-                  trace: Trace, logprobs: bool = False) -> Generation | None:
+    def _generate(self, tier: str, purpose: str, messages: list[dict], max_tokens: int,
+                  trace: Trace, logprobs: bool = False, options: ChatOptions | None = None) -> Generation | None:
         start = time.perf_counter()
         try:
-            generation = self.backend(tier).generate(messages, max_tokens, logprobs=logprobs)
+            generation = self.backend(tier).generate(messages, max_tokens, logprobs=logprobs, options=options)
         except BackendError as exc:
             trace.steps.append(GenerationStep(tier, purpose, False, (time.perf_counter() - start) * 1000, error=exc.reason))
             return None
@@ -110,7 +112,7 @@ class Pipeline:
         score: Score | None = None
         generation: Generation | None = None
         threshold = check.threshold
-        if check.answers_from_options():
+        if check.answers_from_options() and not request.required_features():  # a label walk, not JSON or tool calls
             start = time.perf_counter()
             try:
                 option = answer_from_options(self.backend(tier), messages, request.user)
@@ -126,7 +128,7 @@ class Pipeline:
                 threshold = check.fallback_threshold if check.fallback_threshold is not None else threshold
         if generation is None:
             generation = self._generate(tier, "answer", messages, max_tokens, trace,
-                                        logprobs=check.needs_token_logprobs())
+                                        logprobs=check.needs_token_logprobs(), options=request.options)
             if generation is None:
                 return None, False
         error = None
@@ -153,6 +155,25 @@ class Pipeline:
     def _candidates(self, first: str) -> list[str]:
         return [first] + [t for t in self.spec.fallbacks(first) if t != first]
 
+    def _capable(self, tier: str | None, request: Request, trace: Trace, tried: set[str]) -> str | None:
+        """`tier`, or the first of its fallbacks that honours what the request needs (tools,
+        response_format: Request.required_features); each tier routed past is a fallback in the trace."""
+        needed = request.required_features()
+        while tier is not None and tier not in tried:
+            missing = [f for f in needed if not self.spec.tier(tier).can(f)]
+            if not missing:
+                return tier
+            tried.add(tier)
+            nxt = next((t for t in self._candidates(tier) if t not in tried), None)
+            trace.fallbacks.append({"from": tier, "to": nxt, "reason": f"skipped: cannot honour {' and '.join(missing)} "
+                                                                       f"({self.spec.tier(tier).backend} tier)"})
+            tier = nxt
+        return None
+
+    def capable_tiers(self, request: Request) -> list[str]:
+        """The tiers that can answer `request` at all (the server refuses a request no tier can honour)."""
+        return [t.name for t in self.spec.tiers if all(t.can(f) for f in request.required_features())]
+
     def _first_tier(self, request: Request, trace: Trace, force_tier: str | None) -> str:
         """The router's choice, or a tier the caller named (the server's `model`), which skips routing."""
         if force_tier is None:
@@ -170,14 +191,15 @@ class Pipeline:
     def _answer(self, request: Request, trace: Trace, tier: str | None, start: float, tried: set[str]) -> Response:
         """Generate on `tier`, falling through on failure and escalating on low confidence."""
         answer: tuple[str, Generation] | None = None   # (tier, generation) of the latest answer
-        while tier is not None and tier not in tried:
+        while (tier := self._capable(tier, request, trace, tried)) is not None:
             tried.add(tier)
             escalate = False
             if tier in self.spec.confidence_check.tiers:
                 generation, escalate = self._checked_answer(tier, request, trace)
             else:
                 generation = self._generate(tier, "answer", request.messages(),
-                                            request.max_tokens or self.spec.tier(tier).max_tokens, trace)
+                                            request.max_tokens or self.spec.tier(tier).max_tokens, trace,
+                                            options=request.options)
             if generation is None:
                 nxt = next((t for t in self._candidates(tier) if t not in tried), None)
                 trace.fallbacks.append({"from": tier, "to": nxt, "reason": trace.steps[-1].error})
@@ -198,9 +220,7 @@ class Pipeline:
             reasons = "; ".join(f"{f['from']}: {f['reason']}" for f in trace.fallbacks)
             return Response("", None, trace, error=f"every tier failed ({reasons})")
         trace.final_tier = answer[0]
-        text, stopped = cut_at_stop(answer[1].text, request.stop)
-        finish = "stop" if stopped else openai_finish_reason(answer[1].finish_reason)
-        return Response(text, answer[0], trace, finish_reason=finish)
+        return _response(answer[1], answer[0], trace, request)
 
     def stream(self, request: Request, force_tier: str | None = None) -> Iterator[str | Response]:
         """Answer text as it is generated, then the Response.
@@ -210,36 +230,42 @@ class Pipeline:
         """
         start = time.perf_counter()
         trace = Trace(request_id=request.id)
-        tier = self._first_tier(request, trace, force_tier)
-        if tier in self.spec.confidence_check.tiers:
-            response = self._answer(request, trace, tier, start, tried=set())
+        tried: set[str] = set()
+        tier = self._capable(self._first_tier(request, trace, force_tier), request, trace, tried)
+        if tier is None or tier in self.spec.confidence_check.tiers:
+            response = self._answer(request, trace, tier, start, tried=tried)
             yield response.text
             yield response
             return
         generation = None
-        scanner = StopScanner(request.stop)
+        scanner = StopScanner(request.options.stop)
+        pieces: Generator[str | Generation, None, None] | None = None
         try:
-            for piece in self.backend(tier).stream(request.messages(), request.max_tokens or self.spec.tier(tier).max_tokens):
+            pieces = self.backend(tier).stream(request.messages(), request.max_tokens or self.spec.tier(tier).max_tokens,
+                                               options=request.options)
+            for piece in pieces:
                 if isinstance(piece, Generation):
                     generation = piece
                 elif text := scanner.feed(piece):
                     yield text
         except BackendError as exc:
             trace.steps.append(GenerationStep(tier, "answer", False, (time.perf_counter() - start) * 1000, error=exc.reason))
-            nxt = next((t for t in self._candidates(tier) if t != tier), None)
+            tried.add(tier)
+            nxt = next((t for t in self._candidates(tier) if t not in tried), None)
             trace.fallbacks.append({"from": tier, "to": nxt, "reason": exc.reason})
-            response = self._answer(request, trace, nxt, start, tried={tier})
+            response = self._answer(request, trace, nxt, start, tried=tried)
             yield response.text
             yield response
             return
+        finally:
+            if pieces is not None:
+                pieces.close()  # a client gone mid-stream: the engine stops decoding and unlocks now
         if rest := scanner.flush():
             yield rest
         trace.steps.append(self._step(tier, "answer", generation))
         trace.final_tier = tier
         trace.latency_ms = (time.perf_counter() - start) * 1000
-        text, stopped = cut_at_stop(generation.text, request.stop)
-        yield Response(text, tier, trace,
-                       finish_reason="stop" if stopped else openai_finish_reason(generation.finish_reason))
+        yield _response(generation, tier, trace, request)
 
     async def ahandle(self, request: Request, force_tier: str | None = None) -> Response:
         """handle() off the event loop (local engines are blocking C calls)."""
@@ -248,3 +274,13 @@ class Pipeline:
     def close(self) -> None:
         for backend in self._backends.values():
             backend.close()
+
+
+def _response(generation: Generation, tier: str, trace: Trace, request: Request) -> Response:
+    """The client's answer from a tier's Generation: text cut at the first stop sequence (logprobs cut with it)."""
+    text, stopped = cut_at_stop(generation.text, request.options.stop)
+    finish = "stop" if stopped else openai_finish_reason(generation.finish_reason)
+    logprobs = None
+    if request.options.top_logprobs is not None and generation.logprobs is not None:
+        logprobs = trim_logprobs(generation.logprobs, len(text.encode("utf-8")))
+    return Response(text, tier, trace, finish_reason=finish, tool_calls=generation.tool_calls, logprobs=logprobs)

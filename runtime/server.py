@@ -9,18 +9,19 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any, Literal
 
 import anyio
 from fastapi import FastAPI
 from fastapi import Request as HttpRequest
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slmkit.runtime.pipeline import Pipeline, Response
-from slmkit.runtime.request import Request
+from slmkit.runtime.request import MAX_TOP_LOGPROBS, ChatOptions, Request
 from slmkit.runtime.stops import MAX_STOPS
 
 AUTO_MODEL = "auto"
@@ -39,6 +40,38 @@ class ChatMessage(BaseModel):
     content: str | list[dict] | None = None
 
 
+class FunctionSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")   # strict, ...
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Tool(BaseModel):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")   # description
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    schema_: dict[str, Any] = Field(default_factory=lambda: {"type": "object"}, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("type json_schema needs a `json_schema` object with `name` and `schema`")
+        return self
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")   # OpenAI clients send temperature, top_p, user, ...
 
@@ -49,6 +82,11 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, gt=0)
     stop: str | list[str] | None = None
     n: int | None = Field(None, gt=0)
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
 
 
 class ApiError(Exception):
@@ -78,15 +116,10 @@ def _text(message: ChatMessage) -> str:
     return "".join(parts)
 
 
-# Parameters slmkit cannot honour yet: refused (400 naming the parameter) rather than silently ignored.
-# (name, whether a value counts as asking for it)
+# Parameters slmkit does not take: refused (400 naming the parameter) rather than silently ignored.
 UNSUPPORTED = {
-    "tools": lambda v: bool(v),
-    "tool_choice": lambda v: v not in (None, "none", "auto"),
-    "functions": lambda v: bool(v),
-    "response_format": lambda v: isinstance(v, dict) and v.get("type") not in (None, "text"),
-    "logprobs": lambda v: bool(v),
-    "top_logprobs": lambda v: v not in (None, 0),
+    "functions": "functions is OpenAI's deprecated form of tools: send `tools` instead",
+    "function_call": "function_call is OpenAI's deprecated form of tool_choice: send `tool_choice` instead",
 }
 
 
@@ -98,27 +131,98 @@ def _stops(value: str | list[str] | None) -> tuple[str, ...]:
 
 
 def check_parameters(body: ChatCompletionRequest) -> None:
-    """Refuse what would otherwise be accepted and ignored."""
+    """Refuse what would otherwise be accepted and ignored, and combinations OpenAI refuses."""
     if body.n not in (None, 1):
         raise ApiError(400, f"n={body.n} is not supported: every slmkit tier answers one choice per request "
                             "(local tiers decode greedily, so further choices would repeat it)", param="n")
     extra = body.model_extra or {}
-    for name, asks in UNSUPPORTED.items():
-        if name in extra and asks(extra[name]):
-            raise ApiError(400, f"{name} is not supported by slmkit serve yet: no tier here would honour it, "
-                                f"and answering without it would be wrong", param=name)
+    for name, why in UNSUPPORTED.items():
+        if extra.get(name):
+            raise ApiError(400, why, param=name)
+    if body.top_logprobs is not None and not body.logprobs:
+        raise ApiError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
+    names = [t.function.name for t in body.tools or []]
+    if len(set(names)) != len(names):
+        raise ApiError(400, "tools: function names must be unique", param="tools")
+    if isinstance(body.tool_choice, dict):
+        name = (body.tool_choice.get("function") or {}).get("name")
+        if body.tool_choice.get("type") != "function" or name not in names:
+            raise ApiError(400, f"tool_choice names function {name!r}, which is not in tools ({', '.join(names) or 'none'})",
+                           param="tool_choice")
+    elif body.tool_choice == "required" and not names:
+        raise ApiError(400, "tool_choice 'required' needs tools", param="tool_choice")
+
+
+def options(body: ChatCompletionRequest) -> ChatOptions:
+    """What the request asks of the answer, as the tiers' backends take it (runtime/request.py)."""
+    response_format = body.response_format.model_dump(by_alias=True, exclude_none=True) if body.response_format else None
+    return ChatOptions(tools=tuple(t.model_dump(exclude_none=True) for t in body.tools or []),
+                       tool_choice=body.tool_choice, response_format=response_format,
+                       top_logprobs=(body.top_logprobs or 0) if body.logprobs else None, stop=_stops(body.stop))
+
+
+def _message(m: ChatMessage) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "system" if m.role == "developer" else m.role, "content": _text(m)}
+    extra = m.model_extra or {}
+    if m.role == "assistant" and extra.get("tool_calls"):
+        calls = extra["tool_calls"]
+        if not isinstance(calls, list) or not all(isinstance(c, dict) and isinstance(c.get("function"), dict)
+                                                  and isinstance(c["function"].get("name"), str) for c in calls):
+            raise ApiError(400, "an assistant message's tool_calls must be a list of {id, type, function: {name, arguments}}",
+                           param="messages")
+        message["tool_calls"] = calls
+    if m.role == "tool":
+        if not isinstance(extra.get("tool_call_id"), str):
+            raise ApiError(400, "a message with role 'tool' needs the `tool_call_id` it answers", param="messages")
+        message["tool_call_id"] = extra["tool_call_id"]
+    return message
 
 
 def to_request(body: ChatCompletionRequest) -> Request:
-    messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text(m)} for m in body.messages]
-    unknown = sorted({m["role"] for m in messages} - {"system", "user", "assistant"})
+    messages = [_message(m) for m in body.messages]
+    unknown = sorted({m["role"] for m in messages} - {"system", "user", "assistant", "tool"})
     if unknown:
         raise ApiError(400, f"unsupported message role(s): {', '.join(unknown)}", param="messages")
     try:
         return Request.from_messages(messages, max_tokens=body.max_completion_tokens or body.max_tokens,
-                                     id=f"chatcmpl-{uuid.uuid4().hex[:24]}", stop=_stops(body.stop))
+                                     id=f"chatcmpl-{uuid.uuid4().hex[:24]}", options=options(body))
     except ValueError as exc:
         raise ApiError(400, str(exc), param="messages") from None
+
+
+def check_tiers(pipeline: Pipeline, request: Request, force: str | None) -> None:
+    """A request needing tools or response_format goes only to tiers that honour them: refuse it
+    (400 naming the tiers) when none can, or when the tier the client named cannot."""
+    needed = request.required_features()
+    if not needed:
+        return
+    able = pipeline.capable_tiers(request)
+    what = " and ".join(needed)
+    param = needed[0]
+    described = ", ".join(f"{t.name} ({t.backend})" for t in pipeline.spec.tiers)
+    if not able:
+        raise ApiError(400, f"no tier of this spec can honour {what}: {described}", param=param)
+    if force is not None and force not in able:
+        tier = pipeline.spec.tier(force)
+        raise ApiError(400, f"tier {force!r} ({tier.backend}) cannot honour {what}; use model 'auto' or a tier that "
+                            f"can: {', '.join(able)}", param=param)
+
+
+def _choice_message(response: Response) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": response.text if response.text or not response.tool_calls
+                               else None}
+    if response.tool_calls:
+        message["tool_calls"] = response.tool_calls
+    return message
+
+
+def _slmkit(pipeline: Pipeline, request: Request, response: Response) -> dict[str, Any]:
+    """The response's `slmkit` field: tier, trace, and notes on what the answering tier could not give."""
+    notes = []
+    if request.options.top_logprobs is not None and response.tier and response.logprobs is None:
+        tier = pipeline.spec.tier(response.tier)
+        notes.append(f"logprobs: tier {tier.name!r} ({tier.backend}) has none")
+    return {"tier": response.tier, "trace": response.trace.to_dict(), **({"notes": notes} if notes else {})}
 
 
 def header_trace(trace: dict) -> str:
@@ -195,6 +299,7 @@ def create_app(pipeline: Pipeline, limits: ServerLimits | None = None) -> FastAP
         force = None if body.model == AUTO_MODEL else body.model
         check_parameters(body)
         request = to_request(body)
+        check_tiers(pipeline, request, force)
         try:
             await asyncio.wait_for(slots.acquire(), timeout=limits.queue_timeout_s)
         except TimeoutError:
@@ -207,26 +312,30 @@ def create_app(pipeline: Pipeline, limits: ServerLimits | None = None) -> FastAP
             response = await pipeline.ahandle(request, force)
         finally:
             slots.release()
-        trace = response.trace.to_dict()
-        headers = {"x-slmkit-tier": str(response.tier), "x-slmkit-trace": header_trace(trace)}
+        extra = _slmkit(pipeline, request, response)
+        headers = {"x-slmkit-tier": str(response.tier), "x-slmkit-trace": header_trace(extra["trace"])}
         if not response.ok:
             error = {"message": response.error, "type": "server_error", "param": None, "code": "all_tiers_failed"}
-            return JSONResponse({"error": error, "slmkit": {"tier": None, "trace": trace}}, status_code=503,
-                                headers=headers)
+            return JSONResponse({"error": error, "slmkit": extra}, status_code=503, headers=headers)
+        logprobs = {"content": response.logprobs, "refusal": None} if response.logprobs is not None else None
         return JSONResponse({
             "id": request.id, "object": "chat.completion", "created": int(time.time()), "model": response.tier,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": response.text},
-                         "finish_reason": response.finish_reason, "logprobs": None}],
+            "choices": [{"index": 0, "message": _choice_message(response), "finish_reason": response.finish_reason,
+                         "logprobs": logprobs}],
             "usage": _usage(response),
-            "slmkit": {"tier": response.tier, "trace": trace},
+            "slmkit": extra,
         }, headers=headers)
 
     return app
 
 
-def _chunk(request: Request, model: str, delta: dict, finish: str | None = None, extra: dict | None = None) -> str:
+def _chunk(request: Request, model: str, delta: dict, finish: str | None = None, extra: dict | None = None,
+           logprobs: list[dict] | None = None) -> str:
+    choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+    if logprobs is not None:
+        choice["logprobs"] = {"content": logprobs, "refusal": None}
     body = {"id": request.id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            "choices": [choice]}
     if extra:
         body.update(extra)
     return f"data: {json.dumps(body)}\n\n"
@@ -239,7 +348,12 @@ def _events(pipeline: Pipeline, request: Request, force: str | None) -> Iterator
     try:
         for piece in pipeline.stream(request, force):
             if isinstance(piece, Response):
-                extra = {"slmkit": {"tier": piece.tier, "trace": piece.trace.to_dict()}, "usage": _usage(piece)}
+                extra = {"slmkit": _slmkit(pipeline, request, piece), "usage": _usage(piece)}
+                if piece.tool_calls:
+                    calls = [{"index": i, **call} for i, call in enumerate(piece.tool_calls)]
+                    yield _chunk(request, piece.tier or model, {"tool_calls": calls})
+                if piece.logprobs is not None:
+                    yield _chunk(request, piece.tier or model, {}, logprobs=piece.logprobs)
                 if piece.ok:
                     yield _chunk(request, piece.tier or model, {}, piece.finish_reason, extra)
                 else:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from slmkit.runtime.errors import SlmkitError
+from slmkit.runtime.request import Feature
 
 SPEC_VERSION = 1
 LABELS = ("simple", "medium", "complex")
@@ -95,6 +96,23 @@ CONFIDENCE_SUPPORT: dict[str, tuple[str, ...]] = {
     "openai": ("sampled_rating",),
     "anthropic": ("sampled_rating",),
     "simulated": ("sampled_rating",),
+}
+
+
+# What each backend can honour of a request's answer-shaping parameters (runtime/request.py FEATURES):
+# llama.cpp constrains decoding with a GBNF grammar built from the JSON schema (llama.cpp's own
+# json-schema-to-grammar, via llama-cpp-python's LlamaGrammar) and reads logprobs off the logits;
+# OpenAI-compatible servers take tools, response_format and logprobs as sent; Anthropic's Messages API
+# takes tools and gets JSON through one forced tool whose input_schema is the schema, and has no
+# logprobs. onnxruntime-genai and Core ML tiers decode free text only. A tier's `features` may narrow
+# this (an OpenAI-compatible server without tool support), never widen it.
+TIER_FEATURES: dict[str, tuple[Feature, ...]] = {
+    "llama.cpp": ("response_format", "logprobs"),
+    "onnxruntime-genai": (),
+    "coreml": (),
+    "openai": ("tools", "response_format", "logprobs"),
+    "anthropic": ("tools", "response_format"),
+    "simulated": (),
 }
 
 
@@ -199,11 +217,23 @@ class TierSpec(Strict):
     max_tokens: int = Field(256, ge=1)
     timeout_s: float = Field(60, gt=0)
     threads: int | None = Field(None, ge=1, description="llama.cpp threads (1 is safer on a busy machine).")
+    prompt_cache: bool = Field(False, description="llama.cpp: reuse the KV cache of the previous request's matching "
+                               "prompt prefix (faster prefill, but llama.cpp logits are not bit-identical across batch "
+                               "splits, so a greedy answer may then differ from a fresh run's; off: same input, same output).")
     fallback: list[str] | None = Field(None, description="Tiers tried when this one fails (default: the tiers after it, then those before it, nearest first).")
     simulated: SimulatedProfile | None = None
+    features: list[Feature] | None = Field(None, description="What this tier honours of tools, response_format and "
+                                           "logprobs (default: all its backend can; runtime/spec.py TIER_FEATURES).")
+
+    def can(self, feature: Feature) -> bool:
+        """Whether this tier honours `feature` (runtime/request.py FEATURES)."""
+        return feature in (TIER_FEATURES[self.backend] if self.features is None else self.features)
 
     @model_validator(mode="after")
     def _backend_needs(self) -> TierSpec:
+        if self.features is not None and (beyond := [f for f in self.features if f not in TIER_FEATURES[self.backend]]):
+            raise ValueError(f"tier {self.name}: a {self.backend} tier cannot honour {', '.join(beyond)} "
+                             f"(it can: {', '.join(TIER_FEATURES[self.backend]) or 'none of tools, response_format, logprobs'})")
         if self.backend in LOCAL_BACKENDS and not self.model:
             raise ValueError(f"tier {self.name}: a {self.backend} tier needs `model`")
         if self.backend in ("openai", "anthropic") and not self.model:

@@ -56,3 +56,15 @@ class StopScanner:
         out, self.stopped = cut_at_stop(self.pending, self.stops)
         self.pending = ""
         return out
+
+
+def trim_logprobs(entries: list[dict], kept_bytes: int) -> list[dict]:
+    """OpenAI logprobs `content` entries covering the first `kept_bytes` UTF-8 bytes of the answer
+    (a token that straddles the cut is kept: it produced kept text)."""
+    kept, seen = [], 0
+    for entry in entries:
+        if seen >= kept_bytes:
+            break
+        kept.append(entry)
+        seen += len(entry.get("bytes") or [])
+    return kept

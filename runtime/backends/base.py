@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Protocol
+
+from slmkit.runtime.request import ChatOptions
 
 
 class BackendError(Exception):
@@ -21,11 +23,13 @@ class BackendError(Exception):
 
 # Engines' and providers' stop reasons -> OpenAI's finish_reason (Anthropic's Messages API names).
 FINISH_REASONS = {"stop": "stop", "length": "length", "end_turn": "stop", "stop_sequence": "stop",
-                  "max_tokens": "length", "eos": "stop", "content_filter": "content_filter"}
+                  "max_tokens": "length", "eos": "stop", "content_filter": "content_filter",
+                  "tool_calls": "tool_calls", "tool_use": "tool_calls"}
 
 
 def openai_finish_reason(reason: str | None) -> str:
-    """"stop" (the model ended its answer or hit a stop sequence) or "length" (max_tokens)."""
+    """"stop" (the model ended its answer or hit a stop sequence), "length" (max_tokens) or
+    "tool_calls" (the answer is a set of tool calls)."""
     return FINISH_REASONS.get(str(reason or "stop"), "stop")
 
 
@@ -43,18 +47,25 @@ class Generation:
     # Per generated token (end-of-turn included), from engines that expose logits; None elsewhere.
     token_logprobs: list[float] | None = None  # natural-log probability of the chosen token
     token_margins: list[float] | None = None  # its log-probability minus the best other token's (>= 0 when greedy)
+    # OpenAI's shapes, for the client: choices[].message.tool_calls and choices[].logprobs.content.
+    tool_calls: list[dict] | None = None
+    logprobs: list[dict] | None = None
 
 
 class Backend(Protocol):
     name: str
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False) -> Generation:
+    def generate(self, messages: list[dict], max_tokens: int, logprobs: bool = False,
+                 options: ChatOptions | None = None) -> Generation:
         """The answer; with `logprobs`, engines that expose logits fill its token_logprobs/margins
-        (the others leave them None)."""
+        (the others leave them None). `options` carries what the client asked of the answer; the
+        pipeline passes only what the tier can honour (TierSpec.can)."""
         ...
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Generation]:
-        """Text pieces as they are produced, then the finished Generation."""
+    def stream(self, messages: list[dict], max_tokens: int,
+               options: ChatOptions | None = None) -> Generator[str | Generation, None, None]:
+        """Text pieces as they are produced, then the finished Generation (a generator: closing it
+        stops the engine and releases it)."""
         ...
 
     def close(self) -> None: ...
@@ -65,8 +76,10 @@ def estimate_tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4)
 
 
-def stream_whole(backend: Backend, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Generation]:
+def stream_whole(backend: Backend, messages: list[dict], max_tokens: int,
+                 options: ChatOptions | None = None) -> Iterator[str | Generation]:
     """Streaming for engines that answer in one piece (cloud tiers here, the simulator)."""
-    generation = backend.generate(messages, max_tokens)
-    yield generation.text
+    generation = backend.generate(messages, max_tokens, options=options)
+    if generation.text:
+        yield generation.text
     yield generation

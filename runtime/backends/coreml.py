@@ -15,6 +15,7 @@ from slmkit.runtime.backends.base import BackendError, Generation
 from slmkit.runtime.chat_template import load_chat_template
 from slmkit.runtime.confidence.logprob import log_softmax, token_stats
 from slmkit.runtime.errors import SlmkitError
+from slmkit.runtime.request import ChatOptions
 from slmkit.runtime.spec import TierSpec
 
 
@@ -65,8 +66,8 @@ class CoreMLBackend:
                                   "attention_mask": np.ones((1, total), dtype=np.int32)}, state=state)
         return np.asarray(out["logits"])[0, -1]
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int,
-               logprobs: bool = False) -> Iterator[str | Generation]:
+    def stream(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False,
+               options: ChatOptions | None = None) -> Iterator[str | Generation]:
         """With `logprobs`, each token's log-probability and margin from the logits it was chosen from."""
         start = time.perf_counter()
         ids = self._prompt_ids(messages)
@@ -101,7 +102,9 @@ class CoreMLBackend:
                          token_logprobs=[lp for lp, _ in stats] if logprobs else None,
                          token_margins=[m for _, m in stats] if logprobs else None)
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False) -> Generation:
+    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False,
+                 options: ChatOptions | None = None) -> Generation:
+        """`options` are not honoured here (free text only: TIER_FEATURES); the pipeline sends none that matter."""
         *_, last = self.stream(messages, max_tokens, logprobs)
         return last
 

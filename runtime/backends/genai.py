@@ -14,6 +14,7 @@ from slmkit.runtime.backends.base import BackendError, Generation
 from slmkit.runtime.chat_template import fold_system, load_chat_template
 from slmkit.runtime.confidence.logprob import log_softmax, token_stats
 from slmkit.runtime.errors import SlmkitError
+from slmkit.runtime.request import ChatOptions
 from slmkit.runtime.spec import TierSpec
 
 
@@ -66,8 +67,8 @@ class GenaiBackend:
             raise BackendError(str(exc)) from None
         return [int(t) for t in self.tokenizer.encode(prompt)]
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int,
-               logprobs: bool = False) -> Iterator[str | Generation]:
+    def stream(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False,
+               options: ChatOptions | None = None) -> Iterator[str | Generation]:
         """With `logprobs`, each token's log-probability and margin come from the logits it was
         chosen from (`Generator.get_logits` before `generate_next_token`)."""
         og = self._og
@@ -107,7 +108,9 @@ class GenaiBackend:
                          token_logprobs=[lp for lp, _ in stats] if logprobs else None,
                          token_margins=[m for _, m in stats] if logprobs else None)
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False) -> Generation:
+    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False,
+                 options: ChatOptions | None = None) -> Generation:
+        """`options` are not honoured here (free text only: TIER_FEATURES); the pipeline sends none that matter."""
         *_, last = self.stream(messages, max_tokens, logprobs)
         return last
 

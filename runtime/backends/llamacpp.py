@@ -3,10 +3,12 @@ router's fixed instruction prefix kept in the KV cache."""
 
 from __future__ import annotations
 
+import codecs
 import ctypes
+import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,9 +18,12 @@ from slmkit.runtime.backends.base import BackendError, Generation
 from slmkit.runtime.chat_template import ChatTemplate
 from slmkit.runtime.confidence.logprob import log_softmax, token_stats
 from slmkit.runtime.errors import SlmkitError
+from slmkit.runtime.request import ChatOptions
 from slmkit.runtime.spec import TierSpec
+from slmkit.runtime.stops import StopScanner
 
 SCORER_CONTEXT = 2048
+GRAMMAR_CACHE = 32  # compiled grammars kept per tier (a schema compiles in milliseconds to seconds)
 
 
 def gguf_chat_template(llm, name: str) -> ChatTemplate | None:
@@ -60,42 +65,74 @@ def _last_logits(llm) -> np.ndarray:
     return np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(llm.n_vocab(),)).copy()
 
 
-class TokenObserver:
-    """A logits processor that changes nothing and records, per sampled position, the chosen
-    token's log-probability and margin (runtime/confidence/logprob.py `token_stats`).
+class LogitsTap:
+    """A logits processor that changes nothing and keeps the raw logits [vocab] of the position
+    being sampled; the decode loop then records the token chosen from them (`take`).
 
-    llama-cpp-python calls it first in the sampler chain with the raw logits of the whole
-    vocabulary in id order. The token chosen at one position is the last input id at the next
-    call; the final position's token (end-of-turn, or the last at max_tokens) is the greedy
-    argmax, as the tier decodes at temperature 0. `seconds` is the time spent here.
+    llama-cpp-python calls it first in the sampler chain (before repetition penalties, a grammar
+    and the greedy pick) with the raw logits of the whole vocabulary in id order. Per taken token
+    it keeps the log-probability and margin (runtime/confidence/logprob.py `token_stats`) and,
+    with `top` > 0, the `top` most likely token ids with their log-probabilities. `seconds` is
+    the time spent here.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, top: int = 0) -> None:
+        self.top = top
+        self.tokens: list[int] = []
         self.logprobs: list[float] = []
         self.margins: list[float] = []
+        self.alternatives: list[list[tuple[int, float]]] = []
         self.seconds = 0.0
         self._pending: np.ndarray | None = None
 
     def __call__(self, input_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
-        start = time.perf_counter()
-        if self._pending is not None:
-            self._record(int(input_ids[-1]))
         self._pending = np.array(logits, dtype=np.float32)
-        self.seconds += time.perf_counter() - start
         return logits
 
-    def _record(self, token: int) -> None:
-        assert self._pending is not None
+    def take(self, token: int) -> None:
+        """Record `token` as chosen from the logits seen last."""
+        if self._pending is None:
+            return
+        start = time.perf_counter()
         logprob, margin = token_stats(self._pending, token)
+        self.tokens.append(token)
         self.logprobs.append(logprob)
         self.margins.append(margin)
+        if self.top:
+            values = log_softmax(self._pending)
+            best = np.argpartition(-values, self.top - 1)[: self.top]
+            best = best[np.argsort(-values[best], kind="stable")]
+            self.alternatives.append([(int(i), float(values[i])) for i in best])
         self._pending = None
-
-    def finish(self) -> None:
-        start = time.perf_counter()
-        if self._pending is not None:
-            self._record(int(self._pending.argmax()))
         self.seconds += time.perf_counter() - start
+
+
+def _remote_ref(node: object) -> str | None:
+    """The first `$ref` in a JSON schema that does not point inside it (#...), else None."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            return ref
+        return next((r for v in node.values() if (r := _remote_ref(v))), None)
+    if isinstance(node, list):
+        return next((r for v in node if (r := _remote_ref(v))), None)
+    return None
+
+
+def _grammar(schema: dict):
+    """llama.cpp's grammar for a JSON schema ({} = any JSON object), built by llama.cpp's own
+    json-schema-to-grammar converter as shipped in llama-cpp-python (LlamaGrammar)."""
+    from llama_cpp import LlamaGrammar
+    from llama_cpp.llama_grammar import JSON_GBNF
+
+    if remote := _remote_ref(schema):  # the converter would fetch it over HTTP: never from a request
+        raise BackendError(f"response_format: only local $refs (#/...) are allowed in a schema, not {remote[:80]!r}")
+    try:
+        if not schema:
+            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    except (ValueError, RuntimeError, KeyError, TypeError, NotImplementedError, AssertionError, RecursionError) as exc:
+        raise BackendError(f"response_format: llama.cpp cannot build a grammar from this schema ({exc})") from None
 
 
 class _Continuation:
@@ -138,6 +175,7 @@ class LlamaCppBackend:
         self._embedder = None
         self._prefix: list[int] = []
         self._template: ChatTemplate | None = None
+        self._grammars: dict[str, object] = {}  # compiled LlamaGrammar per schema, newest last
         self._lock = threading.Lock()
 
     # -- generation -------------------------------------------------------------------------
@@ -147,7 +185,7 @@ class LlamaCppBackend:
             self._generator = _load(self.path, self.tier.context_tokens, self.tier.threads)
         return self._generator
 
-    def _chat_tokens(self, messages: list[dict[str, str]]) -> tuple[list[int], list[str]]:
+    def _chat_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         """The GGUF's own chat template rendered as transformers renders it (runtime/chat_template.py,
         a system prompt folded when the template has no system role), tokenized without adding BOS
         again, as `apply_chat_template(tokenize=True)` does."""
@@ -160,50 +198,95 @@ class LlamaCppBackend:
             prompt = self._template.render_chat(messages)
         except SlmkitError as exc:
             raise BackendError(str(exc)) from None
-        ids = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-        eos = self._template.special_tokens.get("eos_token")
-        return ids, [eos] if eos else []
+        return llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int,
-               logprobs: bool = False) -> Iterator[str | Generation]:
-        """With `logprobs`, the Generation carries each token's log-probability and margin."""
-        observer = TokenObserver() if logprobs else None
+    def _grammar_for(self, schema: dict):
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            if len(self._grammars) >= GRAMMAR_CACHE:
+                self._grammars.pop(next(iter(self._grammars)))
+            self._grammars[key] = _grammar(schema)
+        return self._grammars[key]
+
+    def stream(self, messages: list[dict], max_tokens: int, logprobs: bool = False,
+               options: ChatOptions | None = None) -> Generator[str | Generation, None, None]:
+        """Greedy decoding of the chat answer, piece by piece, then the Generation.
+
+        With `logprobs`, the Generation carries each token's log-probability and margin (end of turn
+        included); with `options.top_logprobs`, OpenAI-shaped `logprobs` entries for the answer's
+        tokens. `options.response_format` constrains decoding with a grammar; `options.stop` ends it
+        at the first stop sequence. Raises BackendError (prompt past the context, engine failure,
+        timeout, a schema llama.cpp cannot turn into a grammar).
+        """
+        import llama_cpp
+
+        options = options or ChatOptions()
+        schema = options.json_schema()
         with self._lock:
             start = time.perf_counter()
-            ids, stops = self._chat_tokens(messages)
+            ids = self._chat_tokens(messages)
             room = self.tier.context_tokens - len(ids)
             if room < 1:
                 raise BackendError(f"prompt of {len(ids)} tokens does not fit the {self.tier.context_tokens}-token context")
+            llm = self.generator
+            if not self.tier.prompt_cache:
+                llm.reset()  # the whole prompt in one prefill, as a fresh process does (TierSpec.prompt_cache)
+            grammar = self._grammar_for(schema) if schema is not None else None
+            tap = LogitsTap(options.top_logprobs or 0) if logprobs or options.top_logprobs is not None else None
+            vocab = llama_cpp.llama_model_get_vocab(llm.model)
+            decoder = codecs.getincrementaldecoder("utf-8")("replace")
+            scanner = StopScanner(options.stop)
+            tokens: list[int] = []
             pieces: list[str] = []
             ttft = None
             finish = "length"
             try:
-                for chunk in self.generator.create_completion(ids, max_tokens=min(max_tokens, room), temperature=0.0,
-                                                              stop=stops, stream=True,
-                                                              logits_processor=[observer] if observer else None):
-                    choice = chunk["choices"][0]
-                    if choice["text"]:
+                for token in llm.generate(ids, temp=0.0, logits_processor=[tap] if tap else None, grammar=grammar):
+                    if tap:
+                        tap.take(token)
+                    if llama_cpp.llama_vocab_is_eog(vocab, token):
+                        finish = "stop"
+                        break
+                    tokens.append(token)
+                    if text := scanner.feed(decoder.decode(llm.detokenize([token]))):
                         ttft = ttft if ttft is not None else (time.perf_counter() - start) * 1000
-                        pieces.append(choice["text"])
-                        yield choice["text"]
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
+                        pieces.append(text)
+                        yield text
+                    if scanner.stopped:
+                        finish = "stop"
+                        break
+                    if len(tokens) >= min(max_tokens, room):
+                        break
                     if time.perf_counter() - start > self.tier.timeout_s:
                         raise BackendError(f"timeout after {self.tier.timeout_s:g} s")
             except (RuntimeError, ValueError) as exc:
                 raise BackendError(f"llama.cpp failed: {exc}") from None
+            if rest := scanner.feed(decoder.decode(b"", final=True)) + scanner.flush():
+                pieces.append(rest)
+                yield rest
             text = "".join(pieces)
-            output = len(self.generator.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
-            if observer:
-                observer.finish()
-            yield Generation(text=text, input_tokens=len(ids), output_tokens=output,
+            yield Generation(text=text, input_tokens=len(ids), output_tokens=len(tokens),
                              latency_ms=(time.perf_counter() - start) * 1000, model=self.path.name,
                              finish_reason=finish, ttft_ms=ttft,
-                             token_logprobs=observer.logprobs if observer else None,
-                             token_margins=observer.margins if observer else None)
+                             token_logprobs=tap.logprobs if logprobs and tap else None,
+                             token_margins=tap.margins if logprobs and tap else None,
+                             logprobs=self._openai_logprobs(tap, len(tokens)) if options.top_logprobs is not None else None)
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False) -> Generation:
-        *_, last = self.stream(messages, max_tokens, logprobs)
+    def _openai_logprobs(self, tap: LogitsTap | None, count: int) -> list[dict]:
+        """OpenAI's choices[].logprobs.content for the first `count` taken tokens (the answer's,
+        without the end of turn): token text, natural-log probability, UTF-8 bytes, alternatives."""
+        assert tap is not None
+
+        def entry(token: int, logprob: float) -> dict:
+            raw = self.generator.detokenize([token])
+            return {"token": raw.decode("utf-8", "replace"), "logprob": logprob, "bytes": list(raw)}
+
+        return [{**entry(token, logprob), "top_logprobs": [entry(i, lp) for i, lp in (tap.alternatives[k] if tap.top else [])]}
+                for k, (token, logprob) in enumerate(zip(tap.tokens[:count], tap.logprobs[:count]))]
+
+    def generate(self, messages: list[dict], max_tokens: int, logprobs: bool = False,
+                 options: ChatOptions | None = None) -> Generation:
+        *_, last = self.stream(messages, max_tokens, logprobs, options)
         return last
 
     @contextmanager
@@ -211,7 +294,7 @@ class LlamaCppBackend:
         """The chat prompt of `messages` (generation prompt added) evaluated in the generation
         context, to be extended and scored token by token; the context is held until exit."""
         with self._lock:
-            ids, _ = self._chat_tokens(messages)
+            ids = self._chat_tokens(messages)
             if len(ids) >= self.tier.context_tokens:
                 raise BackendError(f"prompt of {len(ids)} tokens does not fit the {self.tier.context_tokens}-token context")
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from slmkit.runtime.backends.base import Generation, estimate_tokens, stream_whole
+from slmkit.runtime.request import ChatOptions
 from slmkit.runtime.spec import SimulatedProfile, TierSpec
 
 
@@ -15,7 +16,8 @@ class SimulatedBackend:
         self.tier = tier
         self.profile = tier.simulated or SimulatedProfile()
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False) -> Generation:
+    def generate(self, messages: list[dict], max_tokens: int, logprobs: bool = False,
+                 options: ChatOptions | None = None) -> Generation:
         prompt_tokens = sum(estimate_tokens(m["content"]) for m in messages)
         output_tokens = min(self.profile.output_tokens, max_tokens)
         latency = self.profile.ttft_ms + 1000.0 * output_tokens / self.profile.tokens_per_s
@@ -25,8 +27,8 @@ class SimulatedBackend:
                           model=self.tier.model or "simulated", ttft_ms=self.profile.ttft_ms, simulated=True,
                           tokens_estimated=True)
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Generation]:
-        return stream_whole(self, messages, max_tokens)
+    def stream(self, messages: list[dict], max_tokens: int, options: ChatOptions | None = None) -> Iterator[str | Generation]:
+        return stream_whole(self, messages, max_tokens, options)
 
     def close(self) -> None:
         pass

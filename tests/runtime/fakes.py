@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from slmkit.runtime.backends.base import Generation
-from slmkit.runtime.request import Request
+from slmkit.runtime.request import ChatOptions, Request
 from slmkit.runtime.router.decision import RouteDecision
 
 
@@ -17,9 +17,12 @@ class Scripted:
     def __init__(self, *replies: str | Generation | Exception) -> None:
         self.replies = list(replies)
         self.calls: list[list[dict[str, str]]] = []
+        self.options: list[ChatOptions | None] = []  # what each generate() was asked beyond text
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False) -> Generation:
+    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False,
+                 options: ChatOptions | None = None) -> Generation:
         self.calls.append(messages)
+        self.options.append(options)
         reply = self.replies.pop(0)
         if isinstance(reply, Exception):
             raise reply
@@ -27,8 +30,9 @@ class Scripted:
             return reply
         return Generation(text=reply, input_tokens=100, output_tokens=50, latency_ms=5.0, model="scripted")
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Generation]:
-        generation = self.generate(messages, max_tokens)
+    def stream(self, messages: list[dict[str, str]], max_tokens: int,
+               options: ChatOptions | None = None) -> Iterator[str | Generation]:
+        generation = self.generate(messages, max_tokens, options=options)
         for word in generation.text.split(" "):
             yield word + " "
         yield generation
@@ -86,8 +90,9 @@ class ScriptedLogits(Scripted):
         self.continuations: list[ScriptedContinuation] = []
         self.tier = type("Tier", (), {"model": "scripted"})()
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False) -> Generation:
-        generation = super().generate(messages, max_tokens, logprobs)
+    def generate(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False,
+                 options: ChatOptions | None = None) -> Generation:
+        generation = super().generate(messages, max_tokens, logprobs, options)
         if logprobs:
             generation.token_logprobs = list(self.logprobs)
             generation.token_margins = [1.0] * len(self.logprobs)

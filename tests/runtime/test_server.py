@@ -183,14 +183,26 @@ def test_stop_sequences_cut_the_answer_streamed_or_not() -> None:
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
-@pytest.mark.parametrize("extra, param", [
-    ({"n": 2}, "n"), ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
-    ({"response_format": {"type": "json_object"}}, "response_format"), ({"logprobs": True}, "logprobs"),
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+
+
+@pytest.mark.parametrize("model, extra, param, message", [
+    ("auto", {"n": 2}, "n", "one choice per request"),
+    ("auto", {"functions": [{"name": "f"}]}, "functions", "send `tools` instead"),
+    ("auto", {"logprobs": False, "top_logprobs": 2}, "top_logprobs", "needs logprobs: true"),
+    ("auto", {"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "g"}}}, "tool_choice", "not in tools"),
+    ("auto", {"response_format": {"type": "json_schema"}}, "response_format", "needs a `json_schema`"),
+    # the default spec's cloud tiers are simulated: none calls tools; only the llama.cpp tier constrains JSON
+    ("auto", {"tools": [TOOL]}, "tools", "no tier of this spec can honour tools: on-device (llama.cpp), mid (simulated)"),
+    ("mid", {"response_format": {"type": "json_object"}}, "response_format",
+     "tier 'mid' (simulated) cannot honour response_format; use model 'auto' or a tier that can: on-device"),
 ])
-def test_parameters_slmkit_cannot_honour_are_refused_not_ignored(served: Server, extra: dict, param: str) -> None:
+def test_parameters_no_tier_would_honour_are_refused_not_ignored(served: Server, model: str, extra: dict, param: str,
+                                                                  message: str) -> None:
     reply = httpx.post(f"{served.base_url}/chat/completions",
-                       json={"model": "auto", "messages": [{"role": "user", "content": "hi"}], **extra})
+                       json={"model": model, "messages": [{"role": "user", "content": "hi"}], **extra})
     assert reply.status_code == 400 and reply.json()["error"]["param"] == param
+    assert message in reply.json()["error"]["message"]
     ok = httpx.post(f"{served.base_url}/chat/completions", json={
         "model": "frontier", "messages": [{"role": "user", "content": "hi"}], "n": 1, "tool_choice": "none",
         "response_format": {"type": "text"}, "logprobs": False})
@@ -238,11 +250,11 @@ class _LockedSlowEngine:
         self.lock = threading.Lock()
         self.closed_early = threading.Event()
 
-    def generate(self, messages, max_tokens, logprobs=False) -> Generation:
+    def generate(self, messages, max_tokens, logprobs=False, options=None) -> Generation:
         *_, last = self.stream(messages, max_tokens)
         return last
 
-    def stream(self, messages, max_tokens):
+    def stream(self, messages, max_tokens, options=None):
         with self.lock:
             try:
                 for i in range(100):

@@ -33,6 +33,22 @@ def test_generation_uses_the_chat_template_and_counts_tokens(backend: LlamaCppBa
     assert again.text == generation.text  # greedy
 
 
+def test_the_same_request_gets_the_same_answer_whatever_came_before(backend: LlamaCppBackend) -> None:
+    """llama.cpp's logits differ slightly between batch splits of one prompt (a reused KV-cache prefix
+    plus the rest vs one prefill), enough to flip a greedy pick on SmolLM2: "Name a color." answered
+    "The color I'm referring to…" fresh and "Alec 2: The color of the rainbow." right after itself."""
+    messages = [{"role": "user", "content": "Name a color."}]
+    fresh = LlamaCppBackend(TIER, backend.path)
+    try:
+        expected = fresh.generate(messages, 12).text
+    finally:
+        fresh.close()
+    answers = [backend.generate(messages, 12).text, backend.generate(messages, 12).text]
+    backend.generate([{"role": "user", "content": "Name a colorful bird."}], 12)
+    answers.append(backend.generate(messages, 12).text)
+    assert answers == [expected] * 3
+
+
 def test_stream_pieces_add_up_to_the_generation(backend: LlamaCppBackend) -> None:
     events = list(backend.stream([{"role": "user", "content": "Name three colors."}], 10))
     *pieces, final = events
@@ -95,3 +111,70 @@ def test_the_option_walk_reuses_the_answer_prompt_and_scores_like_scratch(backen
         again = choose(warm, [warm.tokenize(o) for o in options])
         assert warm.reused == warm.prompt_tokens - 1  # only the last prompt token evaluated again
     assert again.index == first.index and again.probability == pytest.approx(first.probability, rel=1e-3)
+
+
+INVOICE = {"type": "object", "additionalProperties": False, "required": ["vendor", "total", "paid"],
+           "properties": {"vendor": {"type": "string", "maxLength": 40}, "total": {"type": "number"},
+                          "paid": {"type": "boolean"}}}
+
+
+@pytest.mark.parametrize("response_format, schema", [
+    ({"type": "json_schema", "json_schema": {"name": "invoice", "schema": INVOICE}}, INVOICE),
+    ({"type": "json_object"}, {"type": "object"}),
+])
+def test_response_format_constrains_decoding_to_the_schema(backend: LlamaCppBackend, response_format: dict,
+                                                           schema: dict) -> None:
+    import json
+
+    import jsonschema
+
+    from slmkit.runtime.request import ChatOptions
+
+    messages = [{"role": "user", "content": "Invoice from ACME Corp, total 129.50 EUR, already paid. Extract it."}]
+    free = backend.generate(messages, 60)
+    with pytest.raises(json.JSONDecodeError):  # a 135M model left alone does not answer in JSON
+        json.loads(free.text)
+    answer = backend.generate(messages, 120, options=ChatOptions(response_format=response_format))
+    assert answer.finish_reason == "stop", answer.text
+    jsonschema.validate(json.loads(answer.text), schema)
+
+
+def test_a_schema_llama_cpp_cannot_compile_is_a_backend_error(backend: LlamaCppBackend) -> None:
+    from slmkit.runtime.request import ChatOptions
+
+    def asking(schema: dict) -> ChatOptions:
+        return ChatOptions(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+
+    with pytest.raises(BackendError, match="cannot build a grammar"):
+        backend.generate([{"role": "user", "content": "hi"}], 8, options=asking({"$ref": "#/nowhere"}))
+    remote = {"type": "object", "properties": {"a": {"$ref": "http://169.254.169.254/latest/meta-data"}}}
+    with pytest.raises(BackendError, match="only local \\$refs"):  # llama-cpp-python would fetch it
+        backend.generate([{"role": "user", "content": "hi"}], 8, options=asking(remote))
+
+
+def test_openai_logprobs_cover_the_answer_tokens_with_sorted_alternatives(backend: LlamaCppBackend) -> None:
+    from slmkit.runtime.request import ChatOptions
+
+    messages = [{"role": "user", "content": "Name a color."}]
+    plain = backend.generate(messages, 12)
+    scored = backend.generate(messages, 12, options=ChatOptions(top_logprobs=3))
+    assert scored.text == plain.text and plain.logprobs is None
+    entries = scored.logprobs
+    assert len(entries) == scored.output_tokens
+    assert b"".join(bytes(e["bytes"]) for e in entries).decode("utf-8") == scored.text
+    for entry in entries:
+        top = entry["top_logprobs"]
+        assert len(top) == 3 and [t["logprob"] for t in top] == sorted((t["logprob"] for t in top), reverse=True)
+        assert top[0]["token"] == entry["token"] and top[0]["logprob"] == pytest.approx(entry["logprob"])  # greedy
+        assert entry["logprob"] <= 0
+
+
+def test_stop_sequences_end_decoding_in_the_engine(backend: LlamaCppBackend) -> None:
+    from slmkit.runtime.request import ChatOptions
+
+    messages = [{"role": "user", "content": "List five fruits, one per line."}]
+    whole = backend.generate(messages, 60)
+    assert "\n" in whole.text.strip()
+    cut = backend.generate(messages, 60, options=ChatOptions(stop=("\n",)))
+    assert cut.finish_reason == "stop" and "\n" not in cut.text and whole.text.startswith(cut.text)
+    assert cut.output_tokens < whole.output_tokens  # stopped decoding, not just cut afterwards
