@@ -88,6 +88,28 @@ class ChatCompletionRequest(BaseModel):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        """JSON may escape a lone surrogate (\\ud800) that no UTF-8 encoder, tokenizer or provider takes."""
+        if (where := _lone_surrogate(data)) is not None:
+            raise ValueError(f"{where or 'a string'} holds a lone surrogate code point (U+D800-U+DFFF), which is not "
+                             "valid Unicode")
+        return data
+
+
+def _lone_surrogate(node: Any, path: str = "") -> str | None:
+    """The path of the first string holding a code point U+D800-U+DFFF (surrogate pairs arrive joined), else None."""
+    if isinstance(node, str):
+        return path if any("\ud800" <= c <= "\udfff" for c in node) else None
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if isinstance(key, str) and _lone_surrogate(key) is not None:
+            return path or "a key"
+        if (found := _lone_surrogate(value, f"{path}.{key}" if path else str(key))) is not None:
+            return found
+    return None
+
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
