@@ -346,6 +346,7 @@ def evaluate_router(
     from slmkit.runtime.data import read_dataset
     from slmkit.runtime.evaluation import by_group, evaluate
     from slmkit.runtime.router import make_router
+    from slmkit.runtime.router.provenance import head_info, overlap_warning, training_overlap
     from slmkit.runtime.spec import parse_spec
 
     path = spec_path(spec, bundle)
@@ -372,10 +373,14 @@ def evaluate_router(
         backend.close()
     truth, tokens = [item.tier for item in items], [max(1, len(i.request.user) // 4) for i in items]
     figures = evaluate(truth, decisions, routing, tokens)
-    figures.update({"data": str(data), "spec": str(path), "skipped_lines": len(dataset.skipped)})
+    figures.update({"data": str(data), "spec": str(path), "skipped_lines": len(dataset.skipped),
+                    "training_overlap": training_overlap(head_info(routing.router, base_dir),
+                                                         [item.request for item in items])})
     print_figures(f"{routing.router.method} on {data.name} (latency p50 {figures['latency_ms']['p50']:.2f} ms, "
                   f"p95 {figures['latency_ms']['p95']:.2f} ms)", {"eval": figures})
     print_sweep(figures)
+    if warning := overlap_warning(figures["training_overlap"]):
+        console.print(f"[yellow]warning[/]: {warning}", highlight=False)
     if by_source:
         figures["by_source"] = by_group(truth, decisions, routing, [item.source for item in items], tokens)
         print_groups("Per source", figures["by_source"])

@@ -12,6 +12,7 @@ from slmkit.converter.cli_paths import writable_folder
 from slmkit.converter.cli_routing import BundleOption, SpecOption, spec_path
 from slmkit.converter.progress import progress as progress_display
 from slmkit.runtime.errors import SlmkitError
+from slmkit.runtime.router.provenance import overlap_warning
 
 console = Console(stderr=True)
 out = Console()
@@ -111,6 +112,8 @@ def _print_summary(s: dict) -> None:
                   f"prefill {p['prefill_tps']:.0f} tok/s")
     for tier, why in s["unpredicted_tiers"].items():
         console.print(f"[yellow]tier {tier}[/]: {why}", highlight=False)
+    if warning := overlap_warning(s["training_overlap"]):
+        console.print(f"[yellow]warning[/]: {warning}", highlight=False)
     if s["routing"]:
         r = s["routing"]
         out.print(f"router vs labels: accuracy {_pct(r['accuracy'])}, simple kept on-device "

@@ -26,6 +26,7 @@ from slmkit.runtime.router.decision import decision_from_grouped_logits, decisio
 from slmkit.runtime.router.encoder import SentenceEncoder
 from slmkit.runtime.router.head import LinearHead
 from slmkit.runtime.router.probe import PROBE_FEATURES, model_identity, probe_vector
+from slmkit.runtime.router.provenance import fingerprint_record
 from slmkit.runtime.spec import RoutingSpec
 
 BUCKETS = 1 << 16
@@ -282,7 +283,7 @@ def train(dataset: Dataset, spec: RoutingSpec, C: float = 10.0, folds: int = 5,
                       described["buckets"], described["dense"],
                       info={**described["identity"], "data": [{"file": name, "sha256": sha} for name, sha in data_files],
                             "examples": len(fit.y), "target": target, "C": C, "folds": folds, "temperature": temperature,
-                            "cv": summary},
+                            "cv": summary, "train_fingerprints": fingerprint_record(i.request for i in dataset.items)},
                       label_groups=fit.groups)
     return TrainResult(head, temperature, cv)
 

@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.paths import write_atomically
+from slmkit.runtime.router.provenance import overlap_warning
 
 TIER_COLOURS = ("#2a9d8f", "#e9c46a", "#e76f51", "#264653", "#8ab17d", "#9c6644")
 
@@ -106,5 +107,6 @@ def write_report(summary: dict, folder: Path) -> tuple[Path, Path]:
     json_path, html_path = folder / "report.json", folder / "report.html"
     write_atomically(json_path, json.dumps(summary, indent=2) + "\n")  # first: the numbers survive any rendering bug
     env = Environment(loader=PackageLoader("slmkit.runtime.simulate", "templates"), autoescape=select_autoescape())
-    write_atomically(html_path, env.get_template("report.html.j2").render(s=summary, figures=_figures(summary)))
+    write_atomically(html_path, env.get_template("report.html.j2").render(
+        s=summary, figures=_figures(summary), overlap_warning=overlap_warning(summary.get("training_overlap"))))
     return json_path, html_path

@@ -17,6 +17,7 @@ from slmkit.runtime.pipeline import Pipeline
 from slmkit.runtime.policy import choose_tier
 from slmkit.runtime.request import Request
 from slmkit.runtime.router.decision import RouteDecision
+from slmkit.runtime.router.provenance import head_info, training_overlap
 from slmkit.runtime.simulate.cost import DAYS_PER_MONTH
 from slmkit.runtime.simulate.devices import DeviceProfile
 from slmkit.runtime.simulate.hostcal import HostCalibration
@@ -211,6 +212,8 @@ class Simulator:
             "fallback_rate": None if router_only else share([o.fell_back for o in outcomes]),
             "failure_rate": None if router_only else share([o.failed for o in outcomes]),
             "routing": evaluate([t for t, _ in labelled], [d for _, d in labelled], self.spec) if labelled else None,
+            "training_overlap": training_overlap(head_info(self.spec.router, self.pipeline.base_dir),
+                                                 [item.request for item in dataset.items]),
             "latency_ms": {
                 "router": _p50_p95(sorted(o.router_ms for o in outcomes)),
                 "end_to_end": _p50_p95(sorted(o.latency_ms for o in outcomes)),
