@@ -39,6 +39,7 @@ test: setup
 	$(PY) -m pytest
 
 test-slow: setup
+	$(PY) -m pip install --quiet --find-links $(WHEELS) -e ".[dev,clients]"
 	$(PY) -m pytest -m slow
 
 test-scale: setup

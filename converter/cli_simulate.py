@@ -107,9 +107,12 @@ def _print_summary(s: dict) -> None:
         out.print(f"confidence check ({check['method']}): {check['checked']} answers checked, "
                   f"{_pct(check['kept_share'])} kept{gold}")
     for tier, p in s["predictions"].items():
+        low, high = p["expected_efficiency"]
         out.print(f"{tier}: {p['model']} needs {p['ram_needed_gb']:.2f} of {p['usable_ram_gb']:g} GB; predicted "
-                  f"decode {p['decode_tps']:.1f} tok/s (host reached {_pct(p['efficiency'])} of its bandwidth limit), "
-                  f"prefill {p['prefill_tps']:.0f} tok/s")
+                  f"decode {p['decode_tps']:.1f} tok/s (host reached {_pct(p['efficiency'])} of its bandwidth limit; "
+                  f"quiet hosts {100 * low:.0f}-{100 * high:.0f} %), prefill {p['prefill_tps']:.0f} tok/s")
+        for warning in p["warnings"]:
+            console.print(f"[yellow]warning[/] tier {tier}: {warning}", highlight=False)
     for tier, why in s["unpredicted_tiers"].items():
         console.print(f"[yellow]tier {tier}[/]: {why}", highlight=False)
     if warning := overlap_warning(s["training_overlap"]):

@@ -43,8 +43,14 @@ class GenaiRunner:
         self.artifact = artifact
         self.fold_system: bool | None = None
 
-    def tokenize(self, text: str) -> list[int]:
-        return [int(t) for t in self.tokenizer.encode(text)]
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        if special:
+            return [int(t) for t in self.tokenizer.encode(text)]
+        self.tokenizer.update_options(add_special_tokens="false")
+        try:
+            return [int(t) for t in self.tokenizer.encode(text)]
+        finally:
+            self.tokenizer.update_options(add_special_tokens="true")
 
     def greedy(self, ids: list[int], steps: int) -> Decode:
         og = self._og

@@ -26,8 +26,8 @@ def load_tokenizer(folder: Path) -> Any:
 class HfTokenized:
     tokenizer: Any
 
-    def tokenize(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
     def added_tokens(self) -> list[str]:
         """Every added and special token's text, in id order."""

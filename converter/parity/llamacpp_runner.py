@@ -58,8 +58,8 @@ class LlamaCppRunner:
             self._window_llm = self._load(self._window)
         return self._window_llm
 
-    def tokenize(self, text: str) -> list[int]:
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=special, special=True)
 
     def _check_fits(self, n: int) -> None:
         if n > self.llm.n_ctx():

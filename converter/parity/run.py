@@ -137,6 +137,7 @@ class ReferenceRun:
     tokens: list[int]
     prefill_file: Path  # float32 [len(ids), vocab]
     steps_file: Path  # float32 [steps, vocab]
+    chat: bool = False  # PreparedPrompt.chat
 
     def prefill(self) -> NpyRows:
         return NpyRows(self.prefill_file)
@@ -150,6 +151,7 @@ class PreparedPrompt:
     prompt: Prompt
     text: str  # rendered through the chat template when the model has one
     ids: list[int]  # the reference tokenizer's
+    chat: bool = False  # rendered by the template: tokenized without adding BOS/EOS (Runner.tokenize)
 
 
 def prepare(reference: Any, prompts: list[Prompt]) -> list[PreparedPrompt]:
@@ -157,7 +159,8 @@ def prepare(reference: Any, prompts: list[Prompt]) -> list[PreparedPrompt]:
     prepared = []
     for prompt in prompts:
         text = render(prompt, reference, has_template)
-        prepared.append(PreparedPrompt(prompt, text, reference.tokenize(text)))
+        chat = has_template and prompt.messages is not None
+        prepared.append(PreparedPrompt(prompt, text, reference.tokenize(text, special=not chat), chat))
     return prepared
 
 
@@ -165,12 +168,12 @@ def reference_pass(reference: Any, prompts: list[PreparedPrompt], steps: int, fo
                    on_prompt: Callable[[Prompt], None] | None = None) -> list[ReferenceRun]:
     """Run every prompt through the reference once, keeping its logits on disk (not in memory)."""
     runs = []
-    for index, (prompt, text, ids) in enumerate((p.prompt, p.text, p.ids) for p in prompts):
+    for index, (prompt, text, ids, chat) in enumerate((p.prompt, p.text, p.ids, p.chat) for p in prompts):
         decode = reference.greedy(ids, steps)
         prefill_file, steps_file = folder / f"{index}-prefill.npy", folder / f"{index}-steps.npy"
         np.save(prefill_file, np.asarray(decode.prefill, dtype=np.float32))
         np.save(steps_file, np.asarray(decode.logits, dtype=np.float32))
-        runs.append(ReferenceRun(prompt, text, ids, decode.tokens, prefill_file, steps_file))
+        runs.append(ReferenceRun(prompt, text, ids, decode.tokens, prefill_file, steps_file, chat))
         del decode
         if on_prompt:
             on_prompt(prompt)
@@ -194,7 +197,7 @@ def run_parity(artifact: Path, reference: Any, runs: list[ReferenceRun], runner:
     per_prompt = []
     for run in runs:
         ids, prompt = run.ids, run.prompt
-        art_ids = runner.tokenize(run.text)
+        art_ids = runner.tokenize(run.text, special=not run.chat)
         if ids != art_ids:
             first = next((i for i, (a, b) in enumerate(zip(ids, art_ids)) if a != b), min(len(ids), len(art_ids)))
             problems.append(f"prompt '{prompt.id}': token ids differ from position {first} "

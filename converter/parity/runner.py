@@ -32,8 +32,11 @@ class TokenizerInfo:
 class Runner(Protocol):
     name: str
 
-    def tokenize(self, text: str) -> list[int]:
-        """Ids as the engine's own tokenizer produces them, special tokens included."""
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        """Ids as the engine's own tokenizer produces them; special-token text is always read as the
+        special token, and `special` adds the tokenizer's BOS/EOS. A rendered chat prompt is
+        tokenized with special=False, as transformers' apply_chat_template(tokenize=True) and every
+        slmkit runtime do (the template writes the BOS itself)."""
 
     def greedy(self, ids: list[int], steps: int) -> Decode:
         """Prefill `ids` (keeping every position's logits), then decode `steps` tokens via the cache."""

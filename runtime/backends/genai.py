@@ -65,7 +65,7 @@ class GenaiBackend:
             prompt = render_chat(self.tokenizer, messages, self.fold_system)
         except SlmkitError as exc:
             raise BackendError(str(exc)) from None
-        return [int(t) for t in self.tokenizer.encode(prompt)]
+        return self.encode_plain(prompt)  # the template writes any BOS, as apply_chat_template(tokenize=True)
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False,
                options: ChatOptions | None = None) -> Iterator[str | Generation]:

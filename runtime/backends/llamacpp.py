@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,15 @@ def _last_logits(llm) -> np.ndarray:
 
     pointer = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
     return np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(llm.n_vocab(),)).copy()
+
+
+@dataclass(frozen=True)
+class SpeedSample:
+    """One speed test of a llama.cpp tier on this host (LlamaCppBackend.speed_test)."""
+
+    prefill_tps: float   # tokens/s of one prompt batch
+    decode_tps: float    # tokens/s of the best window of single-token steps
+    cpu_share: float     # CPU time the engine's threads got while decoding / (wall time x threads): ~1 when quiet
 
 
 class LogitsTap:
@@ -302,9 +312,14 @@ class LlamaCppBackend:
             except (RuntimeError, ValueError) as exc:
                 raise BackendError(f"llama.cpp failed: {exc}") from None
 
-    def speed_test(self, prompt_tokens: int = 256, decode_tokens: int = 64) -> tuple[float, float]:
-        """(prefill, decode) tokens/s on this machine, llama-bench style: a fixed-length prompt in
-        one batch, then one token at a time (fixed token ids: speed does not depend on which token)."""
+    def speed_test(self, prompt_tokens: int = 256, decode_tokens: int = 64, window: int = 8) -> SpeedSample:
+        """Prefill and decode speed on this machine, llama-bench style: a fixed-length prompt in one
+        batch, then one token at a time (fixed token ids: speed does not depend on which token).
+
+        Decode speed is the best of its windows of `window` consecutive steps, so a moment when
+        another process held a core is not taken for the model's speed; `cpu_share` says how much
+        CPU the engine's threads got over all decode steps (process CPU time / (wall time x threads)).
+        """
         with self._lock:
             llm = self.generator
             vocab = llm.n_vocab()
@@ -314,13 +329,18 @@ class LlamaCppBackend:
             llm.eval(ids)
             prefill_s = time.perf_counter() - start
             token = ids[-1]
-            start = time.perf_counter()
-            for _ in range(decode_tokens):
-                llm.eval([token])
-                token = (token * 17 + 3) % vocab
-            decode_s = time.perf_counter() - start
+            best = float("inf")
+            wall = cpu = 0.0
+            for _ in range(max(1, decode_tokens // window)):
+                start, cpu_start = time.perf_counter(), time.process_time()
+                for _ in range(window):
+                    llm.eval([token])
+                    token = (token * 17 + 3) % vocab
+                elapsed = time.perf_counter() - start
+                best, wall, cpu = min(best, elapsed), wall + elapsed, cpu + time.process_time() - cpu_start
             llm.reset()
-            return len(ids) / prefill_s, decode_tokens / decode_s
+            return SpeedSample(prefill_tps=len(ids) / prefill_s, decode_tps=window / best,
+                               cpu_share=min(1.0, cpu / (wall * max(1, llm.n_threads))))
 
     # -- scoring ----------------------------------------------------------------------------
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -27,44 +28,74 @@ def _svg(figure) -> str:
 
 
 def _figures(summary: dict) -> dict[str, str]:
+    """The four charts as inline SVG, one function each."""
     import matplotlib
 
     matplotlib.use("svg")
-    import matplotlib.pyplot as plt
-
     tiers = list(summary["tier_mix"]["final"])
     colours = {t: TIER_COLOURS[i % len(TIER_COLOURS)] for i, t in enumerate(tiers)}
-    figures = {}
+    return {"tier_mix": _tier_mix(summary, tiers, colours), "latency_cdf": _latency_cdf(summary, colours),
+            "cost": _cost(summary["cost"]), "sweep": _sweep(summary)}
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+
+def _below(ax, columns: int) -> None:
+    """The legend under the plot, where it covers no data and no labels."""
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=columns, frameon=False)
+
+
+def _tier_mix(summary: dict, tiers: list[str], colours: dict[str, str]) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
     width = 0.38
+    top = 0.0
     for offset, kind in ((-width / 2, "routed"), (width / 2, "final")):
         values = [100 * (summary["tier_mix"][kind][t] or 0) for t in tiers]
         bars = ax.bar([i + offset for i in range(len(tiers))], values, width, label=f"{kind} tier",
                       color=[colours[t] for t in tiers], alpha=0.55 if kind == "routed" else 1.0, edgecolor="black")
-        ax.bar_label(bars, fmt="%.1f%%", fontsize=8)
+        ax.bar_label(bars, fmt="%.0f%%", fontsize=7, padding=2)
+        top = max(top, *values)
+    ax.set_ylim(0, top * 1.18 + 1)  # room for the bar labels inside the frame
     ax.set_xticks(range(len(tiers)), tiers)
     ax.set_ylabel("% of requests")
-    ax.set_title("Tier mix: where the router sent requests, where they were answered")
-    ax.legend(fontsize=8)
-    figures["tier_mix"] = _svg(fig)
+    ax.set_title("Tier mix: where requests were routed and answered", fontsize=10)
+    _below(ax, 2)
+    return _svg(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+
+def _duration(ms: float, _position: object = None) -> str:
+    return f"{ms:g} ms" if ms < 1000 else f"{ms / 1000:g} s"
+
+
+def _latency_cdf(summary: dict, colours: dict[str, str]) -> str:
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    every = [v for values in summary["latency_samples_ms"].values() for v in values if v > 0]
     for tier, values in summary["latency_samples_ms"].items():
         if values:
             ax.plot(values, [(i + 1) / len(values) for i in range(len(values))], drawstyle="steps-post",
                     marker="o" if len(values) < 30 else None, markersize=3, color=colours[tier],
                     label=f"{tier} (n={len(values)})")
     ax.set_xscale("log")
+    decades = math.log10(max(every) / min(every)) if every else 0.0
+    # labelled ticks far enough apart for their labels: 1-2-5 within a decade or two, then fewer
+    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5) if decades < 1.5 else (1, 3) if decades < 3 else (1,)))
+    ax.xaxis.set_major_formatter(FuncFormatter(_duration))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel(f"predicted end-to-end latency on {summary['device']['label']} (ms, log)")
+    ax.set_xlabel(f"predicted end-to-end latency on {summary['device']['label']} (log scale)", fontsize=8)
     ax.set_ylabel("share of requests ≤ x")
-    ax.set_title("Latency CDF by answering tier")
+    ax.set_title("Latency CDF by answering tier", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    figures["latency_cdf"] = _svg(fig)
+    _below(ax, 3)
+    return _svg(fig)
 
-    cost = summary["cost"]
+
+def _cost(cost: dict) -> str:
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 2.6))
     labels = [f"all {cost['baseline_tier']}", "routed"]
     values = [cost["baseline_usd_per_day"], cost["usd_per_day"]]
@@ -72,28 +103,39 @@ def _figures(summary: dict) -> dict[str, str]:
     ax.bar_label(bars, labels=[rf"\${v:,.0f}/day · \${30 * v:,.0f}/month" for v in values], fontsize=8, padding=3)
     ax.set_xlim(0, max(values) * 1.6 or 1)
     ax.set_xlabel(f"USD per day at {cost['requests_per_day']:,.0f} requests/day")
-    ax.set_title(f"Cost: {100 * cost['savings']:.1f} % saved against all-{cost['baseline_tier']}")
-    figures["cost"] = _svg(fig)
+    ax.set_title(f"Cost: {100 * cost['savings']:.1f} % saved against all-{cost['baseline_tier']}", fontsize=10)
+    return _svg(fig)
+
+
+def _sweep(summary: dict) -> str:
+    """USD/day from 0 and the on-device shares from 0 %, every series drawn above the axes."""
+    import matplotlib.pyplot as plt
 
     sweep = summary["threshold_sweep"]
     thresholds = [row["simple_min_confidence"] for row in sweep]
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.plot(thresholds, [row["usd_per_day"] for row in sweep], marker="o", color="#264653", label="USD per day")
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.plot(thresholds, [row["usd_per_day"] for row in sweep], marker="o", color="#264653", label="USD per day",
+            clip_on=False, zorder=3)
+    ax.set_ylim(0, max(row["usd_per_day"] for row in sweep) * 1.15 or 1)
     ax.set_xlabel("simple route's minimum confidence")
     ax.set_ylabel("USD per day")
     ax.grid(alpha=0.3)
+    current = next((row["simple_min_confidence"] for row in sweep if row.get("current")), None)
+    if current is not None:
+        ax.axvline(current, color="#777777", linestyle="--", linewidth=1, label="the spec's threshold")
     share = ax.twinx()
-    share.plot(thresholds, [100 * row["on_device"] for row in sweep], marker="s", color="#2a9d8f", label="% kept on-device")
+    share.plot(thresholds, [100 * row["on_device"] for row in sweep], marker="s", color="#2a9d8f",
+               label="% kept on-device", clip_on=False, zorder=3)
     if any(row["complex_on_device"] is not None for row in sweep):
         share.plot(thresholds, [100 * (row["complex_on_device"] or 0) for row in sweep], marker="^", color="#e76f51",
-                   label="% of complex kept on-device")
+                   label="% of complex kept on-device", clip_on=False, zorder=4)
     share.set_ylabel("% of requests")
-    share.set_ylim(0, 100)
+    share.set_ylim(-5, 105)  # a series at 0 % shows above the axis, not on it
     lines = ax.get_legend_handles_labels()[0] + share.get_legend_handles_labels()[0]
-    ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="center left")
-    ax.set_title("Threshold sweep: cost vs what stays on-device")
-    figures["sweep"] = _svg(fig)
-    return figures
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2),
+              ncol=2, frameon=False)
+    ax.set_title("Threshold sweep: cost vs what stays on-device", fontsize=10)
+    return _svg(fig)
 
 
 def write_report(summary: dict, folder: Path) -> tuple[Path, Path]:

@@ -60,8 +60,9 @@ def predict_local_tiers(pipeline: Pipeline, device: DeviceProfile, host: HostCal
         require_fit(prediction, device, tier.name)
         backend = pipeline.backend(tier.name)
         runs = [backend.speed_test() for _ in range(SPEED_TEST_RUNS)]  # best of N: a busy moment is not the model's speed
-        prefill, decode = max(r[0] for r in runs), max(r[1] for r in runs)
-        predictions[tier.name] = predict(device, footprint, host, HostSpeed(decode_tps=decode, prefill_tps=prefill))
+        fastest = max(runs, key=lambda r: r.decode_tps)
+        predictions[tier.name] = predict(device, footprint, host, HostSpeed(
+            decode_tps=fastest.decode_tps, prefill_tps=max(r.prefill_tps for r in runs), cpu_share=fastest.cpu_share))
     return predictions
 
 
@@ -143,18 +144,36 @@ class Simulator:
 
     # -- what the report shows --------------------------------------------------------------
     def sweep(self, outcomes: list[Outcome], inputs: list[int], requests_per_day: float) -> list[dict]:
-        """Cost vs complex requests kept on-device as the simple route's confidence bar moves."""
+        """Cost vs complex requests kept on-device as the simple route's confidence bar moves.
+
+        The same router decisions are re-routed at each threshold (the spec's own included, marked
+        `current`). A request whose tier does not change keeps the cost it had in this run, so the
+        current row equals the headline cost, escalations and confidence checks included; one that
+        moves costs its new tier's expected answer plus, at the escalation rate this run saw on that
+        tier, the next tier's (none in router-only mode).
+        """
         local = {t.name for t in self.spec.tiers if t.on_device}
+        current = next((r.min_confidence for r in self.spec.policy.routes if r.label == "simple"), None)
+        escalated = {t.name: share([o.escalated for o in outcomes if o.routed_tier == t.name]) or 0.0
+                     for t in self.spec.tiers}
+
+        def moved(tier: str, input_tokens: int) -> float:
+            nxt = self.spec.next_tier(tier)
+            extra = escalated[tier] * self.expected_cost(self.spec.tier(nxt), input_tokens) if nxt else 0.0
+            return self.expected_cost(self.spec.tier(tier), input_tokens) + extra
+
         rows = []
-        for threshold in SWEEP_THRESHOLDS:
+        for threshold in sorted(set(SWEEP_THRESHOLDS) | ({current} if current is not None else set())):
             policy: PolicySpec = with_simple_threshold(self.spec.policy, threshold)
             tiers = [choose_tier(o.decision, policy).tier for o in outcomes]
-            cost = sum(self.expected_cost(self.spec.tier(t), n) for t, n in zip(tiers, inputs)) / len(outcomes)
+            cost = sum(o.cost_usd if t == o.routed_tier else moved(t, n)
+                       for t, o, n in zip(tiers, outcomes, inputs)) / len(outcomes)
             complex_flags = [t in local for t, o in zip(tiers, outcomes) if o.truth == "complex"]
             rows.append({"simple_min_confidence": threshold,
                          "on_device": share([t in local for t in tiers]),
                          "complex_on_device": share(complex_flags),
-                         "usd_per_day": cost * requests_per_day})
+                         "usd_per_day": cost * requests_per_day,
+                         "current": threshold == current})
         return rows
 
     @staticmethod

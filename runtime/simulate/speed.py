@@ -61,12 +61,22 @@ def gguf_footprint(path: Path, context_tokens: int) -> ModelFootprint:
     return ModelFootprint(path.name, path.stat().st_size, per_token, context_tokens)
 
 
+# The share of its bandwidth limit llama.cpp's CPU decode reaches on a quiet host: 28 % for the
+# 135M SmolLM2 on one thread (overhead-bound) to 77 % for a Gemma 3 1B-shaped Q4_K_M on two
+# (bandwidth-bound), measured 2026-12-05 on 2 vCPUs with bench/host_efficiency.py (docs/simulate.md
+# has the table). Outside it the host was busy or unusual, and the transfer to a device is off by
+# the same factor.
+EXPECTED_EFFICIENCY = (0.25, 0.80)
+BUSY_CPU_SHARE = 0.8   # below this share of their CPU time, the engine's threads were waiting for cores
+
+
 @dataclass(frozen=True)
 class HostSpeed:
     """What the host measured on the real model during the run."""
 
     decode_tps: float
     prefill_tps: float
+    cpu_share: float = 1.0   # CPU time the engine's threads got while decoding, of what they asked for
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,9 @@ class DevicePrediction:
     efficiency: float              # share of the limit the host's runtime reached
     decode_tps: float
     prefill_tps: float
+    host_cpu_share: float | None = None                       # HostSpeed.cpu_share of the speed test
+    expected_efficiency: tuple[float, float] = EXPECTED_EFFICIENCY
+    warnings: tuple[str, ...] = ()                            # why this prediction may be off
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,7 +111,25 @@ def predict(device: DeviceProfile, footprint: ModelFootprint, host: HostCalibrat
         prefill = measured.prefill_tps * device.gflops / host.gflops * device.sustained_factor
     ram_needed = footprint.ram_bytes / 1e9
     return DevicePrediction(device.name, footprint.name, ram_needed, device.usable_ram_gb,
-                            ram_needed <= device.usable_ram_gb, device_limit, efficiency, decode, prefill)
+                            ram_needed <= device.usable_ram_gb, device_limit, efficiency, decode, prefill,
+                            None if measured is None else measured.cpu_share,
+                            warnings=() if measured is None else speed_warnings(efficiency, measured.cpu_share))
+
+
+def speed_warnings(efficiency: float, cpu_share: float) -> tuple[str, ...]:
+    """Why a measured host speed may not transfer: the engine was starved of CPU, or its
+    efficiency is outside what llama.cpp reaches on a quiet host (EXPECTED_EFFICIENCY)."""
+    low, high = EXPECTED_EFFICIENCY
+    warnings = []
+    if cpu_share < BUSY_CPU_SHARE:
+        warnings.append(f"the host was busy: the engine's threads got {100 * cpu_share:.0f} % of their CPU time during "
+                        f"the speed test; predicted speeds are low by about that factor (rerun on a quiet machine)")
+    if not low <= efficiency <= high:
+        side = "below" if efficiency < low else "above"
+        warnings.append(f"host efficiency {100 * efficiency:.1f} % is {side} the {100 * low:.0f}-{100 * high:.0f} % llama.cpp "
+                        f"reaches on a quiet host; the device prediction inherits the difference"
+                        + (" (rerun with --recalibrate if the bandwidth was measured on a busy host)" if side == "above" else ""))
+    return tuple(warnings)
 
 
 def require_fit(prediction: DevicePrediction, device: DeviceProfile, tier: str) -> None:

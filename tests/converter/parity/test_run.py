@@ -92,3 +92,20 @@ def test_built_in_prompts_past_the_context_are_skipped_user_prompts_refused() ->
     mine = PreparedPrompt(Prompt("mine.txt:3", text="x"), "x", list(range(900)))
     with pytest.raises(SlmkitError, match="Prompt 'mine.txt:3' needs 917 tokens .* art holds 512"):
         fit_context([short, mine], 16, 512, "art")
+
+
+def test_chat_prompts_are_tokenized_as_apply_chat_template_does(fixture_dir) -> None:
+    """A template that writes {{ bos_token }} (Gemma) must not get a second BOS from the tokenizer:
+    parity measures the prompt the runtimes send (transformers' apply_chat_template(tokenize=True))."""
+    from slmkit.converter.parity.hf_tokenizer import HfTokenized, load_tokenizer
+    from slmkit.converter.parity.prompts import Prompt
+    from slmkit.converter.parity.run import prepare
+
+    reference = HfTokenized()
+    reference.tokenizer = load_tokenizer(fixture_dir("gemma3-spm"))
+    messages = [{"role": "user", "content": "Capital of France?"}]
+    chat, plain = prepare(reference, [Prompt("chat", messages=messages), Prompt("plain", text="Capital of France?")])
+    expected = reference.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+    expected = expected["input_ids"] if isinstance(expected, dict) or hasattr(expected, "keys") else expected
+    assert chat.chat and chat.ids == list(expected) and chat.ids[:2] != [reference.tokenizer.bos_token_id] * 2
+    assert not plain.chat and plain.ids[0] == reference.tokenizer.bos_token_id  # raw text: the tokenizer adds BOS

@@ -123,6 +123,7 @@ def test_local_tiers_are_sized_speed_tested_and_refused_when_too_big(tmp_path: P
         predictions = predict_local_tiers(pipeline, DEVICE, HOST)
         p = predictions["on-device"]
         assert p.fits and p.decode_tps > 0 and p.prefill_tps > 0 and 0 < p.efficiency <= 1
+        assert 0 < p.host_cpu_share <= 1
         tiny = DEVICE.model_copy(update={"usable_ram_gb": 0.1, "label": "a tiny device"})
         with pytest.raises(SlmkitError, match="needs about 0.3\\d GB .* a tiny device gives one app about 0.1 GB"):
             predict_local_tiers(pipeline, tiny, HOST)
@@ -137,3 +138,18 @@ def test_a_local_tier_without_a_speed_model_is_named_not_hidden() -> None:
     assert "no speed model for the llama.cpp backend" in bare.unpredicted["on-device"]
     outcome = bare.run(Request("s: hi"), None, router_only=False)
     assert outcome.steps[0]["device_ms"] == outcome.steps[0]["latency_ms"]  # host time kept, as the note says
+
+
+def test_the_sweep_row_at_the_specs_threshold_is_the_headline_cost_escalations_included() -> None:
+    replies = []
+    for i in range(8):
+        replies += [f"answer {i}", "9" if i % 2 else "2"]  # half the on-device answers escalate to mid
+    sim = simulator(Scripted(*replies), Scripted(*["mid"] * 10), Scripted(*["deep"] * 10))
+    data = dataset(*[(f"s: q{i}", "simple") for i in range(8)], ("c: proof", "complex"), ("u: unsure", "simple"))
+    summary = sim.summarize(sim.run_all(data, router_only=False), data, 1000, router_only=False)
+    assert summary["escalation_rate"] > 0
+    current = [row for row in summary["threshold_sweep"] if row["current"]]
+    assert len(current) == 1 and current[0]["simple_min_confidence"] == 0.8
+    assert current[0]["usd_per_day"] == pytest.approx(summary["cost"]["usd_per_day"])
+    cheapest = summary["threshold_sweep"][0]  # 0.0: the unsure request moves on-device too, and may escalate
+    assert cheapest["on_device"] > current[0]["on_device"]

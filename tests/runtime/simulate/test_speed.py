@@ -50,3 +50,18 @@ def test_gguf_footprint_reads_the_attention_shape() -> None:
     footprint = gguf_footprint(path, 2048)
     assert footprint.weight_bytes == path.stat().st_size
     assert footprint.kv_bytes_per_token == 2 * 30 * 3 * 64 * 2
+
+
+def test_a_busy_or_unusual_host_is_flagged_beside_the_expected_range() -> None:
+    from slmkit.runtime.simulate.speed import EXPECTED_EFFICIENCY
+
+    device = builtin_devices()["iphone-15-pro"]
+    quiet = predict(device, MODEL, HOST, HostSpeed(decode_tps=10.0, prefill_tps=50.0, cpu_share=0.98))
+    assert EXPECTED_EFFICIENCY[0] <= quiet.efficiency <= EXPECTED_EFFICIENCY[1] and quiet.warnings == ()
+    assert quiet.expected_efficiency == EXPECTED_EFFICIENCY and quiet.host_cpu_share == 0.98
+    busy = predict(device, MODEL, HOST, HostSpeed(decode_tps=0.66, prefill_tps=50.0, cpu_share=0.49))
+    assert len(busy.warnings) == 2
+    assert busy.warnings[0].startswith("the host was busy: the engine's threads got 49 % of their CPU time")
+    assert busy.warnings[1].startswith("host efficiency 3.3 % is below the 25-80 %")
+    odd = predict(device, MODEL, HOST, HostSpeed(decode_tps=19.0, prefill_tps=50.0))
+    assert odd.warnings == (odd.warnings[0],) and "above the 25-80 %" in odd.warnings[0] and "--recalibrate" in odd.warnings[0]
