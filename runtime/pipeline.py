@@ -186,15 +186,18 @@ class Pipeline:
     def handle(self, request: Request, force_tier: str | None = None) -> Response:
         start = time.perf_counter()
         trace = Trace(request_id=request.id)
-        return self._answer(request, trace, self._first_tier(request, trace, force_tier), start, tried=set())
+        return self._answer(request, trace, self._first_tier(request, trace, force_tier), start, tried=set(),
+                            checked=force_tier is None)
 
-    def _answer(self, request: Request, trace: Trace, tier: str | None, start: float, tried: set[str]) -> Response:
-        """Generate on `tier`, falling through on failure and escalating on low confidence."""
+    def _answer(self, request: Request, trace: Trace, tier: str | None, start: float, tried: set[str],
+                checked: bool = True) -> Response:
+        """Generate on `tier`, falling through on failure and, when `checked`, escalating on low confidence
+        (a tier the client named answers itself: no confidence escalation, fallback on failure only)."""
         answer: tuple[str, Generation] | None = None   # (tier, generation) of the latest answer
         while (tier := self._capable(tier, request, trace, tried)) is not None:
             tried.add(tier)
             escalate = False
-            if tier in self.spec.confidence_check.tiers:
+            if checked and tier in self.spec.confidence_check.tiers:
                 generation, escalate = self._checked_answer(tier, request, trace)
             else:
                 generation = self._generate(tier, "answer", request.messages(),
@@ -232,8 +235,9 @@ class Pipeline:
         trace = Trace(request_id=request.id)
         tried: set[str] = set()
         tier = self._capable(self._first_tier(request, trace, force_tier), request, trace, tried)
-        if tier is None or tier in self.spec.confidence_check.tiers:
-            response = self._answer(request, trace, tier, start, tried=tried)
+        checked = force_tier is None
+        if tier is None or (checked and tier in self.spec.confidence_check.tiers):
+            response = self._answer(request, trace, tier, start, tried=tried, checked=checked)
             yield response.text
             yield response
             return
@@ -253,7 +257,7 @@ class Pipeline:
             tried.add(tier)
             nxt = next((t for t in self._candidates(tier) if t not in tried), None)
             trace.fallbacks.append({"from": tier, "to": nxt, "reason": exc.reason})
-            response = self._answer(request, trace, nxt, start, tried=tried)
+            response = self._answer(request, trace, nxt, start, tried=tried, checked=checked)
             yield response.text
             yield response
             return

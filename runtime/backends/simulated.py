@@ -25,7 +25,7 @@ class SimulatedBackend:
                 f"no model was called; {output_tokens} output tokens and {latency:.0f} ms are modelled]")
         return Generation(text=text, input_tokens=prompt_tokens, output_tokens=output_tokens, latency_ms=latency,
                           model=self.tier.model or "simulated", ttft_ms=self.profile.ttft_ms, simulated=True,
-                          tokens_estimated=True)
+                          tokens_estimated=True, finish_reason="length" if output_tokens >= max_tokens else "stop")
 
     def stream(self, messages: list[dict], max_tokens: int, options: ChatOptions | None = None) -> Iterator[str | Generation]:
         return stream_whole(self, messages, max_tokens, options)

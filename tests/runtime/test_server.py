@@ -283,3 +283,16 @@ def test_a_client_leaving_mid_stream_releases_the_engine() -> None:
         quick = httpx.post(f"{server.base_url}/chat/completions", timeout=30, json={**body, "stream": False,
                                                                                    "max_tokens": 3})
         assert quick.status_code == 200 and time.monotonic() - started < 15
+
+
+def test_a_named_tier_answers_itself_without_confidence_escalation() -> None:
+    """`model: "on-device"` gets the on-device answer even when its confidence check would escalate;
+    only a failing tier falls through."""
+    pipeline = make_pipeline(on_device=Scripted("Low-rated answer.", "2"), mid=Scripted("Mid answer."))
+    with Server(pipeline) as server:
+        reply = server.client().chat.completions.create(model="on-device", messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content == "Low-rated answer." and reply.model == "on-device"
+        assert reply.model_extra["slmkit"]["trace"]["escalations"] == []
+        chunks = list(server.client().chat.completions.create(model="mid", stream=True,
+                                                              messages=[{"role": "user", "content": "hi"}]))
+        assert chunks[-1].model_extra["slmkit"]["trace"]["final_tier"] == "mid"
