@@ -62,6 +62,8 @@ def test_a_spec_without_a_method_keeps_the_seed_check() -> None:
     (lambda d: d["tiers"][2].update(price_in_per_mtok=-1), "price_in_per_mtok"),
     (lambda d: d["tiers"][2].update(name="Frontier Tier"), "tiers.2.name"),
     (lambda d: d["router"].update(bias={"trivial": 1.0}), "bias names unknown labels"),
+    (lambda d: d["tiers"][0].update(features=["tools"]), "tier on-device: a llama.cpp tier cannot honour tools"),
+    (lambda d: d["tiers"][0].update(features=["telepathy"]), "tiers.0.features"),
 ])
 def test_invalid_specs_are_refused_with_the_reason(edit, message: str) -> None:
     data = default_data()
