@@ -15,7 +15,13 @@ MODEL ?= smollm2-135m
 QUANT ?= q4_k_m
 OUT := out/$(MODEL)-gguf-$(QUANT)
 
-.PHONY: setup demo test test-slow test-scale bench bench-scale clean
+# ninja prints "[17/140] /usr/bin/gcc …" per step: show it as "[ 12%]", once per percent, plus
+# compiler errors ("error:", not the -Werror flags every command line carries) and the result.
+BUILD_PROGRESS := awk '/^ *\[[0-9]+\/[0-9]+\]/ { split(substr($$1, 2), n, "/"); p = int(100 * n[1] / n[2]); \
+  if (p != last) { printf "  [%3d%%]\n", p; last = p; fflush() } next } \
+  / error:|^error|Successfully built|Successfully created/ { print; fflush() }'
+
+.PHONY: setup demo test lint test-slow test-scale bench bench-scale clean
 
 setup: $(VENV)/.installed
 
@@ -25,7 +31,7 @@ $(VENV)/.installed: pyproject.toml
 	@if ! ls $(WHEELS)/$(LLAMA_CPP)-*.whl >/dev/null 2>&1; then \
 	  echo "Building llama-cpp-python 0.3.36 from source (portable, ~9 minutes on 2 cores, once)..."; \
 	  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(PY) -m pip wheel -v --no-deps --no-cache-dir \
-	    -w $(WHEELS) llama-cpp-python==0.3.36 2>&1 | grep --line-buffered -E "^\s*\[ *[0-9]+%\]|Successfully|error" ; \
+	    -w $(WHEELS) llama-cpp-python==0.3.36 2>&1 | $(BUILD_PROGRESS) ; \
 	  ls $(WHEELS)/$(LLAMA_CPP)-*.whl >/dev/null 2>&1 || { echo "llama-cpp-python build failed"; exit 1; }; \
 	fi
 	$(PY) -m pip install --progress-bar on --find-links $(WHEELS) -e ".[dev]"
@@ -37,6 +43,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check cli data runtime converter recipes tests bench
 
 test-slow: setup
 	$(PY) -m pip install --quiet --find-links $(WHEELS) -e ".[dev,clients]"

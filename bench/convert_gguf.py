@@ -36,7 +36,7 @@ def main() -> None:
     for name in args.models:
         ckpt = resolve_recipe(get_recipe(name))
         with tempfile.TemporaryDirectory() as tmp:
-            ours_cmd = [sys.executable, "-m", "slmkit.converter", "convert", str(ckpt.path), "--quant", "f16",
+            ours_cmd = [sys.executable, "-m", "slmkit.cli", "convert", str(ckpt.path), "--quant", "f16",
                         "--output", f"{tmp}/ours", "--force"]
             official_cmd, official_env = oracle.official_command(ckpt.path, Path(tmp) / "official.gguf", "f16")
             ours = [measure(ours_cmd, dict(os.environ)) for _ in range(args.repeat)]

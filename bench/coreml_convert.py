@@ -70,7 +70,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for quant in args.quants.split(","):
                 out = Path(tmp) / quant
-                run = measure([sys.executable, "-m", "slmkit.converter", "convert", str(checkpoint),
+                run = measure([sys.executable, "-m", "slmkit.cli", "convert", str(checkpoint),
                                "--target", "coreml", "--quant", quant, "--output", str(out)])
                 if not run.ok:
                     raise SystemExit(f"converting {name} at {quant} failed: {run.last_error_line}")

@@ -24,7 +24,7 @@ from slmkit.converter.parity.prompts import builtin_prompts
 def ensure(model: str, target: str, quant: str) -> Path:
     folder = Path("out") / f"{model}-{target}-{quant}"
     if not (folder / "manifest.json").is_file():
-        subprocess.run([sys.executable, "-m", "slmkit.converter", "convert", model, "--target", target,
+        subprocess.run([sys.executable, "-m", "slmkit.cli", "convert", model, "--target", target,
                         "--quant", quant, "--output", str(folder), "--force"], check=True)
     return folder
 
@@ -34,7 +34,7 @@ def ensure_builder(model: str) -> Path | str:
     folder = Path("out") / f"{model}-genai-builder-int4"
     if (folder / "genai_config.json").is_file():
         return folder
-    checkpoint = subprocess.run([sys.executable, "-m", "slmkit.converter", "models", "path", model],
+    checkpoint = subprocess.run([sys.executable, "-m", "slmkit.cli", "models", "path", model],
                                 capture_output=True, text=True, check=True).stdout.strip()
     result = subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", checkpoint, "-o",
                              str(folder), "-p", "int4", "-e", "cpu", "-c", str(folder) + ".cache"],

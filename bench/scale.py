@@ -28,7 +28,7 @@ from measure import Run, measure
 
 DEFAULT_MODELS = ["smollm2-135m", "gemma-3-1b", "gemma-3-4b", "llama-3.2-3b", "qwen2.5-3b", "phi-4-mini", "phi-4"]
 GGUF_ONLY = {"phi-4"}  # the laptop tier: a 14B model ships as GGUF
-SLMKIT = [sys.executable, "-m", "slmkit.converter"]
+SLMKIT = [sys.executable, "-m", "slmkit.cli"]
 QUANTIZE = """
 import ctypes, sys, llama_cpp
 params = llama_cpp.llama_model_quantize_default_params()
@@ -58,7 +58,8 @@ def checkpoint_for(model: str, work: Path) -> tuple[Path, Run | None]:
 def preflight_estimate(checkpoint: Path, target: str, quant: str) -> int:
     """What `slmkit convert` estimates before it starts (its refusal threshold), for the side-by-side."""
     from slmkit.converter.models.resolve import resolve
-    from slmkit.converter.targets.base import ConvertOptions, get_target
+    from slmkit.converter.targets.base import ConvertOptions
+    from slmkit.converter.targets.registry import get_target
 
     return get_target(target).estimate_memory(resolve(str(checkpoint)), quant, ConvertOptions())
 

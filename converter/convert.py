@@ -12,7 +12,8 @@ from slmkit.converter.models.checkpoint import Checkpoint
 from slmkit.converter.preflight import require_memory
 from slmkit.converter.tokenizer_files import check_chat_template
 from slmkit.converter.staging import require_free_space, staged_output
-from slmkit.converter.targets.base import ConvertOptions, check_quant, get_target
+from slmkit.converter.targets.base import ConvertOptions, check_quant
+from slmkit.converter.targets.registry import get_target
 from slmkit.converter.tokenizer_files import ARTIFACT_TOKENIZER_FILES
 
 def default_output(ckpt: Checkpoint, target: str, quant: str) -> Path:

@@ -35,5 +35,5 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
             timeout: int = 600) -> subprocess.CompletedProcess[str]:
     """Run the installed `slmkit` entry point as a user would."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "slmkit.converter", *args], cwd=cwd, env=full_env,
+    return subprocess.run([sys.executable, "-m", "slmkit.cli", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)

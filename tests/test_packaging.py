@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TOP_LEVEL = {"converter": "slmkit.converter", "runtime": "slmkit.runtime", "recipes": "slmkit.recipes",
-             "mobile_templates": "slmkit.mobile_templates"}
+TOP_LEVEL = {"cli": "slmkit.cli", "data": "slmkit.data", "converter": "slmkit.converter", "runtime": "slmkit.runtime",
+             "recipes": "slmkit.recipes", "mobile_templates": "slmkit.mobile_templates"}
 
 
 def test_every_package_folder_is_installed() -> None:
@@ -48,7 +49,7 @@ def test_runtime_sources_never_name_the_converter_or_torch() -> None:
 
 
 def test_route_command_does_not_load_heavy_libraries() -> None:
-    result = subprocess.run([sys.executable, "-c", "import sys\nfrom slmkit.converter import cli\n"
+    result = subprocess.run([sys.executable, "-c", "import sys\nfrom slmkit.cli import main as cli\n"
                              "sys.argv=['slmkit','route','Write a sonnet about the sea, then explain its meter.','--json']\n"
                              "try:\n    cli.main()\nexcept SystemExit:\n    pass\nprint('LOADED', ' '.join(sys.modules))"],
                             capture_output=True, text=True, check=True)
@@ -58,7 +59,7 @@ def test_route_command_does_not_load_heavy_libraries() -> None:
 
 
 def test_cli_help_does_not_load_heavy_libraries() -> None:
-    result = subprocess.run([sys.executable, "-c", "import sys\nfrom slmkit.converter import cli\nsys.argv=['slmkit','--help']\n"
+    result = subprocess.run([sys.executable, "-c", "import sys\nfrom slmkit.cli import main as cli\nsys.argv=['slmkit','--help']\n"
                              "try:\n    cli.main()\nexcept SystemExit:\n    pass\nprint('LOADED', ' '.join(sys.modules))"],
                             capture_output=True, text=True, check=True)
     loaded = set(result.stdout.split("LOADED", 1)[1].split())
@@ -69,7 +70,7 @@ def test_cli_help_does_not_load_heavy_libraries() -> None:
 def test_simulate_and_serve_do_not_load_heavy_libraries(tmp_path: Path) -> None:
     workload = tmp_path / "w.jsonl"
     workload.write_text('{"prompt": "Translate hello to French."}\n')
-    result = subprocess.run([sys.executable, "-c", "import sys\nfrom slmkit.converter import cli\n"
+    result = subprocess.run([sys.executable, "-c", "import sys\nfrom slmkit.cli import main as cli\n"
                              f"sys.argv=['slmkit','simulate','--workload',{str(workload)!r},'--router-only',"
                              f"'--report',{str(tmp_path / 'r')!r}]\n"
                              "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
@@ -78,3 +79,30 @@ def test_simulate_and_serve_do_not_load_heavy_libraries(tmp_path: Path) -> None:
     assert (tmp_path / "r" / "report.html").is_file(), result.stderr
     loaded = set(result.stdout.split("LOADED", 1)[1].split())
     assert "fastapi" in loaded and not HEAVY & loaded
+
+
+def test_commands_without_the_convert_extra_name_it_in_one_line(tmp_path: Path) -> None:
+    """The runtime flavour (`pip install slmkit`): torch hidden, convert-side commands refuse with the
+    install line before any work; runtime commands still run."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys, importlib.abc\n"
+        "class Hide(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'torch', 'transformers'}:\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Hide())\n")
+    env = {**os.environ, "PYTHONPATH": str(blocker)}
+    for args in (["convert", "smollm2-135m"], ["parity", str(tmp_path)], ["models", "pull", "smollm2-135m"],
+                 ["router", "train", "--data", "x.jsonl", "--output", str(tmp_path / "o")],
+                 ["package", "--model", "smollm2-135m", "--platform", "android", "--output", str(tmp_path / "b")]):
+        result = subprocess.run([sys.executable, "-m", "slmkit.cli", *args], capture_output=True, text=True, env=env)
+        assert result.returncode == 1, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        message = " ".join(result.stderr.split())
+        assert 'needs the convert extra' in message and 'pip install "slmkit[convert]"' in message, message
+    assert not (tmp_path / "o").exists() and not (tmp_path / "b").exists()
+    routed = subprocess.run([sys.executable, "-m", "slmkit.cli", "route", "Classify the sentiment: I love it.", "--json"],
+                            capture_output=True, text=True, env=env)
+    assert routed.returncode == 0, routed.stderr

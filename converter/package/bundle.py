@@ -21,7 +21,8 @@ from slmkit.converter.package.manifest import write_bundle_manifest
 from slmkit.converter.package.platforms import PLATFORMS, Platform
 from slmkit.converter.package.render import render_template
 from slmkit.converter.staging import staged_output
-from slmkit.converter.targets.base import get_target
+from slmkit.converter.targets.registry import get_target
+from slmkit.data import routing_file
 from slmkit.runtime.default import default_spec_path
 from slmkit.runtime.models.recipe import Recipe
 from slmkit.runtime.simulate.devices import DeviceProfile, builtin_devices
@@ -194,8 +195,7 @@ def write_router_vectors(bundle: Path, spec: dict[str, Any], path: Path, count: 
     from slmkit.runtime.data import read_dataset
     from slmkit.runtime.router.classifier import ClassifierRouter
 
-    data = Path(__file__).resolve().parents[2] / "data" / "routing" / "train.jsonl.gz"
-    items = read_dataset(data).items if data.is_file() else []
+    items = read_dataset(routing_file("train.jsonl.gz")).items
     requests = [i.request for i in random.Random(0).sample(items, min(count, len(items)))]
     router = ClassifierRouter(parse_spec(spec).router, bundle)
     rows = []

@@ -19,7 +19,8 @@ def check_artifact(artifact: Path, *, reference: str | None = None, extra_prompt
     from slmkit.converter.parity.prompts import builtin_prompts, load_prompts
     from slmkit.converter.parity.run import open_artifact, prepare, reference_pass, run_parity
     from slmkit.converter.parity.torch_runner import TorchRunner
-    from slmkit.converter.targets.base import check_engine, get_target
+    from slmkit.converter.targets.base import check_engine
+    from slmkit.converter.targets.registry import get_target
 
     if not Path(artifact).is_dir():
         raise SlmkitError(f"{artifact} is not a folder.", hint="Pass the folder written by `slmkit convert`.")

@@ -6,24 +6,16 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from slmkit.converter.errors import SlmkitError
 from slmkit.converter.manifest import MANIFEST, read_manifest, sha256_file
 from slmkit.converter.parity.metrics import aggregate, judge, score_prompt
 from slmkit.converter.parity.prompts import Prompt
-
-
-def thresholds_for(quant: str) -> dict[str, float]:
-    table = yaml.safe_load(resources.files("slmkit.converter.parity").joinpath("thresholds.yaml").read_text())
-    if quant not in table:
-        raise SlmkitError(f"No parity thresholds for quantization '{quant}'.", hint=f"Known: {', '.join(table)}.")
-    return table[quant]
+from slmkit.converter.targets.registry import get_target_spec
 
 
 def open_artifact(folder: Path) -> dict[str, Any]:
@@ -187,7 +179,7 @@ def run_parity(artifact: Path, reference: Any, runs: list[ReferenceRun], runner:
     `reference` only tokenizes and renders here (its model is released before the engine loads).
     """
     quant = manifest["quant"]
-    thresholds = thresholds_for(quant)
+    thresholds = dict(get_target_spec(manifest["target"]).quant(quant).thresholds)
     started = time.perf_counter()
     ref_info, art_info = reference.tokenizer_info(), runner.tokenizer_info()
     problems = tokenizer_problems(ref_info, art_info, reference, runner)

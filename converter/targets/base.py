@@ -1,13 +1,14 @@
-"""The small interface every target implements, and the registry the CLI looks targets up in."""
+"""The small interface every target implements (its facts live in its `TargetSpec`, spec.py; the
+registry is registry.py)."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from slmkit.converter.errors import SlmkitError
+from slmkit.converter.targets.spec import TargetSpec
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -32,12 +33,13 @@ class ConvertOptions:
 
 
 class Target(Protocol):
+    spec: TargetSpec
+    # Read from `spec`: name, quant names, default quant, engines (the first is parity's default) and
+    # where tokenizer files go inside the artifact ("." when the runtime reads them beside the model).
     name: str
     quants: tuple[str, ...]
     default_quant: str
-    # Where tokenizer files go inside the artifact ("." when the runtime reads them beside the model).
     tokenizer_dir: str
-    # Engines `slmkit parity --engine` can run the artifact with; the first is the default.
     engines: tuple[str, ...]
 
     def check_supported(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> None:
@@ -64,19 +66,30 @@ class Target(Protocol):
         """A parity Runner over the converted artifact, holding at least `n_ctx` tokens."""
 
 
-# target name -> module defining `TARGET`; imported only when that target is used.
-_TARGET_MODULES = {"gguf": "slmkit.converter.targets.gguf.target", "onnx": "slmkit.converter.targets.onnx.target",
-                   "coreml": "slmkit.converter.targets.coreml.target"}
+class SpecAttributes:
+    """Mixin for target implementations: the Target protocol's attributes, read from `spec`."""
 
+    spec: TargetSpec
 
-def target_names() -> list[str]:
-    return list(_TARGET_MODULES)
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
+    @property
+    def quants(self) -> tuple[str, ...]:
+        return self.spec.quant_names
 
-def get_target(name: str) -> Target:
-    if name not in _TARGET_MODULES:
-        raise SlmkitError(f"Unknown target '{name}'.", hint=f"Available targets: {', '.join(_TARGET_MODULES)}.")
-    return importlib.import_module(_TARGET_MODULES[name]).TARGET
+    @property
+    def default_quant(self) -> str:
+        return self.spec.default_quant
+
+    @property
+    def tokenizer_dir(self) -> str:
+        return self.spec.tokenizer_dir
+
+    @property
+    def engines(self) -> tuple[str, ...]:
+        return self.spec.engines
 
 
 def check_engine(target: Target, engine: str | None) -> str:
@@ -97,8 +110,5 @@ def refuse_options(target: str, options: ConvertOptions, *used: str) -> None:
 
 
 def check_quant(target: Target, quant: str) -> None:
-    if quant not in target.quants:
-        raise SlmkitError(
-            f"Target '{target.name}' has no quantization '{quant}'.",
-            hint=f"Choose one of: {', '.join(target.quants)}.",
-        )
+    """Raises: SlmkitError naming the target's quantizations."""
+    target.spec.quant(quant)

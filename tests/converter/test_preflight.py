@@ -10,7 +10,8 @@ from slmkit.converter import preflight
 from slmkit.converter.errors import SlmkitError
 from slmkit.converter.models.resolve import resolve
 from slmkit.converter.preflight import WeightStats
-from slmkit.converter.targets.base import ConvertOptions, get_target
+from slmkit.converter.targets.base import ConvertOptions
+from slmkit.converter.targets.registry import get_target
 from tests.conftest import run_cli
 
 

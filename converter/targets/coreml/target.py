@@ -11,14 +11,14 @@ from __future__ import annotations
 import gc
 import json
 import math
-import platform
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.targets.base import ConvertOptions, ConvertResult, refuse_options
+from slmkit.converter.targets.base import ConvertOptions, ConvertResult, SpecAttributes, refuse_options
+from slmkit.converter.targets.coreml.spec import SPEC
 from slmkit.converter.tokenizer_files import observed_special_tokens, state_tokenizer_config
 
 if TYPE_CHECKING:
@@ -28,26 +28,18 @@ if TYPE_CHECKING:
     from slmkit.converter.parity.runner import Runner
 
 MODEL_FILE = "model.mlpackage"
-TOKENIZER_DIR = "tokenizer"
 DEFAULT_BLOCK_SIZE = 32
 # Tokens the KV-cache states hold unless --cache-length says otherwise (what the recipes' RAM assumes).
 DEFAULT_CACHE_LENGTH = 4096
 MIN_STATEFUL_TARGET = "iOS18"
 CACHE_MULTIPLE = 32  # Core ML wants state lengths in multiples of 32 (coremltools #2631)  # MLState arrived with iOS 18 / macOS 15
-_BYTES_PER_WEIGHT = {"fp32": 4.0, "fp16": 2.0, "int8": 1.05, "int4": 0.6, "palettize4": 0.55}
-EVALUATOR, EVALUATOR_FP32, COREML = "coreml-evaluator", "coreml-evaluator-fp32", "coreml"
 # What the building estimate missed at Gemma 3 1B int4: measured 2.71 GiB against 2.27 GiB
 # estimated (fresh-clone check, 2026-12-04); preflight estimates must not fall below a measure.
 BUILD_SLACK_BYTES = 600 * 1024**2
 
 
-class CoremlTarget:
-    name = "coreml"
-    quants = ("fp16", "int8", "int4", "palettize4", "fp32")
-    default_quant = "int4"
-    tokenizer_dir = TOKENIZER_DIR
-    # The numpy evaluator (device-like fp16 rounding, or exact fp32) everywhere; real Core ML on macOS.
-    engines = (COREML, EVALUATOR, EVALUATOR_FP32) if platform.system() == "Darwin" else (EVALUATOR, EVALUATOR_FP32, COREML)
+class CoremlTarget(SpecAttributes):
+    spec = SPEC
 
     def check_supported(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> None:
         from slmkit.converter.models.decoder import decoder_spec
@@ -66,7 +58,7 @@ class CoremlTarget:
     def estimate_bytes(self, ckpt: Checkpoint, quant: str) -> int:
         n_params = sum(math.prod(ref.shape) for ref in ckpt.tensors())
         # coremltools writes the fp16 package, then the compressed one, in its own temp folder.
-        return int(n_params * (2.0 + _BYTES_PER_WEIGHT[quant]) * 1.05) + (64 << 20)
+        return int((2.0 * n_params + SPEC.quant(quant).stored_bytes(n_params)) * 1.05) + (64 << 20)
 
     def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress,
                 options: ConvertOptions) -> ConvertResult:
@@ -102,12 +94,12 @@ class CoremlTarget:
         del mlmodel
         gc.collect()
         progress.update(task, description="Converted to Core ML")
-        state_tokenizer_config(out / TOKENIZER_DIR, special)
+        state_tokenizer_config(out / SPEC.tokenizer_dir, special)
         details: dict[str, Any] = {
             "format": "mlprogram", "deployment_target": options.deployment_target or MIN_STATEFUL_TARGET,
             "graph": "built from the weights (MIL), stateful KV cache",
             "compute_precision": "fp32" if quant == "fp32" else "fp16", **layout.describe(),
-            "tokenizer_dir": TOKENIZER_DIR, "layers": spec.layers, "parameters": weights.parameters,
+            "tokenizer_dir": SPEC.tokenizer_dir, "layers": spec.layers, "parameters": weights.parameters,
             "sliding_window": spec.sliding_window,
             **fp16_range.describe(), "rope_tables": len(spec.ropes), **compressor.describe(),
         }
@@ -122,7 +114,7 @@ class CoremlTarget:
 
         stats = WeightStats.of(ckpt)
         calibration = BASE_BYTES + stats.stored_bytes - stats.layer_stored_bytes + 8 * stats.largest_layer_tensor if quant != "fp32" else 0
-        program = stats.parameters * _BYTES_PER_WEIGHT[quant]
+        program = SPEC.quant(quant).stored_bytes(stats.parameters)
         building = BASE_BYTES + BUILD_SLACK_BYTES + int(2 * program) + stats.table * 2
         return max(calibration, building)
 
@@ -150,7 +142,7 @@ class CoremlTarget:
     def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int, engine: str) -> Runner:
         from slmkit.converter.parity.coreml_runner import CoremlRunner
 
-        return CoremlRunner(artifact / manifest["model_file"], artifact / TOKENIZER_DIR, engine, threads)
+        return CoremlRunner(artifact / manifest["model_file"], artifact / SPEC.tokenizer_dir, engine, threads)
 
 
 def cache_length_for(context_length: int, requested: int) -> int:
@@ -226,7 +218,7 @@ def describe(mlmodel: Any, ckpt: Checkpoint, quant: str, layout: Any, special: d
         "slmkit.quant": quant,
         "slmkit.cache_length": str(layout.cache_length),
         "slmkit.context_length": str(ckpt.recipe.context_length if ckpt.recipe else layout.cache_length),
-        "slmkit.tokenizer_dir": TOKENIZER_DIR,
+        "slmkit.tokenizer_dir": SPEC.tokenizer_dir,
         "slmkit.special_tokens": json.dumps(special),
     }
     mlmodel.user_defined_metadata.update(metadata)

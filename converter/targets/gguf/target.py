@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.targets.base import ConvertOptions, ConvertResult, refuse_options
+from slmkit.converter.targets.base import ConvertOptions, ConvertResult, SpecAttributes, refuse_options
 from slmkit.converter.targets.gguf.quantize import QUANT_FTYPES, quantize
+from slmkit.converter.targets.gguf.spec import SPEC
 from slmkit.converter.targets.gguf.writer import GGUFPlan
 
 if TYPE_CHECKING:
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
     from slmkit.converter.models.checkpoint import Checkpoint
     from slmkit.converter.parity.runner import Runner
 
-_BITS_PER_WEIGHT = {"f32": 32.0, "f16": 16.0, "bf16": 16.0, "q8_0": 8.5, "q6_k": 6.6, "q5_k_m": 5.7, "q4_k_m": 4.9}
 _SOURCE_FLOAT = {"F32": "f32", "F16": "f16", "BF16": "bf16"}
 
 
@@ -27,12 +27,8 @@ def intermediate_type(ckpt: Checkpoint) -> str:
     return _SOURCE_FLOAT.get(dtypes.pop(), "f32") if len(dtypes) == 1 else "f32"
 
 
-class GGUFTarget:
-    name = "gguf"
-    quants = ("f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m")
-    default_quant = "q4_k_m"
-    tokenizer_dir = "tokenizer"  # the GGUF embeds its tokenizer; the files are kept for reference
-    engines = ("llama.cpp",)
+class GGUFTarget(SpecAttributes):
+    spec = SPEC
 
     def check_supported(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> None:
         if options.block_size is not None:
@@ -42,8 +38,8 @@ class GGUFTarget:
 
     def estimate_bytes(self, ckpt: Checkpoint, quant: str) -> int:
         n_params = sum(math.prod(ref.shape) for ref in ckpt.tensors())
-        final = n_params * _BITS_PER_WEIGHT[quant] / 8
-        staging = 0 if quant not in QUANT_FTYPES else n_params * _BITS_PER_WEIGHT[intermediate_type(ckpt)] / 8
+        final = SPEC.quant(quant).stored_bytes(n_params)
+        staging = 0 if quant not in QUANT_FTYPES else SPEC.quant(intermediate_type(ckpt)).stored_bytes(n_params)
         return int((final + staging) * 1.05) + (64 << 20)
 
     def estimate_memory(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> int:

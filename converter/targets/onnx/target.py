@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.targets.base import ConvertOptions, ConvertResult, refuse_options
+from slmkit.converter.targets.base import ConvertOptions, ConvertResult, SpecAttributes, refuse_options
+from slmkit.converter.targets.onnx.spec import SPEC
 from slmkit.converter.tokenizer_files import observed_special_tokens, state_tokenizer_config
 
 if TYPE_CHECKING:
@@ -27,16 +28,10 @@ MODEL_FILE = "model.onnx"
 OPSET = 20
 EXTERNAL_DATA = "model.onnx.data"
 DEFAULT_BLOCK_SIZE = 32
-_BYTES_PER_WEIGHT = {"fp32": 4.0, "fp16": 2.0, "int8": 1.13, "int4": 0.75, "int4-hqq": 0.8}
 
 
-class OnnxTarget:
-    name = "onnx"
-    quants = ("fp32", "fp16", "int8", "int4", "int4-hqq")
-    default_quant = "int4"
-    tokenizer_dir = "."  # onnxruntime-genai reads tokenizer.json & co. beside genai_config.json
-    # "-mobile" engines run the .ort file instead of model.onnx.
-    engines = ("onnxruntime-genai", "onnxruntime", "onnxruntime-mobile", "onnxruntime-genai-mobile")
+class OnnxTarget(SpecAttributes):
+    spec = SPEC
 
     def check_supported(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> None:
         from slmkit.converter.models.decoder import decoder_spec
@@ -58,7 +53,7 @@ class OnnxTarget:
     def estimate_bytes(self, ckpt: Checkpoint, quant: str) -> int:
         n_params = sum(math.prod(ref.shape) for ref in ckpt.tensors())
         # model.onnx and model.ort side by side, plus the tokenizer.
-        return int(2 * n_params * _BYTES_PER_WEIGHT[quant] * 1.05) + (64 << 20)
+        return int(2 * SPEC.quant(quant).stored_bytes(n_params) * 1.05) + (64 << 20)
 
     def estimate_memory(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> int:
         """Building: the token table as stored plus its packed form, and one layer's weights widened
@@ -70,7 +65,7 @@ class OnnxTarget:
 
         stats = WeightStats.of(ckpt)
         building = BASE_BYTES + int(stats.table * 3.2) + 12 * stats.largest_layer_tensor
-        size = stats.parameters * _BYTES_PER_WEIGHT[quant]
+        size = SPEC.quant(quant).stored_bytes(stats.parameters)
         ort = BASE_BYTES + int(4.2 * size) if size < mobile.ORT_SIZE_LIMIT else 0
         return max(building, ort)
 

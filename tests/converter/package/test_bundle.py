@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.converter.test_cli_errors import assert_clean_failure
+from tests.cli.test_errors import assert_clean_failure
 
 KOTLIN_STDLIB = Path("/usr/share/java/kotlin-stdlib.jar")
 

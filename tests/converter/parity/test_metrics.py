@@ -92,13 +92,11 @@ def test_ppl_delta_is_gated_only_where_the_model_predicts_the_prompts() -> None:
 
 
 def test_every_quantization_has_every_bound() -> None:
-    import yaml
-    from importlib import resources
-
     from slmkit.converter.parity.metrics import CHECKS
-    from slmkit.converter.targets.gguf.target import GGUFTarget
+    from slmkit.converter.targets.registry import target_specs
+    from slmkit.converter.targets.spec import THRESHOLD_KEYS
 
-    table = yaml.safe_load(resources.files("slmkit.converter.parity").joinpath("thresholds.yaml").read_text())
-    assert set(GGUFTarget.quants) <= set(table)
-    for quant, bounds in table.items():
-        assert set(bounds) == {key for key, _ in CHECKS.values()}, quant
+    assert set(THRESHOLD_KEYS) == {key for key, _ in CHECKS.values()}
+    for spec in target_specs().values():
+        for quant in spec.quants:
+            assert set(quant.thresholds) == set(THRESHOLD_KEYS), (spec.name, quant.name)

@@ -106,7 +106,7 @@ def test_category_target_refuses_missing_or_inconsistent_categories(spec) -> Non
 
 
 def test_auto_target_is_category_only_when_every_request_has_one() -> None:
-    from slmkit.converter.cli_routing import resolve_target
+    from slmkit.cli.routing import resolve_target
 
     labelled = Dataset([LabelledRequest(Request(user="a"), "simple", category="qa")])
     assert resolve_target("auto", labelled) == "category" and resolve_target("auto", _dataset()) == "tier"

@@ -120,13 +120,14 @@ def intact_runs(fixture_dir: Callable[[str], Path], folders: Callable[[str], Pat
     return get
 
 
-def assert_rule_is_needed(rule: str, intact: Callable[[str], tuple], build_logits: BuildLogits, folder: Path) -> None:
-    """The intact artifact passes the fp32 bound; with `rule` broken it misses it tenfold."""
-    from slmkit.converter.parity.run import thresholds_for
+def assert_rule_is_needed(target: str, rule: str, intact: Callable[[str], tuple], build_logits: BuildLogits,
+                          folder: Path) -> None:
+    """The intact artifact passes `target`'s fp32 bound; with `rule` broken it misses it tenfold."""
+    from slmkit.converter.targets.registry import get_target_spec
 
     fixture, mutate = MUTATIONS[rule]
     ckpt, spec, expected, intact_kl = intact(fixture)
-    bound = thresholds_for("fp32")["kl_mean_max"]
+    bound = get_target_spec(target).quant("fp32").thresholds["kl_mean_max"]
     assert intact_kl < bound, f"the intact artifact must pass fp32 parity ({intact_kl:.3g})"
     broken = kl_mean(expected, build_logits(*mutate(spec, DecoderWeights(ckpt, spec)), folder))
     assert broken > 10 * bound, f"breaking '{rule}' must fail parity (KL {broken:.3g})"

@@ -45,7 +45,7 @@ def exact(fixture_dir, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.mark.parametrize("rule", list(MUTATIONS))
 def test_each_architecture_rule_is_needed(rule: str, exact, tmp_path: Path) -> None:
-    assert_rule_is_needed(rule, exact, build_logits, tmp_path)
+    assert_rule_is_needed("coreml", rule, exact, build_logits, tmp_path)
 
 
 def test_new_tokens_and_mask_have_independent_lengths(exact, tmp_path: Path) -> None:

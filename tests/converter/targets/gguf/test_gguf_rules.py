@@ -128,11 +128,11 @@ def intact(fixture_dir, tmp_path_factory: pytest.TempPathFactory) -> Callable[[s
 
 @pytest.mark.parametrize("rule", list(RULES))
 def test_each_rule_is_needed(rule: str, intact, tmp_path: Path) -> None:
-    from slmkit.converter.parity.run import thresholds_for
+    from slmkit.converter.targets.registry import get_target_spec
 
     mutation = RULES[rule]
     path, expected, intact_kl = intact(mutation.fixture)
-    bound = thresholds_for("f16")["kl_mean_max"]
+    bound = get_target_spec("gguf").quant("f16").thresholds["kl_mean_max"]
     assert intact_kl < bound, f"the intact GGUF must pass f16 parity ({intact_kl:.3g})"
     rewrite(path, tmp_path / "broken.gguf", mutation)
     broken = kl_mean(expected, llama_cpp_logits(tmp_path / "broken.gguf", IDS))

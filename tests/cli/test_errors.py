@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from slmkit.converter import cli
+from slmkit.cli import main as cli
 from tests.conftest import run_cli
 
 
@@ -114,7 +114,7 @@ def test_sigterm_mid_convert_leaves_nothing(fixture_dir, tmp_path: Path) -> None
     import sys
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "slmkit.converter", "convert", str(fixture_dir("llama")),
+    proc = subprocess.Popen([sys.executable, "-m", "slmkit.cli", "convert", str(fixture_dir("llama")),
                              "--target", "coreml", "--quant", "fp16", "--output", str(tmp_path / "out")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

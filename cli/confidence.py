@@ -10,9 +10,9 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
-from slmkit.converter.cli_paths import writable_file
-from slmkit.converter.cli_routing import BundleOption, SpecOption, spec_path
-from slmkit.converter.progress import progress as progress_display
+from slmkit.cli.paths import writable_file
+from slmkit.cli.routing import BundleOption, SpecOption, spec_path
+from slmkit.cli.progress import progress as progress_display
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.paths import write_atomically
 

@@ -11,8 +11,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from slmkit.converter.cli_paths import writable_file, writable_folder
-from slmkit.converter.progress import progress as progress_display
+from slmkit.cli.extras import require_extra
+from slmkit.cli.paths import writable_file, writable_folder
+from slmkit.cli.progress import progress as progress_display
 from slmkit.runtime.errors import SlmkitError
 
 router_app = typer.Typer(help="Train, evaluate and describe the request router.", no_args_is_help=True)
@@ -133,6 +134,7 @@ def cv(
     report: Annotated[Optional[Path], typer.Option(callback=writable_file, help="Write every figure as JSON here.")] = None,
 ) -> None:
     """Cross-validate the classifier router: figures out of fold, pooled and per held-out source."""
+    require_extra("convert", "router cv")
     from slmkit.converter.routing.train import (
         SPLITS,
         cross_validate,
@@ -191,6 +193,7 @@ def train(
                                              "probe and label_logits run the llama.cpp on-device model once per request.")] = "classifier",
 ) -> None:
     """Train or calibrate a router; print cross-validated figures and write a routing.json using it."""
+    require_extra("convert", "router train")
     from slmkit.runtime.data import read_datasets
 
     if encoder not in ("minilm", "none"):

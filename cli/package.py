@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from slmkit.converter.cli_paths import writable_folder
-from slmkit.converter.errors import SlmkitError
+from slmkit.cli.extras import require_extra
+from slmkit.cli.paths import writable_folder
+from slmkit.runtime.errors import SlmkitError
 
 console = Console(stderr=True)
 out = Console()
@@ -30,13 +31,14 @@ def package(
     force: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
 ) -> None:
     """Bundle a parity-checked model, the routing spec and router, and the app template for a platform."""
+    require_extra("convert", "package")
     from slmkit.converter.models.resolve import resolve
     from slmkit.converter.package.bundle import (
         build_bundle,
         get_platform,
         precheck_size,
     )
-    from slmkit.converter.progress import progress as progress_display
+    from slmkit.cli.progress import progress as progress_display
     from slmkit.runtime.models.recipe import all_recipes
 
     precheck_size(all_recipes().get(model), get_platform(platform))  # before any download or conversion

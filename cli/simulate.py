@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
-from slmkit.converter.cli_paths import writable_folder
-from slmkit.converter.cli_routing import BundleOption, SpecOption, spec_path
-from slmkit.converter.progress import progress as progress_display
+from slmkit.cli.paths import writable_folder
+from slmkit.cli.routing import BundleOption, SpecOption, spec_path
+from slmkit.cli.progress import progress as progress_display
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.router.provenance import overlap_warning
 

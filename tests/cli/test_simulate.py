@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import run_cli
-from tests.converter.test_cli_errors import assert_clean_failure
+from tests.cli.test_errors import assert_clean_failure
 from tests.runtime.test_server import _free_port
 
 
@@ -80,7 +80,7 @@ def test_simulate_bad_inputs(tmp_path: Path) -> None:
 
 def test_serve_answers_openai_requests_until_stopped(tmp_path: Path) -> None:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "slmkit.converter", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "slmkit.cli", "serve", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
     try:
         deadline = time.monotonic() + 60

