@@ -68,12 +68,13 @@ def package(
 
 def verify(bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `slmkit package`.")]) -> None:
     """Check every file of a bundle against its manifest (sha256 and size); exit 1 naming any that differ."""
-    from slmkit.converter.package.manifest import verify_bundle
+    from slmkit.runtime.manifest import BUNDLE, check_files, read_manifest
 
-    manifest, problems = verify_bundle(bundle)
+    manifest = read_manifest(bundle, BUNDLE)
+    problems = check_files(bundle, manifest)
     if problems:
         for problem in problems:
             console.print(f"[red]✗[/] {problem}", highlight=False)
         raise SlmkitError(f"{bundle} does not match its manifest: {len(problems)} problem(s), first: {problems[0]}")
     console.print(f"[green]✓[/] {bundle}: all {len(manifest['files'])} files match the manifest "
-                  f"({manifest['platform']}, slmkit {manifest['versions']['slmkit']}).")
+                  f"({manifest['platform']}, slmkit {manifest['versions'].get('slmkit', 'unknown')}).")

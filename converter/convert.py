@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.manifest import sha256_file, write_manifest
+from slmkit.runtime.checksums import sha256_file
+from slmkit.runtime.manifest import ARTIFACT, PARITY, library_versions, write_manifest
 from slmkit.converter.models.checkpoint import Checkpoint
 from slmkit.converter.preflight import require_memory
 from slmkit.converter.tokenizer_files import check_chat_template
@@ -52,7 +53,7 @@ def convert(model: str, ckpt: Checkpoint, target_name: str, quant: str | None, o
             if (ckpt.path / name).is_file():
                 shutil.copy2(ckpt.path / name, tokenizer_dir / name)
         result = target.convert(ckpt, quant, staging, progress, options)
-        write_manifest(staging, {
+        write_manifest(staging, ARTIFACT, {
             "target": target_name,
             "quant": quant,
             "model_file": result.model_file,
@@ -62,5 +63,7 @@ def convert(model: str, ckpt: Checkpoint, target_name: str, quant: str | None, o
             "notes": ckpt.notes,
             "source": source_record(model, ckpt),
             "conversion": result.details,
-        })
+            "versions": library_versions(),
+            "parity": None,
+        }, unlisted=frozenset({PARITY}))
     return output.resolve()

@@ -152,8 +152,13 @@ class Pipeline:
                                  **score.details})
         return generation, escalate
 
-    def _candidates(self, first: str) -> list[str]:
-        return [first] + [t for t in self.spec.fallbacks(first) if t != first]
+    def _fall_through(self, tier: str, tried: set[str], trace: Trace, reason: str) -> str | None:
+        """The one fallback step: mark `tier` tried, record the move in the trace, and return its first
+        untried fallback (None when none is left). Used for failures and for tiers routed past."""
+        tried.add(tier)
+        nxt = next((t for t in self.spec.fallbacks(tier) if t != tier and t not in tried), None)
+        trace.fallbacks.append({"from": tier, "to": nxt, "reason": reason})
+        return nxt
 
     def _capable(self, tier: str | None, request: Request, trace: Trace, tried: set[str]) -> str | None:
         """`tier`, or the first of its fallbacks that honours what the request needs (tools,
@@ -163,11 +168,8 @@ class Pipeline:
             missing = [f for f in needed if not self.spec.tier(tier).can(f)]
             if not missing:
                 return tier
-            tried.add(tier)
-            nxt = next((t for t in self._candidates(tier) if t not in tried), None)
-            trace.fallbacks.append({"from": tier, "to": nxt, "reason": f"skipped: cannot honour {' and '.join(missing)} "
-                                                                       f"({self.spec.tier(tier).backend} tier)"})
-            tier = nxt
+            tier = self._fall_through(tier, tried, trace, f"skipped: cannot honour {' and '.join(missing)} "
+                                                          f"({self.spec.tier(tier).backend} tier)")
         return None
 
     def capable_tiers(self, request: Request) -> list[str]:
@@ -204,9 +206,7 @@ class Pipeline:
                                             request.max_tokens or self.spec.tier(tier).max_tokens, trace,
                                             options=request.options)
             if generation is None:
-                nxt = next((t for t in self._candidates(tier) if t not in tried), None)
-                trace.fallbacks.append({"from": tier, "to": nxt, "reason": trace.steps[-1].error})
-                tier = nxt
+                tier = self._fall_through(tier, tried, trace, trace.steps[-1].error)
                 continue
             answer = (tier, generation)
             if escalate:
@@ -254,9 +254,7 @@ class Pipeline:
                     yield text
         except BackendError as exc:
             trace.steps.append(GenerationStep(tier, "answer", False, (time.perf_counter() - start) * 1000, error=exc.reason))
-            tried.add(tier)
-            nxt = next((t for t in self._candidates(tier) if t not in tried), None)
-            trace.fallbacks.append({"from": tier, "to": nxt, "reason": exc.reason})
+            nxt = self._fall_through(tier, tried, trace, exc.reason)
             response = self._answer(request, trace, nxt, start, tried=tried, checked=checked)
             yield response.text
             yield response

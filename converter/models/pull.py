@@ -13,7 +13,7 @@ from typing import Any
 
 from slmkit.converter import pretokenizers
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.manifest import sha256_file
+from slmkit.runtime.checksums import sha256_file
 from slmkit.converter.models.checkpoint import Checkpoint
 from slmkit.runtime.models.embedded import packaged_gguf
 from slmkit.runtime.models.recipe import Recipe

@@ -9,7 +9,7 @@ from typing import Any
 from slmkit.converter import __version__
 from slmkit.converter.convert import convert, source_record
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.manifest import hash_folder, read_manifest
+from slmkit.runtime.manifest import ARTIFACT, PARITY, file_entries, read_manifest
 from slmkit.converter.models.checkpoint import Checkpoint
 from slmkit.runtime.paths import cache_dir
 
@@ -22,13 +22,13 @@ def artifact_cache(ckpt: Checkpoint, target: str, quant: str) -> Path:
 def reusable(folder: Path, model: str, ckpt: Checkpoint, target: str, quant: str) -> bool:
     """Same source (including weight hashes for local folders), same slmkit, files untouched."""
     try:
-        manifest = read_manifest(folder)
-    except (OSError, ValueError):
+        manifest = read_manifest(folder, ARTIFACT)
+    except (OSError, SlmkitError):  # unreadable, or written by an older slmkit (another format)
         return False
     return (manifest.get("target") == target and manifest.get("quant") == quant
             and manifest.get("versions", {}).get("slmkit") == __version__
             and manifest.get("source") == source_record(model, ckpt)
-            and manifest.get("files") == hash_folder(folder))
+            and manifest["files"] == file_entries(folder, frozenset({PARITY})))
 
 
 def ensure_artifact(model: str, ckpt: Checkpoint, target: str, quant: str, progress: Any) -> tuple[Path, bool]:
@@ -43,11 +43,11 @@ def parity_verdict(folder: Path, progress: Any, allow_failure: bool) -> dict[str
     """Run parity unless the manifest already records it; refuse a failing artifact unless allowed."""
     from slmkit.converter.parity.check import check_artifact
 
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder, ARTIFACT)
     summary = manifest.get("parity")
     if summary is None:
         result = check_artifact(folder, progress=progress)
-        summary = read_manifest(folder)["parity"]
+        summary = read_manifest(folder, ARTIFACT)["parity"]
         summary["failures"] = [k for k, v in result.get("checks", {}).items() if not v.get("passed", True)]
     if not summary["passed"] and not allow_failure:
         raise SlmkitError(f"{folder.name} fails parity against its PyTorch source "

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.manifest import library_versions, read_manifest
+from slmkit.runtime.manifest import ARTIFACT, BUNDLE, library_versions, read_manifest, write_manifest
 from slmkit.converter.models.checkpoint import Checkpoint
 from slmkit.converter.package.artifacts import ensure_artifact, parity_verdict
 from slmkit.converter.package.chat_format import check_chat_format, write_chat_format
 from slmkit.converter.package.footprint import ASSUMED_EFFICIENCY, device_table, kv_bytes_per_token, model_bytes
-from slmkit.converter.package.manifest import write_bundle_manifest
 from slmkit.converter.package.platforms import PLATFORMS, Platform
 from slmkit.converter.package.render import render_template
 from slmkit.converter.staging import staged_output
@@ -119,7 +118,7 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
         folder, reused = ensure_artifact(model, ckpt, target_name, target_quant, progress)
         parity = parity_verdict(folder, progress, allow_parity_failure)
         artifacts.append({"target": target_name, "quant": target_quant, "folder": folder, "reused": reused,
-                          "parity": parity, "manifest": read_manifest(folder)})
+                          "parity": parity, "manifest": read_manifest(folder, ARTIFACT)})
     main = artifacts[0]
     conversion = main["manifest"].get("conversion") or {}
     context = int(conversion.get("cache_length") or DEFAULT_CONTEXT)
@@ -174,7 +173,7 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
             "artifacts": rows, "router": {"features": features, "bytes": router_bytes}, "licenses": licenses,
             "devices": devices, "context_tokens": context, "efficiency": ASSUMED_EFFICIENCY, "chat_format": chat_format,
             "on_device_model": model_ref})
-        manifest = write_bundle_manifest(staging, {
+        manifest = write_manifest(staging, BUNDLE, {
             "name": name, "platform": platform.name, "created": created, "versions": versions,
             "source": main["manifest"].get("source"),
             "models": [{"path": r["path"], "target": r["target"], "quant": r["quant"], "bytes": r["bytes"],

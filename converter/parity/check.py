@@ -13,7 +13,7 @@ def check_artifact(artifact: Path, *, reference: str | None = None, extra_prompt
                    threads: int | None = None, engine: str | None = None, progress: Any = None) -> dict[str, Any]:
     """Run the prompts through both engines, write parity.json into the artifact and record the
     verdict in its manifest; returns the full report (`passed` is the verdict)."""
-    from slmkit.converter.manifest import PARITY, record_parity
+    from slmkit.runtime.manifest import ARTIFACT, PARITY, update_manifest
     from slmkit.converter.models.resolve import resolve
     from slmkit.converter.parity import report as reports
     from slmkit.converter.parity.prompts import builtin_prompts, load_prompts
@@ -60,8 +60,8 @@ def check_artifact(artifact: Path, *, reference: str | None = None, extra_prompt
             art_runner.close()
     result["skipped_prompts"] = skipped
     reports.write_json(result, Path(artifact) / PARITY)
-    record_parity(artifact, {"passed": result["passed"], "runner": result["runner"], "metrics": {
-        k: result["metrics"][k] for k in ("top1_agreement", "kl_mean", "kl_max", "greedy_match", "tokenizer_match")}})
+    update_manifest(artifact, ARTIFACT, {"parity": {"passed": result["passed"], "runner": result["runner"], "metrics": {
+        k: result["metrics"][k] for k in ("top1_agreement", "kl_mean", "kl_max", "greedy_match", "tokenizer_match")}}})
     return result
 
 

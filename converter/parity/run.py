@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,27 +11,22 @@ from typing import Any
 import numpy as np
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.manifest import MANIFEST, read_manifest, sha256_file
+from slmkit.runtime.manifest import ARTIFACT, check_files, read_manifest
 from slmkit.converter.parity.metrics import aggregate, judge, score_prompt
 from slmkit.converter.parity.prompts import Prompt
 from slmkit.converter.targets.registry import get_target_spec
 
 
 def open_artifact(folder: Path) -> dict[str, Any]:
-    """The artifact's manifest, after checking every file against its recorded sha256."""
-    if not (folder / MANIFEST).is_file():
-        raise SlmkitError(f"{folder} is not an slmkit artifact: it has no {MANIFEST}.",
-                          hint="Pass the folder written by `slmkit convert`.")
-    try:
-        manifest = read_manifest(folder)
-    except json.JSONDecodeError as exc:
-        raise SlmkitError(f"{folder / MANIFEST} is corrupt: {exc}") from None
-    for name, digest in manifest.get("files", {}).items():
-        path = folder / name
-        if not path.is_file():
-            raise SlmkitError(f"{folder}: {name} is listed in the manifest but missing.")
-        if sha256_file(path) != digest:
-            raise SlmkitError(f"{folder}: {name} does not match its sha256 in the manifest (changed or corrupt).")
+    """The artifact's validated manifest, after checking every listed file against its size and sha256.
+
+    Raises: SlmkitError naming the folder and the first problem (runtime/manifest.py checks).
+    """
+    manifest = read_manifest(folder, ARTIFACT)
+    problems = check_files(folder, manifest, report_added=False)
+    if problems:
+        raise SlmkitError(f"{folder}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                          hint="The artifact changed after `slmkit convert` wrote it; convert it again.")
     return manifest
 
 

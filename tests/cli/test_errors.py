@@ -142,14 +142,14 @@ def test_parity_on_a_folder_that_is_not_an_artifact(tmp_path: Path) -> None:
 
 
 def test_parity_on_an_unloadable_gguf_is_one_clear_error(fixture_dir, tmp_path: Path) -> None:
-    from slmkit.converter.manifest import read_manifest, write_manifest
+    from slmkit.runtime.manifest import ARTIFACT, read_manifest, write_manifest
 
     out = tmp_path / "art"
     assert run_cli("convert", str(fixture_dir("llama")), "--quant", "f16", "--output", str(out)).returncode == 0
-    manifest = read_manifest(out)
+    manifest = read_manifest(out, ARTIFACT)
     gguf_file = out / manifest["model_file"]
     gguf_file.write_bytes(gguf_file.read_bytes()[:4096])  # truncated, and re-hashed so only llama.cpp can tell
-    write_manifest(out, {k: manifest[k] for k in ("target", "quant", "model_file", "source")})
+    write_manifest(out, ARTIFACT, {k: manifest[k] for k in ("target", "quant", "model_file", "source", "versions")})
     assert_clean_failure(run_cli("parity", str(out)), "llama.cpp cannot load")
 
 

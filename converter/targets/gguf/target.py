@@ -75,10 +75,12 @@ class GGUFTarget(SpecAttributes):
         if quant in QUANT_FTYPES:
             size = float_file.stat().st_size
             task = progress.add_task(f"Quantizing to {quant.upper()} with llama.cpp", total=size)
-            quantize(float_file, final, quant)
+            log = quantize(float_file, final, quant)
             float_file.unlink()
             progress.update(task, completed=size)
             details["quantized_from"] = float_type
+            if log.fallbacks:  # e.g. SmolLM2's 576-wide rows cannot hold 256-weight K-quant blocks
+                details["quant_fallbacks"] = log.fallbacks
         return ConvertResult(model_file=final.name, details=details)
 
     def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int, engine: str) -> Runner:

@@ -64,10 +64,16 @@ def test_corrupt_package_is_named(small_artifact: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(small_artifact, broken)
     weights = broken / "model.mlpackage/Data/com.apple.CoreML/weights/weight.bin"
-    weights.write_bytes(weights.read_bytes()[:1000])
+    data = weights.read_bytes()
+    weights.write_bytes(data[:500] + bytes(b ^ 0xFF for b in data[500:1000]) + data[1000:])  # same size
     result = run_cli("parity", str(broken), "--report", str(tmp_path / "p.json"))
     assert result.returncode == 1
-    assert "model.mlpackage/Data/com.apple.CoreML/weights/weight.bin does not match its sha256" in result.stderr
+    assert "model.mlpackage/Data/com.apple.CoreML/weights/weight.bin: does not match its sha256" in result.stderr
+
+    weights.write_bytes(data[:1000])  # truncated: named by its size before any hashing
+    result = run_cli("parity", str(broken), "--report", str(tmp_path / "p.json"))
+    assert result.returncode == 1
+    assert f"weight.bin: size 1000 bytes, manifest says {len(data)}" in result.stderr
 
     # Even with the manifest re-recorded (a package damaged before it was listed), the evaluator names it.
     from slmkit.converter.targets.coreml.evaluator import MilEvaluator

@@ -106,7 +106,7 @@ def test_program_interface_and_metadata(coreml_artifact) -> None:
     tokenizer_config = json.loads((artifact / "tokenizer" / "tokenizer_config.json").read_text())
     assert tokenizer_config["add_bos_token"] is special["bos"] and tokenizer_config["add_eos_token"] is special["eos"]
     assert "chat_template" in tokenizer_config
-    assert any(name.startswith("model.mlpackage/") for name in manifest["files"])
+    assert any(entry["path"].startswith("model.mlpackage/") for entry in manifest["files"])
 
 
 def test_newer_deployment_target_is_honoured(coreml_artifact) -> None:

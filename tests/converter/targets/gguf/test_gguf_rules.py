@@ -144,3 +144,16 @@ def test_an_unchanged_rewrite_still_passes(intact, tmp_path: Path) -> None:
     path, expected, intact_kl = intact("llama")
     rewrite(path, tmp_path / "same.gguf", Mutation("llama"))
     assert kl_mean(expected, llama_cpp_logits(tmp_path / "same.gguf", IDS)) == pytest.approx(intact_kl, abs=1e-9)
+
+
+def test_quantize_log_keeps_warnings_and_counts_fallbacks() -> None:
+    from slmkit.converter.targets.gguf.quantize import QuantizeLog
+
+    log = QuantizeLog()
+    log.feed(2, "[   1/ 272] blk.0.attn_k.weight - converting to q4_K\n")  # INFO: dropped
+    log.feed(3, "warning: blk.0.attn_k.weight - ncols 576 not divisible by 256 (required for type q4_K) ")
+    log.feed(5, "-> falling back to q5_0\n")  # CONT of the WARN line
+    log.feed(4, "llama_model_quantize: failed to open file\n")
+    log.feed(5, "\n")
+    assert log.fallbacks == {"q5_0": 1}
+    assert log.lines == ["llama_model_quantize: failed to open file"]

@@ -11,10 +11,19 @@ from gguf import GGUFReader
 from tests.conftest import FIXTURE_NAMES, run_cli
 
 
+_OUTPUT: dict[Path, str] = {}
+
+
 def convert(model_dir: Path, out: Path, quant: str) -> Path:
     result = run_cli("convert", str(model_dir), "--target", "gguf", "--quant", quant, "--output", str(out))
     assert result.returncode == 0, result.stderr
+    _OUTPUT[out] = result.stdout + result.stderr
     return out
+
+
+def result_text(artifact: Path) -> str:
+    """Everything `slmkit convert` printed for ``artifact``."""
+    return _OUTPUT[artifact]
 
 
 def metadata(path: Path) -> dict:
@@ -70,18 +79,22 @@ def test_quantized_with_llama_cpp(quant: str, fixture_dir, tmp_path: Path) -> No
     types = {t.tensor_type.name for t in GGUFReader(gguf_file).tensors}
     assert types & ({"Q8_0"} if quant == "q8_0" else {"Q4_K", "Q5_0", "Q5_1", "Q8_0", "Q6_K", "Q4_0"})
     assert metadata(gguf_file)["general.file_type"] == {"q8_0": 7, "q4_k_m": 15}[quant]
+    assert "llama_model_loader" not in result_text(artifact)  # llama.cpp's per-tensor log stays out of the output
+    if quant == "q4_k_m":  # the fixture's rows are narrower than a 256-weight K-quant block
+        assert sum(manifest["conversion"]["quant_fallbacks"].values()) > 0
 
 
 def test_manifest_records_source_versions_and_hashes(fixture_dir, tmp_path: Path) -> None:
-    from slmkit.converter.manifest import sha256_file
+    from slmkit.runtime.checksums import sha256_file
 
     artifact = convert(fixture_dir("qwen2"), tmp_path / "art", "f16")
     manifest = json.loads((artifact / "manifest.json").read_text())
     assert manifest["source"]["kind"] == "local" and manifest["source"]["safetensors_sha256"]
     assert {"slmkit", "torch", "transformers", "gguf", "llama_cpp_python"} <= set(manifest["versions"])
-    for name, digest in manifest["files"].items():
-        assert sha256_file(artifact / name) == digest
-    assert "tokenizer/tokenizer.json" in manifest["files"]
+    for entry in manifest["files"]:
+        assert sha256_file(artifact / entry["path"]) == entry["sha256"]
+        assert (artifact / entry["path"]).stat().st_size == entry["size"]
+    assert "tokenizer/tokenizer.json" in {entry["path"] for entry in manifest["files"]}
 
 
 def test_user_prompts_are_added_to_the_builtin_set(fixture_dir, tmp_path: Path) -> None:

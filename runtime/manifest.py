@@ -1,0 +1,192 @@
+"""manifest.json: the one format slmkit writes beside what it builds, and reads back with checks.
+
+Two kinds share it: an artifact folder (`slmkit convert`, format ARTIFACT) and a bundle (`slmkit
+package`, format BUNDLE). Each lists every file it covers as {path, sha256, size}. Reading validates
+the whole manifest first (pydantic): a path must be relative, inside its folder (no `..`, no absolute
+path, no backslash) and listed once; a wrong type or a missing key is one SlmkitError naming the
+file and the field, never a traceback. Checking the files then refuses symlinks (a link can lead out
+of the folder) and reports anything missing, resized, modified or, for bundles, added.
+
+A manifest proves integrity, not authorship: anyone who can change a file can rewrite its manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from slmkit.runtime.checksums import sha256_file
+from slmkit.runtime.errors import SlmkitError
+
+MANIFEST = "manifest.json"
+PARITY = "parity.json"  # written into an artifact by `slmkit parity`, after its manifest
+ARTIFACT = "slmkit-artifact/2"   # /1 listed files as {path: sha256}; such artifacts are rebuilt
+BUNDLE = "slmkit-bundle/1"
+# The libraries whose versions an artifact or bundle records (the ones that change what gets built).
+LIBRARIES = ("torch", "transformers", "gguf", "llama_cpp_python", "numpy", "safetensors", "tokenizers", "sentencepiece")
+
+
+class FileEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        """Relative POSIX paths inside the folder only (the source of a path-traversal read)."""
+        pure = PurePosixPath(value)
+        if (not value or "\\" in value or "\x00" in value or pure.is_absolute() or ".." in pure.parts
+                or str(pure) != value or value == MANIFEST):
+            raise ValueError(f"{value!r} is not a relative path inside the folder")
+        return value
+
+
+class Manifest(BaseModel):
+    """The fields every manifest has; the rest (source, quant, models, RAM…) pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: str
+    files: list[FileEntry]
+    versions: dict[str, str] = {}
+
+    @field_validator("files")
+    @classmethod
+    def _once(cls, files: list[FileEntry]) -> list[FileEntry]:
+        seen: set[str] = set()
+        for entry in files:
+            if entry.path in seen:
+                raise ValueError(f"{entry.path!r} is listed twice")
+            seen.add(entry.path)
+        return files
+
+
+class ArtifactManifest(Manifest):
+    target: str
+    quant: str
+    model_file: str
+
+
+class BundleManifest(Manifest):
+    platform: str
+
+
+_MODELS = {ARTIFACT: ArtifactManifest, BUNDLE: BundleManifest}
+_WHAT = {ARTIFACT: "an slmkit artifact (written by `slmkit convert`)", BUNDLE: "a bundle (written by `slmkit package`)"}
+
+
+def library_versions() -> dict[str, str]:
+    """slmkit, Python and every installed library of LIBRARIES, by version string."""
+    versions = {"slmkit": metadata.version("slmkit"), "python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def file_entries(folder: Path, unlisted: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """{path, sha256, size} of every file under `folder`, sorted, except the manifest and `unlisted`
+    (files written after the manifest, such as parity.json)."""
+    entries = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_file() and relative != MANIFEST and relative not in unlisted:
+            entries.append({"path": relative, "sha256": sha256_file(path), "size": path.stat().st_size})
+    return entries
+
+
+def _write(folder: Path, manifest: dict[str, Any]) -> None:
+    tmp = folder / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(folder / MANIFEST)
+
+
+def write_manifest(folder: Path, kind: str, fields: dict[str, Any],
+                   unlisted: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Write `folder`/manifest.json of format `kind` (ARTIFACT or BUNDLE) listing every file; atomic."""
+    manifest = {"format": kind, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields,
+                "files": file_entries(folder, unlisted)}
+    _MODELS[kind].model_validate(manifest)  # what we write, we can read
+    _write(folder, manifest)
+    return manifest
+
+
+def _problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    return f"field {field}: {first['msg']}"
+
+
+def read_manifest(folder: Path, kind: str) -> dict[str, Any]:
+    """The validated manifest of `folder` as a dict.
+
+    Raises: SlmkitError (no manifest, not JSON, another format, or the first invalid field by name).
+    """
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise SlmkitError(f"{folder} is not {_WHAT[kind]}: it has no {MANIFEST}.",
+                          hint=f"Pass a folder written by `slmkit {'convert' if kind == ARTIFACT else 'package'}`.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SlmkitError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != kind:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise SlmkitError(f"{path} is not {_WHAT[kind]}: format {found!r}, expected {kind!r}.",
+                          hint="Rebuild it with this slmkit." if isinstance(found, str) and found.startswith("slmkit-") else None)
+    try:
+        _MODELS[kind].model_validate(data)
+    except ValidationError as exc:
+        raise SlmkitError(f"{path} is invalid: {_problem(exc)}.") from None
+    return data
+
+
+def check_files(folder: Path, manifest: dict[str, Any], unlisted: frozenset[str] = frozenset(),
+                report_added: bool = True) -> list[str]:
+    """Problems, one line each: a listed file that is a symlink, outside the folder, missing, of
+    another size or hash; with `report_added`, a file present but not listed (besides `unlisted`)."""
+    root = Path(folder).resolve()
+    problems, listed = [], set()
+    for entry in manifest["files"]:
+        relative = entry["path"]
+        listed.add(relative)
+        file = Path(folder) / relative
+        if any(p.is_symlink() for p in [file, *file.parents][: len(PurePosixPath(relative).parts)]):
+            problems.append(f"{relative}: is a symlink (not followed)")
+        elif not file.resolve().is_relative_to(root):
+            problems.append(f"{relative}: resolves outside {folder}")
+        elif not file.is_file():
+            problems.append(f"{relative}: missing")
+        elif file.stat().st_size != entry["size"]:
+            problems.append(f"{relative}: size {file.stat().st_size} bytes, manifest says {entry['size']}")
+        elif sha256_file(file) != entry["sha256"]:
+            problems.append(f"{relative}: does not match its sha256 (modified)")
+    if report_added:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            for name in sorted(dirnames + filenames):
+                path = Path(dirpath) / name
+                relative = path.relative_to(folder).as_posix()
+                if path.is_symlink() and relative not in listed:
+                    problems.append(f"{relative}: is a symlink, not in the manifest")
+                elif path.is_file() and relative not in listed | unlisted | {MANIFEST}:
+                    problems.append(f"{relative}: not in the manifest (added after packaging)")
+    return problems
+
+
+def update_manifest(folder: Path, kind: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set top-level fields (e.g. an artifact's parity verdict) in a valid manifest; atomic."""
+    manifest = read_manifest(folder, kind) | changes
+    _write(folder, manifest)
+    return manifest
