@@ -13,6 +13,7 @@ import numpy as np
 
 from slmkit.converter.errors import SlmkitError
 from slmkit.converter.parity.runner import Decode, TokenizerInfo
+from slmkit.runtime.chat_template import template_source
 
 
 class GenaiRunner:
@@ -39,7 +40,7 @@ class GenaiRunner:
         # the same call to tokenize as transformers does (docs/onnx.md).
         self.tokenizer.update_options(add_special_tokens="true")
         self.context_length = json.loads((artifact / "genai_config.json").read_text(encoding="utf-8"))["model"]["context_length"]
-        self.chat_template = _chat_template(artifact)
+        self.chat_template = template_source(artifact)  # slmkit writes it into tokenizer_config.json, where genai reads it
         self.artifact = artifact
         self.fold_system: bool | None = None
 
@@ -92,12 +93,3 @@ class GenaiRunner:
     def close(self) -> None:
         del self.tokenizer
         del self.model
-
-
-def _chat_template(artifact: Path) -> str | None:
-    """The template genai's tokenizer applies: the one in tokenizer_config.json."""
-    config_file = artifact / "tokenizer_config.json"
-    if not config_file.is_file():
-        return None
-    template = json.loads(config_file.read_text(encoding="utf-8")).get("chat_template")
-    return template if isinstance(template, str) else None
