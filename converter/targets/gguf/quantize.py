@@ -35,8 +35,8 @@ class QuantizeLog:
 
     fallbacks: dict[str, int] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
-    _level: int = 0
-    _partial: str = ""
+    _level: int = field(default=0, init=False, repr=False)  # level of the line being continued
+    _partial: str = field(default="", init=False, repr=False)  # text of a line not yet ended
 
     def feed(self, level: int, text: str) -> None:
         level = self._level if level == _CONT else level

@@ -11,19 +11,10 @@ from gguf import GGUFReader
 from tests.conftest import FIXTURE_NAMES, run_cli
 
 
-_OUTPUT: dict[Path, str] = {}
-
-
 def convert(model_dir: Path, out: Path, quant: str) -> Path:
     result = run_cli("convert", str(model_dir), "--target", "gguf", "--quant", quant, "--output", str(out))
     assert result.returncode == 0, result.stderr
-    _OUTPUT[out] = result.stdout + result.stderr
     return out
-
-
-def result_text(artifact: Path) -> str:
-    """Everything `slmkit convert` printed for ``artifact``."""
-    return _OUTPUT[artifact]
 
 
 def metadata(path: Path) -> dict:
@@ -71,7 +62,9 @@ def test_multimodal_checkpoint_ships_only_the_text_decoder(fixture_dir, tmp_path
 
 @pytest.mark.parametrize("quant", ["q8_0", "q4_k_m"])
 def test_quantized_with_llama_cpp(quant: str, fixture_dir, tmp_path: Path) -> None:
-    artifact = convert(fixture_dir("llama"), tmp_path / "art", quant)
+    artifact = tmp_path / "art"
+    result = run_cli("convert", str(fixture_dir("llama")), "--target", "gguf", "--quant", quant, "--output", str(artifact))
+    assert result.returncode == 0, result.stderr
     manifest = json.loads((artifact / "manifest.json").read_text())
     gguf_file = artifact / manifest["model_file"]
     assert manifest["quant"] == quant and manifest["conversion"]["quantized_from"] == "f32"
@@ -79,7 +72,7 @@ def test_quantized_with_llama_cpp(quant: str, fixture_dir, tmp_path: Path) -> No
     types = {t.tensor_type.name for t in GGUFReader(gguf_file).tensors}
     assert types & ({"Q8_0"} if quant == "q8_0" else {"Q4_K", "Q5_0", "Q5_1", "Q8_0", "Q6_K", "Q4_0"})
     assert metadata(gguf_file)["general.file_type"] == {"q8_0": 7, "q4_k_m": 15}[quant]
-    assert "llama_model_loader" not in result_text(artifact)  # llama.cpp's per-tensor log stays out of the output
+    assert "llama_model_loader" not in result.stdout + result.stderr  # llama.cpp's per-tensor log stays out of the output
     if quant == "q4_k_m":  # the fixture's rows are narrower than a 256-weight K-quant block
         assert sum(manifest["conversion"]["quant_fallbacks"].values()) > 0
 
