@@ -86,7 +86,7 @@ def bench_genai(folder: Path, texts: list[str], decode: int, threads: int) -> tu
 def bench_onnxruntime(folder: Path, texts: list[str], decode: int, threads: int) -> tuple[int, float, float]:
     from transformers import AutoTokenizer
 
-    from slmkit.converter.parity.ort_runner import OrtSession
+    from slmkit.runtime.engines.onnxruntime import OrtSession
 
     session = OrtSession(folder / "model.onnx", threads=threads)
     tokenizer = AutoTokenizer.from_pretrained(folder)

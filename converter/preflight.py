@@ -64,7 +64,7 @@ def require_memory(needed: int, what: str, hint: str) -> None:
 
 
 def reference_memory(stats: WeightStats, positions: int, vocab: int, layers: int) -> int:
-    """Peak of the parity reference (converter/parity/torch_runner.py): the weights as stored (norms
+    """Peak of the parity reference (converter/models/reference.py): the weights as stored (norms
     widened, too small to count), one layer widened at a time, and a prompt's logits (model output,
     copy, file write)."""
     one_layer = stats.layer_parameters * 4 // max(layers, 1)

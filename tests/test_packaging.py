@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -106,3 +107,97 @@ def test_commands_without_the_convert_extra_name_it_in_one_line(tmp_path: Path) 
     routed = subprocess.run([sys.executable, "-m", "slmkit.cli", "route", "Classify the sentiment: I love it.", "--json"],
                             capture_output=True, text=True, env=env)
     assert routed.returncode == 0, routed.stderr
+
+
+def _imports(path: Path) -> set[str]:
+    """Every slmkit module `path` imports, at any depth (lazy and TYPE_CHECKING imports included):
+    `from slmkit.x import y` counts as slmkit.x.y when y is a module, else as slmkit.x."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("slmkit.")}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("slmkit."):
+            for alias in node.names:
+                name = f"{node.module}.{alias.name}"
+                found.add(name if _source(name) is not None else node.module)
+    return found
+
+
+def _source(module: str) -> Path | None:
+    """The file of an slmkit module in this checkout, else None."""
+    top, _, rest = module.removeprefix("slmkit.").partition(".")
+    folder = {package.removeprefix("slmkit."): folder for folder, package in TOP_LEVEL.items()}.get(top)
+    if folder is None:
+        return None
+    base = ROOT / folder / Path(*rest.split(".")) if rest else ROOT / folder
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _unit(module: str) -> str:
+    """The component a module belongs to: slmkit.runtime, slmkit.cli, ... and each first-level
+    package or module of the converter (slmkit.converter.targets, slmkit.converter.parity, ...)."""
+    parts = module.split(".")
+    return ".".join(parts[:3]) if parts[1] == "converter" and len(parts) > 2 else ".".join(parts[:2])
+
+
+def _component_graph() -> dict[str, set[tuple[str, str]]]:
+    """component -> {(imported component, importing file)} over every source file."""
+    graph: dict[str, set[tuple[str, str]]] = {}
+    for folder, package in TOP_LEVEL.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            relative = path.relative_to(ROOT / folder).with_suffix("")
+            parts = [p for p in relative.parts if p != "__init__"]
+            source = _unit(".".join([package, *parts]) if parts else package + ".__init__")
+            for target in _imports(path):
+                if _unit(target) != source:
+                    graph.setdefault(source, set()).add((_unit(target), str(path.relative_to(ROOT))))
+    return graph
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of a directed graph as [a, b, ..., a], or None (depth-first, three colours)."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_find_cycle_sees_a_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}}) is None
+
+
+def test_import_graph_runtime_never_reaches_converter_and_converter_has_no_cycles() -> None:
+    """docs/architecture.md: runtime ↛ converter ↛ cli, and the converter's packages form a DAG
+    (checkpoint → target → artifact → parity → package). Lazy imports count: a cycle through a
+    function-level import is still a cycle in the design."""
+    graph = _component_graph()
+    assert "slmkit.converter.targets" in graph and "slmkit.runtime" in {u for u, _ in graph["slmkit.cli"]}
+    for source, targets in graph.items():
+        for target, where in targets:
+            if source == "slmkit.runtime" or source == "slmkit.data":
+                assert not target.startswith(("slmkit.converter", "slmkit.cli")), f"{where} imports {target}"
+            if source.startswith("slmkit.converter"):
+                assert target != "slmkit.cli", f"{where} imports the CLI"
+    converter = {source: {t for t, _ in targets if t.startswith("slmkit.converter.")}
+                 for source, targets in graph.items() if source.startswith("slmkit.converter.")}
+    cycle = find_cycle(converter)
+    assert cycle is None, "import cycle among converter packages: " + " -> ".join(cycle or [])

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from slmkit.converter.models.checkpoint import Checkpoint
-    from slmkit.converter.parity.runner import Runner
+    from slmkit.runtime.engines.base import Runner
 
 
 @dataclass

@@ -14,6 +14,7 @@ import numpy as np
 from slmkit.runtime.backends.base import BackendError, Generation
 from slmkit.runtime.chat_template import load_chat_template
 from slmkit.runtime.confidence.logprob import log_softmax, token_stats
+from slmkit.runtime.engines import coreml
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.request import ChatOptions
 from slmkit.runtime.spec import TierSpec
@@ -32,14 +33,13 @@ class CoreMLBackend:
 
     def __init__(self, tier: TierSpec, folder: Path) -> None:
         require_macos(tier.name)
-        import coremltools as ct
         from tokenizers import Tokenizer
 
         packages = sorted(folder.glob("*.mlpackage"))
         if not packages:
             raise SlmkitError(f"Tier {tier.name}: no .mlpackage in {folder}.", hint="Convert with `slmkit convert MODEL --target coreml`.")
         self.tier = tier
-        self.model = ct.models.MLModel(str(packages[0]), compute_units=ct.ComputeUnit.CPU_AND_NE)
+        self.model = coreml.open_mlmodel(packages[0], "CPU_AND_NE")
         metadata = self.model.user_defined_metadata
         tokenizer_dir = folder / metadata.get("slmkit.tokenizer_dir", "tokenizer")
         self.tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
@@ -60,11 +60,12 @@ class CoreMLBackend:
             raise BackendError(str(exc)) from None
         return self.tokenizer.encode(prompt, add_special_tokens=False).ids
 
-    def _logits(self, state, feed: Sequence[int], total: int) -> np.ndarray:
-        """Logits [vocab] after `feed`, with `total` tokens in the cache including them."""
-        out = self.model.predict({"input_ids": np.asarray([list(feed)], dtype=np.int32),
-                                  "attention_mask": np.ones((1, total), dtype=np.int32)}, state=state)
-        return np.asarray(out["logits"])[0, -1]
+    def _next_logits(self, state, prompt: Sequence[int], generated: Sequence[int]) -> np.ndarray:
+        """Logits [vocab] for the next token: the prompt prefilled in chunks at the first call
+        (`generated` empty), then the last generated token (runtime/engines/coreml.py, as parity runs it)."""
+        if not generated:
+            return coreml.prefill_last(self.model, state, prompt)
+        return coreml.step(self.model, state, generated[-1:], len(prompt) + len(generated))[-1]
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False,
                options: ChatOptions | None = None) -> Iterator[str | Generation]:
@@ -79,9 +80,8 @@ class CoreMLBackend:
         stats: list[tuple[float, float]] = []
         shown = ""
         ttft = None
-        feed = ids
         for _ in range(min(max_tokens, room)):
-            logits = self._logits(state, feed, len(ids) + len(generated))
+            logits = self._next_logits(state, ids, generated)
             token = int(logits.argmax())
             if logprobs:
                 stats.append(token_stats(logits, token))
@@ -93,7 +93,6 @@ class CoreMLBackend:
             if not text.endswith("\ufffd") and len(text) > len(shown):
                 yield text[len(shown):]
                 shown = text
-            feed = [token]
             if time.perf_counter() - start > self.tier.timeout_s:
                 raise BackendError(f"timeout after {self.tier.timeout_s:g} s")
         yield Generation(text=shown, input_tokens=len(ids), output_tokens=len(generated),
@@ -130,14 +129,14 @@ class _CoremlContinuation:
         self.backend, self.prompt_tokens = backend, len(ids)
         self.state = backend.model.make_state()
         self.total = len(ids)
-        self.last = backend._logits(self.state, ids, self.total)
+        self.last = coreml.prefill_last(backend.model, self.state, ids)
 
     def logprobs(self) -> np.ndarray:
         return log_softmax(self.last)
 
     def append(self, tokens: Sequence[int]) -> None:
         self.total += len(tokens)
-        self.last = self.backend._logits(self.state, tokens, self.total)
+        self.last = coreml.step(self.backend.model, self.state, tokens, self.total)[-1]
 
     def tokenize(self, text: str) -> list[int]:
         return self.backend.tokenizer.encode(text, add_special_tokens=False).ids

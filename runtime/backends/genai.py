@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -11,76 +10,43 @@ from pathlib import Path
 import numpy as np
 
 from slmkit.runtime.backends.base import BackendError, Generation
-from slmkit.runtime.chat_template import fold_system, load_chat_template
 from slmkit.runtime.confidence.logprob import log_softmax, token_stats
+from slmkit.runtime.engines.genai import GenaiEngine
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.request import ChatOptions
 from slmkit.runtime.spec import TierSpec
-
-
-def refuses_system(folder: Path) -> bool:
-    """Whether the model folder's chat template refuses a system role (runtime/chat_template.py)."""
-    template = load_chat_template(folder)
-    return template is not None and template.refuses_system()
-
-
-def render_chat(tokenizer, messages: list[dict[str, str]], fold: bool) -> str:
-    """The chat prompt as genai's own template engine renders it (an app's call), with a system
-    prompt folded into the first user turn first when the template refuses the role (`fold`).
-    Parity renders the artifact side with this same function."""
-    if fold:
-        messages = fold_system(messages)
-    try:
-        return tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
-    except RuntimeError as exc:  # genai reports template errors as RuntimeError
-        raise SlmkitError(f"onnxruntime-genai's chat template failed: {str(exc).splitlines()[0]}") from None
 
 
 class GenaiBackend:
     name = "onnxruntime-genai"
 
     def __init__(self, tier: TierSpec, folder: Path) -> None:
-        import onnxruntime_genai as og
-
-        if not (folder / "genai_config.json").is_file():
-            raise SlmkitError(f"Tier {tier.name}: {folder} is not an onnxruntime-genai folder (no genai_config.json).",
-                              hint="Convert with `slmkit convert MODEL --target onnx`.")
-        self._og = og
+        """Opens the folder with runtime/engines/genai.py (parity's GenaiRunner opens it the same way).
+        Raises SlmkitError naming the tier when the folder cannot be loaded."""
+        try:
+            self.engine = GenaiEngine(folder, tier.threads)
+        except SlmkitError as exc:
+            raise SlmkitError(f"Tier {tier.name}: {exc.args[0]}", hint=exc.hint) from None
         self.tier = tier
         self.folder = folder
-        config = og.Config(str(folder))
-        if tier.threads:
-            config.overlay(json.dumps({"model": {"decoder": {"session_options": {
-                "intra_op_num_threads": tier.threads, "inter_op_num_threads": 1}}}}))
-        try:
-            self.model = og.Model(config)
-        except Exception as exc:  # genai raises RuntimeError with ORT's message
-            raise SlmkitError(f"onnxruntime-genai cannot load {folder}: {exc}") from None
-        self.tokenizer = og.Tokenizer(self.model)
-        self.tokenizer.update_options(add_special_tokens="true")
-        self.fold_system = refuses_system(folder)
 
     def _prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         try:
-            prompt = render_chat(self.tokenizer, messages, self.fold_system)
+            return self.engine.prompt_ids(messages)
         except SlmkitError as exc:
             raise BackendError(str(exc)) from None
-        return self.encode_plain(prompt)  # the template writes any BOS, as apply_chat_template(tokenize=True)
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, logprobs: bool = False,
                options: ChatOptions | None = None) -> Iterator[str | Generation]:
         """With `logprobs`, each token's log-probability and margin come from the logits it was
         chosen from (`Generator.get_logits` before `generate_next_token`)."""
-        og = self._og
         start = time.perf_counter()
         ids = self._prompt_ids(messages)
         room = self.tier.context_tokens - len(ids)
         if room < 1:
             raise BackendError(f"prompt of {len(ids)} tokens does not fit the {self.tier.context_tokens}-token context")
-        params = og.GeneratorParams(self.model)
-        params.set_search_options(max_length=len(ids) + min(max_tokens, room), do_sample=False)
-        generator = og.Generator(self.model, params)
-        stream = self.tokenizer.create_stream()
+        generator = self.engine.generator(len(ids) + min(max_tokens, room))
+        stream = self.engine.tokenizer.create_stream()
         pieces: list[str] = []
         stats: list[tuple[float, float]] = []
         ttft = None
@@ -120,25 +86,15 @@ class GenaiBackend:
         ids = self._prompt_ids(messages)
         if len(ids) >= self.tier.context_tokens:
             raise BackendError(f"prompt of {len(ids)} tokens does not fit the {self.tier.context_tokens}-token context")
-        params = self._og.GeneratorParams(self.model)
-        params.set_search_options(max_length=self.tier.context_tokens, do_sample=False)
         try:
-            generator = self._og.Generator(self.model, params)
+            generator = self.engine.generator(self.tier.context_tokens)
             generator.append_tokens(np.asarray([ids], dtype=np.int32))
             yield _GenaiContinuation(self, generator, len(ids))
         except RuntimeError as exc:
             raise BackendError(f"onnxruntime-genai failed: {exc}") from None
 
-    def encode_plain(self, text: str) -> list[int]:
-        """Token ids of `text` without the BOS the chat prompt's encoding adds."""
-        self.tokenizer.update_options(add_special_tokens="false")
-        try:
-            return [int(t) for t in self.tokenizer.encode(text)]
-        finally:
-            self.tokenizer.update_options(add_special_tokens="true")
-
     def close(self) -> None:
-        self.model = None
+        self.engine.close()
 
 
 class _GenaiContinuation:
@@ -154,4 +110,4 @@ class _GenaiContinuation:
         self.generator.append_tokens(np.asarray([list(tokens)], dtype=np.int32))
 
     def tokenize(self, text: str) -> list[int]:
-        return self.backend.encode_plain(text)
+        return self.backend.engine.encode(text, special=False)

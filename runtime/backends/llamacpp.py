@@ -4,7 +4,6 @@ router's fixed instruction prefix kept in the KV cache."""
 from __future__ import annotations
 
 import codecs
-import ctypes
 import json
 import threading
 import time
@@ -18,6 +17,7 @@ import numpy as np
 from slmkit.runtime.backends.base import BackendError, Generation
 from slmkit.runtime.chat_template import ChatTemplate
 from slmkit.runtime.confidence.logprob import log_softmax, token_stats
+from slmkit.runtime.engines.llamacpp import gguf_chat_template, last_logits, open_llama, prompt_ids
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.request import ChatOptions
 from slmkit.runtime.spec import TierSpec
@@ -25,45 +25,6 @@ from slmkit.runtime.stops import StopScanner
 
 SCORER_CONTEXT = 2048
 GRAMMAR_CACHE = 32  # compiled grammars kept per tier (a schema compiles in milliseconds to seconds)
-
-
-def gguf_chat_template(llm, name: str) -> ChatTemplate | None:
-    """A GGUF's `tokenizer.chat_template` with its BOS/EOS texts, compiled in transformers' environment;
-    None when the file has no template. Parity renders the artifact side with this same function."""
-    meta = llm.metadata
-    template = meta.get("tokenizer.chat_template")
-    if not template:
-        return None
-
-    def token_text(key: str) -> str | None:
-        token_id = meta.get(key)
-        return None if token_id is None else llm.detokenize([int(token_id)], special=True).decode("utf-8", "replace")
-
-    return ChatTemplate(template, {"bos_token": token_text("tokenizer.ggml.bos_token_id"),
-                                   "eos_token": token_text("tokenizer.ggml.eos_token_id")},
-                        origin=f"The chat template in {name}")
-
-
-def _load(path: Path, n_ctx: int, threads: int | None, embedding: bool = False):
-    import llama_cpp
-
-    try:
-        if embedding:
-            return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, n_threads=threads,
-                                   n_threads_batch=threads, embedding=True,
-                                   pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, verbose=False)
-        return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=512, n_threads=threads, n_threads_batch=threads,
-                               logits_all=False, verbose=False)
-    except (ValueError, RuntimeError) as exc:
-        raise SlmkitError(f"llama.cpp cannot load {path}: {exc}") from None
-
-
-def _last_logits(llm) -> np.ndarray:
-    """Raw logits [vocab] after the last evaluated token (llama_get_logits_ith: no logits_all buffer)."""
-    import llama_cpp
-
-    pointer = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
-    return np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(llm.n_vocab(),)).copy()
 
 
 @dataclass(frozen=True)
@@ -162,7 +123,7 @@ class _Continuation:
         self.prompt_tokens = len(ids)
 
     def logprobs(self) -> np.ndarray:
-        return log_softmax(_last_logits(self.llm))
+        return log_softmax(last_logits(self.llm))
 
     def append(self, tokens: Sequence[int]) -> None:
         self.llm.eval(list(tokens))
@@ -192,7 +153,7 @@ class LlamaCppBackend:
     @property
     def generator(self):
         if self._generator is None:
-            self._generator = _load(self.path, self.tier.context_tokens, self.tier.threads)
+            self._generator = open_llama(self.path, self.tier.context_tokens, self.tier.threads)
         return self._generator
 
     def _chat_tokens(self, messages: list[dict[str, str]]) -> list[int]:
@@ -208,7 +169,7 @@ class LlamaCppBackend:
             prompt = self._template.render_chat(messages)
         except SlmkitError as exc:
             raise BackendError(str(exc)) from None
-        return llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        return prompt_ids(llm, prompt)
 
     def _grammar_for(self, schema: dict):
         key = json.dumps(schema, sort_keys=True)
@@ -346,7 +307,7 @@ class LlamaCppBackend:
     @property
     def scorer(self):
         if self._scorer is None:
-            self._scorer = _load(self.path, min(SCORER_CONTEXT, self.tier.context_tokens), self.tier.threads)
+            self._scorer = open_llama(self.path, min(SCORER_CONTEXT, self.tier.context_tokens), self.tier.threads)
         return self._scorer
 
     def tokenize(self, text: str, add_bos: bool) -> list[int]:
@@ -376,15 +337,15 @@ class LlamaCppBackend:
                 evaluated = 0
             llm.n_tokens = len(prefix_ids)  # eval() drops the cache cells past this point
             llm.eval(suffix_ids)
-            return _last_logits(llm), evaluated + len(suffix_ids)
+            return last_logits(llm), evaluated + len(suffix_ids)
 
     # -- hidden state (the probe router) ----------------------------------------------------
     def embedding(self, text: str) -> np.ndarray:
         """The model's last hidden state, mean-pooled over the text's tokens (BOS included)."""
         with self._lock:
             if self._embedder is None:
-                self._embedder = _load(self.path, min(SCORER_CONTEXT, self.tier.context_tokens), self.tier.threads,
-                                       embedding=True)
+                self._embedder = open_llama(self.path, min(SCORER_CONTEXT, self.tier.context_tokens), self.tier.threads,
+                                            embedding=True)
             try:
                 return np.asarray(self._embedder.embed(text, normalize=False, truncate=True), dtype=np.float64)
             except (RuntimeError, ValueError) as exc:

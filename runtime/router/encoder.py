@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from slmkit.runtime.checksums import sha256_file
+from slmkit.runtime.engines.onnxruntime import load_session
 from slmkit.runtime.errors import SlmkitError
 
 FORMAT = "slmkit-sentence-encoder"
@@ -20,7 +21,6 @@ FORMAT = "slmkit-sentence-encoder"
 
 class SentenceEncoder:
     def __init__(self, folder: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         try:
@@ -37,10 +37,7 @@ class SentenceEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / self.config["tokenizer"]))
         self.tokenizer.enable_truncation(int(self.config["max_tokens"]))
         self.tokenizer.no_padding()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or 1
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self.session = load_session(model, threads or 1)
 
     def encode(self, text: str) -> np.ndarray:
         """One unit-length vector of `dim` floats."""

@@ -62,7 +62,7 @@ def calibrate(ckpt: Checkpoint) -> Fp16Range:
     one at a time (the memory of one float32 layer plus the token table)."""
     import gc
 
-    from slmkit.converter.parity.torch_runner import load_reference_model
+    from slmkit.converter.models.reference import load_reference_model
 
     model = load_reference_model(ckpt, streamed=True)
     peak = residual_peak(model, ckpt.path, ckpt.architecture)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from slmkit.converter.models.checkpoint import Checkpoint
-    from slmkit.converter.parity.runner import Runner
+    from slmkit.runtime.engines.base import Runner
 
 MODEL_FILE = "model.mlpackage"
 DEFAULT_BLOCK_SIZE = 32
@@ -128,7 +128,7 @@ class CoremlTarget(SpecAttributes):
         (`evaluator.weights_memory`), a prompt's logits and a prefill chunk's transients.
         Measured: Gemma 3 1B int4 7.6 GB including the reference phase before it; Gemma 3 4B int4
         6.5-7.1 GB in the evaluator phase (docs/scale.md)."""
-        from slmkit.converter.parity.coreml_runner import PREFILL_CHUNK
+        from slmkit.runtime.engines.coreml import PREFILL_CHUNK
         from slmkit.converter.preflight import BASE_BYTES
         from slmkit.converter.targets.coreml.evaluator import weights_memory
 
@@ -140,7 +140,7 @@ class CoremlTarget(SpecAttributes):
         return BASE_BYTES + stored + weights + 2 * n_ctx * vocab * 4 + 4 * PREFILL_CHUNK * vocab * 4
 
     def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int, engine: str) -> Runner:
-        from slmkit.converter.parity.coreml_runner import CoremlRunner
+        from slmkit.converter.targets.coreml.runner import CoremlRunner
 
         return CoremlRunner(artifact / manifest["model_file"], artifact / SPEC.tokenizer_dir, engine, threads)
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from slmkit.converter.models.checkpoint import Checkpoint
-    from slmkit.converter.parity.runner import Runner
+    from slmkit.runtime.engines.base import Runner
 
 _SOURCE_FLOAT = {"F32": "f32", "F16": "f16", "BF16": "bf16"}
 
@@ -84,9 +84,28 @@ class GGUFTarget(SpecAttributes):
         return ConvertResult(model_file=final.name, details=details)
 
     def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int, engine: str) -> Runner:
-        from slmkit.converter.parity.llamacpp_runner import LlamaCppRunner
+        from slmkit.runtime.engines.llamacpp import LlamaCppRunner
 
-        return LlamaCppRunner(artifact / manifest["model_file"], n_ctx=n_ctx, threads=threads)
+        path = artifact / manifest["model_file"]
+        return LlamaCppRunner(path, n_ctx=n_ctx, threads=threads, window=longrope_window(path))
+
+
+def longrope_window(path: Path) -> int | None:
+    """The original context of a GGUF with Phi-3-style long/short RoPE factors, else None.
+
+    llama.cpp applies the long factors to every position when its context is larger than this
+    window (`llama_model::get_rope_factors`: n_ctx_per_seq > n_ctx_orig_yarn), transformers when
+    the sequence is longer (`_longrope_frequency_update`). An app running a context within the
+    window gets the short factors, so parity runs prompts that fit in a context of that size.
+    """
+    from gguf import GGUFReader
+
+    reader = GGUFReader(path)
+    if not any(t.name == "rope_factors_long.weight" for t in reader.tensors):
+        return None
+    arch = reader.fields["general.architecture"].contents()
+    field = reader.fields.get(f"{arch}.rope.scaling.original_context_length")
+    return int(field.contents()) if field is not None else None
 
 
 TARGET = GGUFTarget()

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from slmkit.converter.models.checkpoint import Checkpoint
-    from slmkit.converter.parity.runner import Runner
+    from slmkit.runtime.engines.base import Runner
 
 MODEL_FILE = "model.onnx"
 OPSET = 20
@@ -139,10 +139,10 @@ class OnnxTarget(SpecAttributes):
                 raise SlmkitError(f"{artifact} has no .ort file: {conversion.get('ort_format', 'not written')}.")
             model_file = conversion["ort_file"]
         if engine.startswith("onnxruntime-genai"):
-            from slmkit.converter.parity.genai_runner import GenaiRunner
+            from slmkit.runtime.engines.genai import GenaiRunner
 
             return GenaiRunner(artifact, threads=threads, model_file=model_file, name=engine)
-        from slmkit.converter.parity.ort_runner import OrtRunner
+        from slmkit.converter.targets.onnx.runner import OrtRunner
 
         return OrtRunner(artifact, model_file, threads=threads, name=engine)
 
@@ -153,7 +153,7 @@ def _size(path: Path) -> int:
 
 def _check_ort_matches(onnx_file: Path, ort_file: Path, vocab_size: int) -> bool:
     """The .ort must compute exactly what the .onnx computes (prefill + one cached step)."""
-    from slmkit.converter.parity.ort_runner import OrtSession
+    from slmkit.runtime.engines.onnxruntime import OrtSession
 
     import numpy as np
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slmkit.converter.parity.coreml_runner import _exact_in_half
+from slmkit.converter.targets.coreml.runner import _exact_in_half
 from slmkit.converter.parity.run import NpyRows
 
 
@@ -56,7 +56,7 @@ class _Tokenizer:
 def test_a_bos_id_neither_side_adds_is_not_a_difference() -> None:
     """Qwen 2.5: `bos_token: null` in the tokenizer, `bos_token_id` in config.json; llama.cpp reports one."""
     from slmkit.converter.parity.run import tokenizer_problems
-    from slmkit.converter.parity.runner import TokenizerInfo
+    from slmkit.runtime.engines.base import TokenizerInfo
 
     reference, artifact = TokenizerInfo(None, 7, False, None), TokenizerInfo(0, 7, False, None)
     assert tokenizer_problems(reference, artifact, None, None) == []
@@ -68,7 +68,7 @@ def test_a_bos_id_neither_side_adds_is_not_a_difference() -> None:
 
 def test_every_added_token_is_tokenized_on_both_sides() -> None:
     from slmkit.converter.parity.run import ADDED_TOKENS_PER_PROBE, added_token_problems
-    from slmkit.converter.parity.runner import TokenizerInfo
+    from slmkit.runtime.engines.base import TokenizerInfo
 
     info = TokenizerInfo(None, 7, False, None)
     added = [f"<unused{i}>" for i in range(3 * ADDED_TOKENS_PER_PROBE)] + ["<tool_result>", "<tool_call>"]
@@ -97,7 +97,7 @@ def test_built_in_prompts_past_the_context_are_skipped_user_prompts_refused() ->
 def test_chat_prompts_are_tokenized_as_apply_chat_template_does(fixture_dir) -> None:
     """A template that writes {{ bos_token }} (Gemma) must not get a second BOS from the tokenizer:
     parity measures the prompt the runtimes send (transformers' apply_chat_template(tokenize=True))."""
-    from slmkit.converter.parity.hf_tokenizer import HfTokenized, load_tokenizer
+    from slmkit.converter.models.hf_tokenizer import HfTokenized, load_tokenizer
     from slmkit.converter.parity.prompts import Prompt
     from slmkit.converter.parity.run import prepare
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from slmkit.converter.models.resolve import resolve
-from slmkit.converter.parity.torch_runner import TorchRunner, load_reference_model
+from slmkit.converter.models.reference import load_reference_model
+from slmkit.converter.parity.torch_runner import TorchRunner
 
 IDS = [(i * 37 + 11) % 390 + 5 for i in range(40)]
 

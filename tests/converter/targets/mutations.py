@@ -88,7 +88,7 @@ MUTATIONS: dict[str, tuple[str, Mutation]] = {
 def reference_logits(ckpt: Any, ids: list[int]) -> np.ndarray:
     import torch
 
-    from slmkit.converter.parity.torch_runner import load_reference_model
+    from slmkit.converter.models.reference import load_reference_model
 
     with torch.no_grad():
         return load_reference_model(ckpt)(input_ids=torch.tensor([ids])).logits[0].numpy()

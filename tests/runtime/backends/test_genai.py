@@ -79,4 +79,4 @@ def test_token_logprobs_and_continuation_read_the_generator_logits(artifact: Pat
         assert first[token] == pytest.approx(scored.token_logprobs[0], abs=1e-4)  # the answer's first token
         continuation.append([token])
         assert continuation.logprobs()[int(continuation.logprobs().argmax())] == pytest.approx(scored.token_logprobs[1], abs=1e-4)
-        assert backend.tokenizer.decode(continuation.tokenize("hello there")) == "hello there"
+        assert backend.engine.tokenizer.decode(continuation.tokenize("hello there")) == "hello there"

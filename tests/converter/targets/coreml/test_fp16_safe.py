@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from slmkit.converter.models.resolve import resolve
-from slmkit.converter.parity.torch_runner import load_reference_model
+from slmkit.converter.models.reference import load_reference_model
 from slmkit.converter.targets.coreml.fp16_safe import TARGET_PEAK, calibrate, residual_peak, stream_scale
 
 IDS = [(i * 37 + 11) % 390 + 5 for i in range(24)]

@@ -96,9 +96,10 @@ def rewrite(src: Path, dst: Path, mutation: Mutation) -> None:
 
 
 def llama_cpp_logits(path: Path, ids: list[int]) -> np.ndarray:
-    from slmkit.converter.parity.llamacpp_runner import LlamaCppRunner
+    from slmkit.converter.targets.gguf.target import longrope_window
+    from slmkit.runtime.engines.llamacpp import LlamaCppRunner
 
-    runner = LlamaCppRunner(path, len(ids) + 8, threads=2)
+    runner = LlamaCppRunner(path, len(ids) + 8, threads=2, window=longrope_window(path))
     try:
         return np.array(runner.greedy(ids, 1).prefill, dtype=np.float32)
     finally:

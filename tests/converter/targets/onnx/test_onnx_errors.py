@@ -41,7 +41,7 @@ def test_unknown_engine(fixture_dir, tmp_path: Path) -> None:
 def test_model_from_a_newer_opset_names_the_onnxruntime_version(tmp_path: Path) -> None:
     import onnxruntime
 
-    from slmkit.converter.parity.ort_runner import load_session
+    from slmkit.runtime.engines.onnxruntime import load_session
 
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],

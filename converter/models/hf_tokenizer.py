@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.parity.runner import TokenizerInfo
 from slmkit.runtime.chat_template import fold_system
+from slmkit.runtime.engines.base import TokenizerInfo
 
 
 def load_tokenizer(folder: Path) -> Any:

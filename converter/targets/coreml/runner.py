@@ -1,4 +1,5 @@
-"""A Core ML package driven like an app drives it: prefill, then one token per call, cache in states.
+"""A Core ML package driven like an app drives it (runtime/engines/coreml.py: chunked prefill, then
+one token per call, cache in states).
 
 On macOS the engine `coreml` runs the real Core ML runtime (`MLModel.predict` with `make_state()`);
 everywhere, `coreml-evaluator` runs the same program in the numpy reference evaluator with fp16
@@ -15,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.parity.hf_tokenizer import HfTokenized, load_tokenizer
+from slmkit.converter.models.hf_tokenizer import HfTokenized, load_tokenizer
 from slmkit.runtime.chat_template import load_chat_template
-from slmkit.converter.parity.runner import Decode
+from slmkit.runtime.engines import coreml
+from slmkit.runtime.engines.base import Decode
 
 
 def open_program(package: Path, engine: str) -> Any:
@@ -29,16 +31,8 @@ def open_program(package: Path, engine: str) -> Any:
             raise SlmkitError("The Core ML runtime runs on macOS only.",
                               hint="On this machine use --engine coreml-evaluator (the numpy reference evaluator).")
         with quiet_coremltools():
-            import coremltools as ct
-
-            try:
-                return ct.models.MLModel(str(package), compute_units=ct.ComputeUnit.CPU_ONLY)
-            except Exception as exc:  # Core ML reports compile failures as generic exceptions
-                raise SlmkitError(f"Core ML cannot load {package}: {exc}") from None
+            return coreml.open_mlmodel(package, "CPU_ONLY")
     return MilEvaluator(package, round_fp16=engine != "coreml-evaluator-fp32")
-
-
-PREFILL_CHUNK = 128
 
 
 def _exact_in_half(values: np.ndarray) -> bool:
@@ -54,31 +48,24 @@ class CoremlRunner(HfTokenized):
         self.template = load_chat_template(tokenizer_dir)
         self.program = open_program(package, engine)
 
-    def _logits(self, state: Any, ids: list[int], total: int) -> np.ndarray:
-        out = self.program.predict({"input_ids": np.array([ids], dtype=np.int32),
-                                    "attention_mask": np.ones((1, total), dtype=np.int32)}, state)
-        return np.asarray(out["logits"][0], dtype=np.float32)
-
     def greedy(self, ids: list[int], steps: int) -> Decode:
-        """Prefill in chunks of PREFILL_CHUNK tokens through the cache (as apps prefill long
-        prompts; a 900-token pass over a 262K vocabulary is ~1 GB of logits per copy), then decode.
-        The prefill logits are kept as fp16 when that holds them exactly (the same numbers)."""
+        """Prefill in chunks through the cache, then decode, with the runtime's calls
+        (runtime/engines/coreml.py). The prefill logits are kept as fp16 when that holds them
+        exactly (the same numbers)."""
         state = self.program.make_state()
         prefill: np.ndarray | None = None
-        for start in range(0, len(ids), PREFILL_CHUNK):
-            chunk = ids[start:start + PREFILL_CHUNK]
-            logits = self._logits(state, chunk, start + len(chunk))
+        for start, logits in coreml.prefill(self.program, state, ids):
             if prefill is None:  # fp16 while every value is one (a program computing in fp16): half the memory
                 prefill = np.empty((len(ids), logits.shape[-1]), dtype=np.float16)
             if prefill.dtype == np.float16 and not _exact_in_half(logits):
                 prefill = prefill.astype(np.float32)
-            prefill[start:start + len(chunk)] = logits
+            prefill[start:start + len(logits)] = logits
             del logits
         assert prefill is not None
         rows = [prefill[-1]]
         tokens = [int(rows[-1].argmax())]
         for _ in range(steps - 1):
-            rows.append(self._logits(state, [tokens[-1]], len(ids) + len(tokens))[-1])
+            rows.append(coreml.step(self.program, state, [tokens[-1]], len(ids) + len(tokens))[-1])
             tokens.append(int(rows[-1].argmax()))
         return Decode(prefill, tokens[:steps], np.stack(rows[:steps]))
 

@@ -1,6 +1,8 @@
 """The engine-neutral view parity needs of a model: tokenize, logits, greedy decode via the cache.
 
-Every target plugs in one Runner; the PyTorch runner is the reference they are all held to.
+Each engine module here (llama.cpp, onnxruntime-genai, onnxruntime, Core ML) opens a model the way
+the runtime's tier backends open it and implements this Runner over that same code path; every
+target's parity plugs one in, held to the PyTorch reference (converter/parity/torch_runner.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ class Decode:
 
 @dataclass
 class TokenizerInfo:
+    """What a tokenizer does with special tokens: its BOS/EOS ids (None when it has none), whether
+    encoding adds BOS, and the chat template it carries (Jinja source)."""
+
     bos_id: int | None
     eos_id: int | None
     adds_bos: bool
@@ -30,6 +35,8 @@ class TokenizerInfo:
 
 
 class Runner(Protocol):
+    """One model as parity drives it; `name` is the engine's (`llama.cpp`, `onnxruntime-genai`, ...)."""
+
     name: str
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
@@ -39,7 +46,8 @@ class Runner(Protocol):
         slmkit runtime do (the template writes the BOS itself)."""
 
     def greedy(self, ids: list[int], steps: int) -> Decode:
-        """Prefill `ids` (keeping every position's logits), then decode `steps` tokens via the cache."""
+        """Prefill `ids` (keeping every position's logits), then decode `steps` tokens via the cache.
+        Raises SlmkitError when `len(ids) + steps` exceeds the context the engine was opened with."""
 
     def tokenizer_info(self) -> TokenizerInfo: ...
 

@@ -1,8 +1,7 @@
-"""An ONNX (or .ort) decoder run by a plain onnxruntime InferenceSession, as a hand-written app loop runs it.
-
-Prefill with an empty past, then one token at a time feeding each `present.*` back as `past_key_values.*`.
-Tokenization uses the artifact's own tokenizer files through transformers, so this runner checks the
-graph; the onnxruntime-genai runner checks genai's tokenizer and generation loop.
+"""An ONNX (or .ort) decoder run by a plain onnxruntime InferenceSession, as a hand-written app loop
+runs it: prefill with an empty past, then one token at a time feeding each `present.*` back as
+`past_key_values.*`. The ONNX target's `onnxruntime` parity engine (converter/targets/onnx/runner.py)
+and bench/onnx_decode.py drive decoders through `OrtSession`.
 """
 
 from __future__ import annotations
@@ -11,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from slmkit.converter.errors import SlmkitError
-from slmkit.converter.parity.hf_tokenizer import HfTokenized, load_tokenizer
-from slmkit.converter.parity.runner import Decode
+from slmkit.runtime.errors import SlmkitError
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
 def load_session(path: Path, threads: int | None):
+    """An `onnxruntime.InferenceSession` on the CPU provider; `threads` sets intra-op threads.
+    Raises SlmkitError with a hint (the opset/version one when that is the cause) if ORT refuses it."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -71,20 +70,3 @@ class OrtSession:
             position += 1
             rows.append(logits)
         return rows
-
-
-class OrtRunner(HfTokenized):
-    def __init__(self, artifact: Path, model_file: str, threads: int | None, name: str = "onnxruntime") -> None:
-        self.name = name
-        self.cache = OrtSession(artifact / model_file, threads)
-        self.tokenizer = load_tokenizer(artifact)
-
-    def greedy(self, ids: list[int], steps: int) -> Decode:
-        rows = self.cache.greedy_logits(ids, max(steps - 1, 0))
-        # Step i's distribution is the last position of run i (run 0 is the prefill).
-        chosen = [rows[i][-1] for i in range(steps)]
-        tokens = [int(row.argmax()) for row in chosen]
-        return Decode(rows[0].astype(np.float32, copy=False), tokens, np.stack(chosen).astype(np.float32, copy=False))
-
-    def close(self) -> None:
-        del self.cache
