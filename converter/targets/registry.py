@@ -1,15 +1,15 @@
-"""The target registry: `TargetSpec`s from the `slmkit.targets` entry-point group (ours are declared
-in pyproject.toml like any plug-in's), and their implementations imported on first use."""
+"""The target registry: `TargetSpec`s from the `slmkit.targets` entry-point group (runtime/plugins.py:
+ours are declared in pyproject.toml like any plug-in's), and their implementations imported on first use."""
 
 from __future__ import annotations
 
 import importlib
 from functools import cache
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from slmkit.converter.targets.spec import TargetSpec
 from slmkit.runtime.errors import SlmkitError
+from slmkit.runtime.plugins import plugin_points
 
 if TYPE_CHECKING:
     from slmkit.converter.targets.base import Target
@@ -25,15 +25,12 @@ def target_specs() -> dict[str, TargetSpec]:
     none is installed (a broken install).
     """
     specs: dict[str, TargetSpec] = {}
-    for point in sorted(entry_points(group=GROUP), key=lambda p: p.name):
+    for point in plugin_points(GROUP).values():
         spec = point.load()
         if not isinstance(spec, TargetSpec) or spec.name != point.name:
             raise SlmkitError(f"Entry point {point.name!r} in group {GROUP} ({point.value}) is not a TargetSpec "
                               f"named {point.name!r}.")
         specs[spec.name] = spec
-    if not specs:
-        raise SlmkitError(f"No targets are installed (entry-point group {GROUP} is empty).",
-                          hint="Reinstall slmkit (pip install -e . in a checkout).")
     # ours first, in the order the docs present them, then plug-ins by name
     order = {name: i for i, name in enumerate(("gguf", "onnx", "coreml"))}
     return dict(sorted(specs.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
+from slmkit.runtime.models.embedded import resolve_model_file
 from slmkit.runtime.request import ChatOptions
+from slmkit.runtime.spec import TierSpec
 
 
 class BackendError(Exception):
@@ -53,7 +56,16 @@ class Generation:
 
 
 class Backend(Protocol):
+    """A tier's engine, registered by its routing.json name in the `slmkit.backends` entry points
+    (runtime/plugins.py) and built with `from_tier`."""
+
     name: str
+
+    @classmethod
+    def from_tier(cls, tier: TierSpec, base_dir: Path) -> Backend:
+        """The engine for `tier`; model files resolve relative to `base_dir` (routing.json's folder).
+        Raises SlmkitError when the tier cannot run here (missing model, Core ML off macOS)."""
+        ...
 
     def generate(self, messages: list[dict], max_tokens: int, logprobs: bool = False,
                  options: ChatOptions | None = None) -> Generation:
@@ -69,6 +81,23 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class RemoteBackend:
+    """`from_tier` for engines constructed from the tier alone (cloud tiers, the simulator)."""
+
+    @classmethod
+    def from_tier(cls, tier: TierSpec, base_dir: Path) -> RemoteBackend:
+        return cls(tier)  # type: ignore[call-arg]
+
+
+class LocalBackend:
+    """`from_tier` for engines over a model file or folder: the tier's `model` resolved against
+    `base_dir` or the embedded models (runtime/models/embedded.py), passed to `cls(tier, path)`."""
+
+    @classmethod
+    def from_tier(cls, tier: TierSpec, base_dir: Path) -> LocalBackend:
+        return cls(tier, resolve_model_file(tier.model, base_dir))  # type: ignore[call-arg]
 
 
 def estimate_tokens(text: str) -> int:

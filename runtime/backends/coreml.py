@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slmkit.runtime.backends.base import BackendError, Generation
+from slmkit.runtime.backends.base import BackendError, Generation, LocalBackend
 from slmkit.runtime.chat_template import load_chat_template
 from slmkit.runtime.confidence.logprob import log_softmax, token_stats
 from slmkit.runtime.engines import coreml
@@ -26,7 +26,7 @@ def require_macos(tier_name: str) -> None:
                           hint="On Linux, give this tier a llama.cpp (GGUF) or onnxruntime-genai model for simulation.")
 
 
-class CoreMLBackend:
+class CoreMLBackend(LocalBackend):
     """Greedy generation through the artifact's KV-cache states: one prefill call, then one token per call."""
 
     name = "coreml"

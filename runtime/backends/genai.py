@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slmkit.runtime.backends.base import BackendError, Generation
+from slmkit.runtime.backends.base import BackendError, Generation, LocalBackend
 from slmkit.runtime.confidence.logprob import log_softmax, token_stats
 from slmkit.runtime.engines.genai import GenaiEngine
 from slmkit.runtime.errors import SlmkitError
@@ -17,7 +17,7 @@ from slmkit.runtime.request import ChatOptions
 from slmkit.runtime.spec import TierSpec
 
 
-class GenaiBackend:
+class GenaiBackend(LocalBackend):
     name = "onnxruntime-genai"
 
     def __init__(self, tier: TierSpec, folder: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from slmkit.runtime.backends.base import BackendError, Generation, openai_finish_reason, stream_whole
+from slmkit.runtime.backends.base import BackendError, Generation, RemoteBackend, openai_finish_reason, stream_whole
 from slmkit.runtime.request import ChatOptions
 from slmkit.runtime.spec import TierSpec
 
@@ -49,7 +49,7 @@ def _post(client: httpx.Client, url: str, headers: dict[str, str], body: dict, t
     return data
 
 
-class _HttpBackend:
+class _HttpBackend(RemoteBackend):
     def __init__(self, tier: TierSpec, client: httpx.Client | None = None) -> None:
         self.tier = tier
         self.client = client or httpx.Client()

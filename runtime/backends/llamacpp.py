@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slmkit.runtime.backends.base import BackendError, Generation
+from slmkit.runtime.backends.base import BackendError, Generation, LocalBackend
 from slmkit.runtime.chat_template import ChatTemplate
 from slmkit.runtime.confidence.logprob import log_softmax, token_stats
 from slmkit.runtime.engines.llamacpp import gguf_chat_template, last_logits, open_llama, prompt_ids
@@ -132,7 +132,7 @@ class _Continuation:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(LocalBackend):
     """One GGUF. Generation and scoring use separate contexts, so a chat answer never evicts
     the router's cached prefix."""
 

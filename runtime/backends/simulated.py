@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from slmkit.runtime.backends.base import Generation, estimate_tokens, stream_whole
+from slmkit.runtime.backends.base import Generation, RemoteBackend, estimate_tokens, stream_whole
 from slmkit.runtime.request import ChatOptions
 from slmkit.runtime.spec import SimulatedProfile, TierSpec
 
 
-class SimulatedBackend:
+class SimulatedBackend(RemoteBackend):
     name = "simulated"
 
     def __init__(self, tier: TierSpec) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.prompts import conversation_user, request_router_input
@@ -13,6 +14,10 @@ from slmkit.runtime.router.decision import RouteDecision, decision_from_grouped_
 from slmkit.runtime.router.encoder import SentenceEncoder
 from slmkit.runtime.router.head import load_head
 from slmkit.runtime.spec import RouterSpec
+
+if TYPE_CHECKING:
+    from slmkit.runtime.backends.base import Backend
+    from slmkit.runtime.router import Router
 
 
 def classifier_text(system: str, user: str) -> str:
@@ -37,6 +42,11 @@ def request_features(buckets: int, spec: RouterSpec, request: Request,
 
 class ClassifierRouter:
     method = "classifier"
+
+    @classmethod
+    def from_spec(cls, spec: RouterSpec, base_dir: Path, backend: Backend | None) -> Router:
+        """The registry's constructor (runtime/plugins.py, `slmkit.routers`): needs no tier engine."""
+        return cls(spec, base_dir)
 
     def __init__(self, spec: RouterSpec, base_dir: Path) -> None:
         self.spec = spec

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.prompts import fill, request_router_input
 from slmkit.runtime.request import Request
 from slmkit.runtime.router.decision import RouteDecision, decision_from_logits
 from slmkit.runtime.spec import RouterSpec
+
+if TYPE_CHECKING:
+    from slmkit.runtime.backends.base import Backend
+    from slmkit.runtime.router import Router
 
 
 def split_prompt(template: str) -> tuple[str, str]:
@@ -25,6 +31,11 @@ def split_prompt(template: str) -> tuple[str, str]:
 
 class LabelLogitsRouter:
     method = "label_logits"
+
+    @classmethod
+    def from_spec(cls, spec: RouterSpec, base_dir: Path, backend: Backend | None) -> Router:
+        """The registry's constructor (runtime/plugins.py, `slmkit.routers`)."""
+        return cls(spec, backend)
 
     def __init__(self, spec: RouterSpec, backend) -> None:
         if not hasattr(backend, "next_token_logits"):

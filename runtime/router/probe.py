@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,10 @@ from slmkit.runtime.router.classifier import classifier_text
 from slmkit.runtime.router.decision import RouteDecision, decision_from_logits
 from slmkit.runtime.router.head import load_head
 from slmkit.runtime.spec import RouterSpec
+
+if TYPE_CHECKING:
+    from slmkit.runtime.backends.base import Backend
+    from slmkit.runtime.router import Router
 
 PROBE_FEATURES = "probe-mean-v1"
 
@@ -33,6 +38,11 @@ def probe_vector(backend, spec: RouterSpec, request: Request) -> np.ndarray:
 
 class ProbeRouter:
     method = "probe"
+
+    @classmethod
+    def from_spec(cls, spec: RouterSpec, base_dir: Path, backend: Backend | None) -> Router:
+        """The registry's constructor (runtime/plugins.py, `slmkit.routers`)."""
+        return cls(spec, base_dir, backend)
 
     def __init__(self, spec: RouterSpec, base_dir: Path, backend) -> None:
         if not hasattr(backend, "embedding"):

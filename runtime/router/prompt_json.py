@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slmkit.runtime.backends.base import BackendError
 from slmkit.runtime.prompts import render_router_prompt
@@ -11,9 +13,18 @@ from slmkit.runtime.router.decision import RouteDecision
 from slmkit.runtime.router.parse import parse_router_output
 from slmkit.runtime.spec import RouterSpec
 
+if TYPE_CHECKING:
+    from slmkit.runtime.backends.base import Backend
+    from slmkit.runtime.router import Router
+
 
 class PromptJsonRouter:
     method = "prompt_json"
+
+    @classmethod
+    def from_spec(cls, spec: RouterSpec, base_dir: Path, backend: Backend | None) -> Router:
+        """The registry's constructor (runtime/plugins.py, `slmkit.routers`)."""
+        return cls(spec, backend)
 
     def __init__(self, spec: RouterSpec, backend) -> None:
         self.spec = spec

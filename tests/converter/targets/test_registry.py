@@ -9,6 +9,7 @@ import pytest
 
 from slmkit.converter.targets import registry
 from slmkit.converter.targets.spec import THRESHOLD_KEYS, QuantSpec, TargetSpec
+from slmkit.runtime import plugins
 from slmkit.runtime.errors import SlmkitError
 
 BOUNDS = dict.fromkeys(THRESHOLD_KEYS, 0.5)
@@ -36,10 +37,15 @@ def test_unknown_names_are_one_clear_error() -> None:
         registry.get_target_spec("gguf").quant("q2_k")
 
 
-def _with_entry_points(monkeypatch: pytest.MonkeyPatch, *extra: SimpleNamespace) -> None:
-    real = registry.entry_points(group=registry.GROUP)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [*real, *extra])
+def _clear() -> None:
+    plugins.plugin_points.cache_clear()
     registry.target_specs.cache_clear()
+
+
+def _with_entry_points(monkeypatch: pytest.MonkeyPatch, *extra: SimpleNamespace) -> None:
+    real = plugins.entry_points
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [*real(group=group), *extra])
+    _clear()
 
 
 def test_a_third_party_target_plugs_in(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,7 +56,7 @@ def test_a_third_party_target_plugs_in(monkeypatch: pytest.MonkeyPatch) -> None:
         assert registry.get_target_spec("tflite") is plugin
         assert registry.quant_help().endswith("tflite: int8") and "litert" in registry.engine_help()
     finally:
-        registry.target_specs.cache_clear()
+        _clear()
 
 
 def test_an_entry_point_that_is_not_a_target_spec_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,7 +65,7 @@ def test_an_entry_point_that_is_not_a_target_spec_is_refused(monkeypatch: pytest
         with pytest.raises(SlmkitError, match="'bad'.*is not a TargetSpec"):
             registry.target_specs()
     finally:
-        registry.target_specs.cache_clear()
+        _clear()
 
 
 def test_malformed_specs_fail_when_built() -> None:
