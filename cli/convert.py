@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from slmkit.cli.extras import require_extra
 from slmkit.cli.paths import writable_file, writable_folder
-from slmkit.cli.progress import progress as progress_display
+from slmkit.cli.progress import progress_callback
 from slmkit.converter.targets.registry import engine_help, quant_help, target_help
 
 console = Console(stderr=True)
@@ -41,7 +41,7 @@ def convert(
         ckpt = resolve(model)
     for note in ckpt.notes:
         console.print(f"[yellow]note:[/] {note}")
-    with progress_display("bytes") as progress:
+    with progress_callback("bytes") as progress:
         folder = run_convert(model, ckpt, target, quant, output, force=force, progress=progress,
                              options=ConvertOptions(block_size=block_size, cache_length=cache_length,
                                                     deployment_target=deployment_target))
@@ -77,7 +77,7 @@ def parity(
     from slmkit.converter.parity import report as reports
     from slmkit.converter.parity.check import check_artifact
 
-    with progress_display("items") as progress:
+    with progress_callback("items") as progress:
         result = check_artifact(artifact, reference=reference, extra_prompts=prompts, steps=steps, threads=threads,
                                 engine=engine, progress=progress)
     reports.write_json(result, report)

@@ -38,12 +38,12 @@ def package(
         get_platform,
         precheck_size,
     )
-    from slmkit.cli.progress import progress as progress_display
+    from slmkit.cli.progress import progress_callback
     from slmkit.runtime.models.recipe import all_recipes
 
     precheck_size(all_recipes().get(model), get_platform(platform))  # before any download or conversion
     ckpt = resolve(model)
-    with progress_display("bytes") as progress:
+    with progress_callback("bytes") as progress:
         manifest = build_bundle(model, ckpt, platform, output, quant=quant, router=router, with_gguf=with_gguf,
                                 allow_parity_failure=allow_parity_failure, force=force, progress=progress)
     for entry in manifest["models"]:

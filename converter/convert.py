@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.runtime.checksums import sha256_file
-from slmkit.runtime.manifest import ARTIFACT, PARITY, library_versions, write_manifest
 from slmkit.converter.models.checkpoint import Checkpoint
 from slmkit.converter.preflight import require_memory
-from slmkit.converter.tokenizer_files import check_chat_template
 from slmkit.converter.staging import require_free_space, staged_output
 from slmkit.converter.targets.base import ConvertOptions, check_quant
 from slmkit.converter.targets.registry import get_target
-from slmkit.converter.tokenizer_files import ARTIFACT_TOKENIZER_FILES
+from slmkit.converter.tokenizer_files import ARTIFACT_TOKENIZER_FILES, check_chat_template
+from slmkit.runtime.checksums import sha256_file
+from slmkit.runtime.manifest import ARTIFACT, PARITY, library_versions, write_manifest
+from slmkit.runtime.progress import ProgressCallback, Steps
+
 
 def default_output(ckpt: Checkpoint, target: str, quant: str) -> Path:
     stem = ckpt.recipe.name if ckpt.recipe else ckpt.path.name
@@ -31,7 +32,7 @@ def source_record(model: str, ckpt: Checkpoint) -> dict[str, Any]:
 
 
 def convert(model: str, ckpt: Checkpoint, target_name: str, quant: str | None, output: Path | None,
-            *, force: bool, progress: Any, options: ConvertOptions | None = None) -> Path:
+            *, force: bool, progress: ProgressCallback | None = None, options: ConvertOptions | None = None) -> Path:
     target = get_target(target_name)
     options = options or ConvertOptions()
     quant = quant or (ckpt.recipe.default_quant.get(target_name) if ckpt.recipe else None) or target.default_quant
@@ -52,7 +53,7 @@ def convert(model: str, ckpt: Checkpoint, target_name: str, quant: str | None, o
         for name in ARTIFACT_TOKENIZER_FILES:  # first, so a target can state what its runtime needs in them
             if (ckpt.path / name).is_file():
                 shutil.copy2(ckpt.path / name, tokenizer_dir / name)
-        result = target.convert(ckpt, quant, staging, progress, options)
+        result = target.convert(ckpt, quant, staging, Steps(progress), options)
         write_manifest(staging, ARTIFACT, {
             "target": target_name,
             "quant": quant,

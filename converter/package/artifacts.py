@@ -9,9 +9,10 @@ from typing import Any
 from slmkit.converter import __version__
 from slmkit.converter.convert import convert, source_record
 from slmkit.converter.errors import SlmkitError
-from slmkit.runtime.manifest import ARTIFACT, PARITY, file_entries, read_manifest
 from slmkit.converter.models.checkpoint import Checkpoint
+from slmkit.runtime.manifest import ARTIFACT, PARITY, file_entries, read_manifest
 from slmkit.runtime.paths import cache_dir
+from slmkit.runtime.progress import ProgressCallback
 
 
 def artifact_cache(ckpt: Checkpoint, target: str, quant: str) -> Path:
@@ -31,7 +32,8 @@ def reusable(folder: Path, model: str, ckpt: Checkpoint, target: str, quant: str
             and manifest["files"] == file_entries(folder, frozenset({PARITY})))
 
 
-def ensure_artifact(model: str, ckpt: Checkpoint, target: str, quant: str, progress: Any) -> tuple[Path, bool]:
+def ensure_artifact(model: str, ckpt: Checkpoint, target: str, quant: str,
+                    progress: ProgressCallback | None) -> tuple[Path, bool]:
     """(folder, reused?): the cached artifact when still valid, else a fresh conversion into the cache."""
     folder = artifact_cache(ckpt, target, quant)
     if folder.is_dir() and reusable(folder, model, ckpt, target, quant):
@@ -39,7 +41,7 @@ def ensure_artifact(model: str, ckpt: Checkpoint, target: str, quant: str, progr
     return convert(model, ckpt, target, quant, folder, force=True, progress=progress), False
 
 
-def parity_verdict(folder: Path, progress: Any, allow_failure: bool) -> dict[str, Any]:
+def parity_verdict(folder: Path, progress: ProgressCallback | None, allow_failure: bool) -> dict[str, Any]:
     """Run parity unless the manifest already records it; refuse a failing artifact unless allowed."""
     from slmkit.converter.parity.check import check_artifact
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.runtime.manifest import ARTIFACT, BUNDLE, library_versions, read_manifest, write_manifest
 from slmkit.converter.models.checkpoint import Checkpoint
 from slmkit.converter.package.artifacts import ensure_artifact, parity_verdict
 from slmkit.converter.package.chat_format import check_chat_format, write_chat_format
@@ -23,7 +22,9 @@ from slmkit.converter.staging import staged_output
 from slmkit.converter.targets.registry import get_target
 from slmkit.data import routing_file
 from slmkit.runtime.default import default_spec_path
+from slmkit.runtime.manifest import ARTIFACT, BUNDLE, library_versions, read_manifest, write_manifest
 from slmkit.runtime.models.recipe import Recipe
+from slmkit.runtime.progress import ProgressCallback
 from slmkit.runtime.simulate.devices import DeviceProfile, builtin_devices
 from slmkit.runtime.simulate.speed import ModelFootprint
 from slmkit.runtime.spec import parse_spec
@@ -104,7 +105,8 @@ def _bundle_name(output: Path) -> str:
 
 
 def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path, *, quant: str | None, router: Path | None,
-                 with_gguf: bool, allow_parity_failure: bool, force: bool, progress: Any) -> dict[str, Any]:
+                 with_gguf: bool, allow_parity_failure: bool, force: bool,
+                 progress: ProgressCallback | None) -> dict[str, Any]:
     platform = get_platform(platform_name)
     precheck_size(ckpt.recipe, platform)
     router_files, features, base_spec = _router_files(platform, router)  # a wrong router fails before converting

@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from slmkit.converter.errors import SlmkitError
+from slmkit.runtime.progress import ProgressCallback, Steps
 
 
 def check_artifact(artifact: Path, *, reference: str | None = None, extra_prompts: Path | None = None, steps: int = 16,
-                   threads: int | None = None, engine: str | None = None, progress: Any = None) -> dict[str, Any]:
+                   threads: int | None = None, engine: str | None = None,
+                   progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Run the prompts through both engines, write parity.json into the artifact and record the
-    verdict in its manifest; returns the full report (`passed` is the verdict)."""
-    from slmkit.runtime.manifest import ARTIFACT, PARITY, update_manifest
+    verdict in its manifest; returns the full report (`passed` is the verdict). Each stage reports
+    through `progress` (runtime/progress.py). Raises SlmkitError when the artifact, its source or
+    the engine cannot be opened, or when the run would not fit this machine's memory or disk."""
     from slmkit.converter.models.resolve import resolve
     from slmkit.converter.parity import report as reports
     from slmkit.converter.parity.prompts import builtin_prompts, load_prompts
@@ -21,6 +24,7 @@ def check_artifact(artifact: Path, *, reference: str | None = None, extra_prompt
     from slmkit.converter.parity.torch_runner import TorchRunner
     from slmkit.converter.targets.base import check_engine
     from slmkit.converter.targets.registry import get_target
+    from slmkit.runtime.manifest import ARTIFACT, PARITY, update_manifest
 
     if not Path(artifact).is_dir():
         raise SlmkitError(f"{artifact} is not a folder.", hint="Pass the folder written by `slmkit convert`.")
@@ -32,8 +36,8 @@ def check_artifact(artifact: Path, *, reference: str | None = None, extra_prompt
     if not reference:
         raise SlmkitError("The manifest does not name the source model.", hint="Pass --reference MODEL.")
     ckpt = resolve(reference)
-    progress = progress or _NoProgress()
-    loading = progress.add_task(f"Loading the reference ({reference})", total=None)
+    stages = Steps(progress)
+    loading = stages.start(f"Loading the reference ({reference})", transient=True)
     ref_runner = TorchRunner(ckpt, threads=threads)
     prepared = prepare(ref_runner, prompt_set)
     limits = [int(ckpt.text_config.get("max_position_embeddings") or 0) or None,
@@ -43,19 +47,19 @@ def check_artifact(artifact: Path, *, reference: str | None = None, extra_prompt
     _preflight(ckpt, art_target, artifact, manifest, engine, prepared, steps, n_ctx)
     # 1. The reference alone: its logits go to disk, then it is released.
     ref_runner.load()
-    progress.remove_task(loading)
+    loading.finish()
     with tempfile.TemporaryDirectory(prefix="slmkit-parity-") as folder:
-        task = progress.add_task(f"Reference (PyTorch) on {len(prompt_set)} prompts", total=len(prompt_set))
-        runs = reference_pass(ref_runner, prepared, steps, Path(folder), on_prompt=lambda _p: progress.advance(task))
+        task = stages.start(f"Reference (PyTorch) on {len(prompt_set)} prompts", total=len(prompt_set))
+        runs = reference_pass(ref_runner, prepared, steps, Path(folder), on_prompt=lambda _p: task.advance())
         ref_runner.close()
         # 2. The artifact's engine, scored prompt by prompt against the stored logits.
-        loading = progress.add_task(f"Loading the artifact ({engine})", total=None)
+        loading = stages.start(f"Loading the artifact ({engine})", transient=True)
         art_runner = art_target.runner(artifact, manifest, threads, n_ctx, engine)
-        progress.remove_task(loading)
-        task = progress.add_task(f"Parity {Path(artifact).name}", total=len(prompt_set))
+        loading.finish()
+        task = stages.start(f"Parity {Path(artifact).name}", total=len(prompt_set))
         try:
             result = run_parity(artifact, ref_runner, runs, art_runner, manifest, steps,
-                                on_prompt=lambda _p: progress.advance(task))
+                                on_prompt=lambda _p: task.advance())
         finally:
             art_runner.close()
     result["skipped_prompts"] = skipped
@@ -107,15 +111,3 @@ def _preflight(ckpt: Any, target: Any, artifact: Path, manifest: dict[str, Any],
     require_free_space(Path(tempfile.gettempdir()), parity_disk(positions, len(prepared), steps, vocab),
                        "the reference logits of this parity run (set TMPDIR to use another folder)")
 
-
-class _NoProgress:
-    """Progress calls when the caller shows none."""
-
-    def add_task(self, *args: Any, **kwargs: Any) -> int:
-        return 0
-
-    def advance(self, *args: Any) -> None:
-        pass
-
-    def remove_task(self, *args: Any) -> None:
-        pass

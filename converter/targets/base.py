@@ -11,10 +11,9 @@ from slmkit.converter.errors import SlmkitError
 from slmkit.converter.targets.spec import TargetSpec
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
     from slmkit.converter.models.checkpoint import Checkpoint
     from slmkit.runtime.engines.base import Runner
+    from slmkit.runtime.progress import Steps
 
 
 @dataclass
@@ -58,9 +57,11 @@ class Target(Protocol):
     def engine_memory(self, artifact: Path, manifest: dict, engine: str, n_ctx: int, vocab: int) -> int:
         """Peak memory of `engine` running the artifact for parity with `n_ctx` tokens of context."""
 
-    def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress,
+    def convert(self, ckpt: Checkpoint, quant: str, out: Path, steps: Steps,
                 options: ConvertOptions) -> ConvertResult:
-        """Write the artifact's model file(s) into `out`, a fresh staging folder."""
+        """Write the artifact's model file(s) into `out`, a fresh staging folder, reporting each
+        stage through `steps` (runtime/progress.py). Raises SlmkitError on a checkpoint the target
+        cannot convert; converter/convert.py removes the staging folder on any failure."""
 
     def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int, engine: str) -> Runner:
         """A parity Runner over the converted artifact, holding at least `n_ctx` tokens."""

@@ -5,6 +5,7 @@ GGUF target's parity (LlamaCppRunner) both use these functions."""
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,17 +76,20 @@ class LlamaCppRunner:
     """A GGUF as parity drives it (runtime/engines/base.py `Runner`), opened, templated and tokenized
     with the functions above.
 
-    `window`: the original context of a Phi-3-style long/short-RoPE GGUF (None otherwise). Prompts
-    that fit it run in a context of that size, where llama.cpp uses the short factors, as an app
-    running within the window does (the GGUF target reads it from the file).
+    `window_of(path)`: the original context of a Phi-3-style long/short-RoPE GGUF, or None (the GGUF
+    target reads it from the file; called once llama.cpp has accepted the file). Prompts that fit it
+    run in a context of that size, where llama.cpp uses the short factors, as an app running within
+    the window does.
     """
 
     name = "llama.cpp"
 
-    def __init__(self, path: Path, n_ctx: int, threads: int | None = None, window: int | None = None) -> None:
+    def __init__(self, path: Path, n_ctx: int, threads: int | None = None,
+                 window_of: Callable[[Path], int | None] | None = None) -> None:
         self.path, self.threads = path, threads
         self.llm = open_llama(path, n_ctx, threads, logits_all=True)
         self.n_vocab = self.llm.n_vocab()
+        window = window_of(path) if window_of is not None else None
         self._window = window if window is not None and window < self.llm.n_ctx() else None
         self._window_llm: Any = None
 

@@ -22,10 +22,9 @@ from slmkit.converter.targets.coreml.spec import SPEC
 from slmkit.converter.tokenizer_files import observed_special_tokens, state_tokenizer_config
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
     from slmkit.converter.models.checkpoint import Checkpoint
     from slmkit.runtime.engines.base import Runner
+    from slmkit.runtime.progress import Steps
 
 MODEL_FILE = "model.mlpackage"
 DEFAULT_BLOCK_SIZE = 32
@@ -60,7 +59,7 @@ class CoremlTarget(SpecAttributes):
         # coremltools writes the fp16 package, then the compressed one, in its own temp folder.
         return int((2.0 * n_params + SPEC.quant(quant).stored_bytes(n_params)) * 1.05) + (64 << 20)
 
-    def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress,
+    def convert(self, ckpt: Checkpoint, quant: str, out: Path, steps: Steps,
                 options: ConvertOptions) -> ConvertResult:
         from slmkit.converter.models.decoder import DecoderWeights, decoder_spec
         from slmkit.converter.targets.coreml.evaluator import quiet_coremltools
@@ -74,26 +73,27 @@ class CoremlTarget(SpecAttributes):
                                                                                  spec.context_length))
         layout = StatefulLayout(cache, spec.layers, spec.kv_heads, spec.head_dim, spec.vocab_size)
         fp16 = quant != "fp32"
-        task = progress.add_task("Calibrating the residual stream for fp16 (layers read one at a time)", total=None)
+        calibrating = steps.start("Calibrating the residual stream for fp16 (layers read one at a time)", transient=True)
         fp16_range = calibrate(ckpt) if fp16 else Fp16Range(0.0, 1)
-        progress.remove_task(task)
+        calibrating.finish()
         weights = DecoderWeights(ckpt, spec)
-        task = progress.add_task(f"Building the ML program ({quant}, weights compressed as read)", total=weights.nbytes)
+        task = steps.start(f"Building the ML program ({quant}, weights compressed as read)", total=weights.nbytes)
         compressor = WeightCompressor(quant, block_size)
         with quiet_coremltools():
             program = DecoderProgram(spec, weights, layout, compressor, fp16, fp16_range.scale,
-                                     on_weight=lambda n: progress.advance(task, n)).build()
-            progress.update(task, description="Converting to a stateful ML program (coremltools)")
+                                     on_weight=task.advance).build()
+            task.describe("Converting to a stateful ML program (coremltools)")
             mlmodel = program_to_mlmodel(program, layout, fp16, options.deployment_target or MIN_STATEFUL_TARGET)
             del program
             gc.collect()
-            progress.update(task, description=f"Writing {MODEL_FILE}")
+            task.describe(f"Writing {MODEL_FILE}")
             special = observed_special_tokens(ckpt.path)
             describe(mlmodel, ckpt, quant, layout, special)
             mlmodel.save(str(out / MODEL_FILE))
         del mlmodel
         gc.collect()
-        progress.update(task, description="Converted to Core ML")
+        task.describe("Converted to Core ML")
+        task.finish()
         state_tokenizer_config(out / SPEC.tokenizer_dir, special)
         details: dict[str, Any] = {
             "format": "mlprogram", "deployment_target": options.deployment_target or MIN_STATEFUL_TARGET,
@@ -128,9 +128,9 @@ class CoremlTarget(SpecAttributes):
         (`evaluator.weights_memory`), a prompt's logits and a prefill chunk's transients.
         Measured: Gemma 3 1B int4 7.6 GB including the reference phase before it; Gemma 3 4B int4
         6.5-7.1 GB in the evaluator phase (docs/scale.md)."""
-        from slmkit.runtime.engines.coreml import PREFILL_CHUNK
         from slmkit.converter.preflight import BASE_BYTES
         from slmkit.converter.targets.coreml.evaluator import weights_memory
+        from slmkit.runtime.engines.coreml import PREFILL_CHUNK
 
         package = artifact / manifest["model_file"]
         stored = sum(p.stat().st_size for p in package.rglob("*") if p.is_file())

@@ -13,10 +13,9 @@ from slmkit.converter.targets.gguf.spec import SPEC
 from slmkit.converter.targets.gguf.writer import GGUFPlan
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
     from slmkit.converter.models.checkpoint import Checkpoint
     from slmkit.runtime.engines.base import Runner
+    from slmkit.runtime.progress import Steps
 
 _SOURCE_FLOAT = {"F32": "f32", "F16": "f16", "BF16": "bf16"}
 
@@ -60,24 +59,25 @@ class GGUFTarget(SpecAttributes):
 
         return BASE_BYTES + (artifact / manifest["model_file"]).stat().st_size + 2 * n_ctx * vocab * 4
 
-    def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress,
+    def convert(self, ckpt: Checkpoint, quant: str, out: Path, steps: Steps,
                 options: ConvertOptions) -> ConvertResult:
         stem = ckpt.recipe.name if ckpt.recipe else ckpt.path.name
         final = out / f"{stem}-{quant}.gguf"
         float_type = quant if quant not in QUANT_FTYPES else intermediate_type(ckpt)
         plan = GGUFPlan(ckpt, float_type)
         float_file = final if quant not in QUANT_FTYPES else out / f".{stem}-{float_type}.gguf"
-        task = progress.add_task(f"Writing {float_type.upper()} GGUF", total=sum(t.nbytes for t in plan.tensors))
+        task = steps.start(f"Writing {float_type.upper()} GGUF", total=sum(t.nbytes for t in plan.tensors))
         plan.write(float_file, stem, ckpt.recipe.license if ckpt.recipe else None,
-                   lambda tensor: progress.advance(task, tensor.nbytes))
+                   lambda tensor: task.advance(tensor.nbytes))
+        task.finish()
         details: dict[str, object] = {"gguf_arch": plan.arch.gguf_arch.name.lower(), "tokenizer_model": plan.vocab.model,
                                       "tokenizer_pre": plan.vocab.pre, "tensors": len(plan.tensors)}
         if quant in QUANT_FTYPES:
             size = float_file.stat().st_size
-            task = progress.add_task(f"Quantizing to {quant.upper()} with llama.cpp", total=size)
+            task = steps.start(f"Quantizing to {quant.upper()} with llama.cpp", total=size)
             log = quantize(float_file, final, quant)
             float_file.unlink()
-            progress.update(task, completed=size)
+            task.finish()
             details["quantized_from"] = float_type
             if log.fallbacks:  # e.g. SmolLM2's 576-wide rows cannot hold 256-weight K-quant blocks
                 details["quant_fallbacks"] = log.fallbacks
@@ -86,8 +86,7 @@ class GGUFTarget(SpecAttributes):
     def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int, engine: str) -> Runner:
         from slmkit.runtime.engines.llamacpp import LlamaCppRunner
 
-        path = artifact / manifest["model_file"]
-        return LlamaCppRunner(path, n_ctx=n_ctx, threads=threads, window=longrope_window(path))
+        return LlamaCppRunner(artifact / manifest["model_file"], n_ctx=n_ctx, threads=threads, window_of=longrope_window)
 
 
 def longrope_window(path: Path) -> int | None:

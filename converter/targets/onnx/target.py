@@ -6,9 +6,8 @@ and the tokenizer files beside them (where onnxruntime-genai reads them).
 
 from __future__ import annotations
 
-import json
-
 import gc
+import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,10 +18,9 @@ from slmkit.converter.targets.onnx.spec import SPEC
 from slmkit.converter.tokenizer_files import observed_special_tokens, state_tokenizer_config
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
     from slmkit.converter.models.checkpoint import Checkpoint
     from slmkit.runtime.engines.base import Runner
+    from slmkit.runtime.progress import Steps
 
 MODEL_FILE = "model.onnx"
 OPSET = 20
@@ -84,7 +82,7 @@ class OnnxTarget(SpecAttributes):
         model = sum(f.stat().st_size for f in files if f.is_file())
         return BASE_BYTES + 2 * model + 3 * n_ctx * vocab * 4
 
-    def convert(self, ckpt: Checkpoint, quant: str, out: Path, progress: Progress,
+    def convert(self, ckpt: Checkpoint, quant: str, out: Path, steps: Steps,
                 options: ConvertOptions) -> ConvertResult:
         from slmkit.converter.models.decoder import DecoderWeights, decoder_spec
         from slmkit.converter.targets.onnx import genai, mobile
@@ -95,13 +93,13 @@ class OnnxTarget(SpecAttributes):
         block_size = options.block_size or DEFAULT_BLOCK_SIZE
         spec = decoder_spec(ckpt)
         weights = DecoderWeights(ckpt, spec)
-        task = progress.add_task(f"Building the ONNX graph ({quant}, weights streamed to {EXTERNAL_DATA})",
-                                 total=weights.nbytes)
+        task = steps.start(f"Building the ONNX graph ({quant}, weights streamed to {EXTERNAL_DATA})",
+                           total=weights.nbytes)
         model_path = out / MODEL_FILE
         builder = GraphBuilder(out / EXTERNAL_DATA, OPSET)
         try:
             report = DecoderGraph(builder, spec, weights, quant_plan(quant, block_size),
-                                  on_weight=lambda n: progress.advance(task, n)).build()
+                                  on_weight=task.advance).build()
             builder.save(model_path, {"": OPSET, "com.microsoft": 1})
         finally:
             builder.close()
@@ -116,12 +114,12 @@ class OnnxTarget(SpecAttributes):
         }
         size = _size(model_path) + _size(out / EXTERNAL_DATA)
         if size < mobile.ORT_SIZE_LIMIT:
-            step = progress.add_task("Writing model.ort, checking it against model.onnx", total=None)
+            step = steps.start("Writing model.ort, checking it against model.onnx")
             ort_file, ops_config = mobile.write_ort(model_path, out)
             details["ort_file"], details["required_operators"] = ort_file, ops_config
             details["ort_matches_onnx"] = _check_ort_matches(model_path, out / ort_file, spec.vocab_size)
             details["mobile_usability"] = mobile.mobile_usability(model_path)
-            progress.update(step, total=1, completed=1)
+            step.finish()
         else:
             details["ort_format"] = (f"skipped: the .ort format holds at most {mobile.ORT_SIZE_LIMIT / 1024**3:.1f} GB; "
                                      "ship model.onnx + model.onnx.data")
@@ -153,9 +151,9 @@ def _size(path: Path) -> int:
 
 def _check_ort_matches(onnx_file: Path, ort_file: Path, vocab_size: int) -> bool:
     """The .ort must compute exactly what the .onnx computes (prefill + one cached step)."""
-    from slmkit.runtime.engines.onnxruntime import OrtSession
-
     import numpy as np
+
+    from slmkit.runtime.engines.onnxruntime import OrtSession
 
     ids = [min(i * 7 + 3, vocab_size - 1) for i in range(12)]
     # One session at a time: each holds the model's weights (and their prepacked copies).

@@ -17,8 +17,6 @@ from slmkit.converter.errors import SlmkitError
 ])
 def test_build_failing_midway_leaves_nothing(target: str, module: str, builder: str, quant: str, fixture_dir,
                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rich.progress import Progress
-
     from slmkit.converter.convert import convert
     from slmkit.converter.models.resolve import resolve
 
@@ -27,6 +25,6 @@ def test_build_failing_midway_leaves_nothing(target: str, module: str, builder: 
 
     monkeypatch.setattr(getattr(importlib.import_module(module), builder), "_layer", broken)
     model = str(fixture_dir("llama"))
-    with pytest.raises(SlmkitError, match="disk vanished"), Progress(disable=True) as progress:
-        convert(model, resolve(model), target, quant, tmp_path / "out", force=False, progress=progress)
+    with pytest.raises(SlmkitError, match="disk vanished"):
+        convert(model, resolve(model), target, quant, tmp_path / "out", force=False)
     assert list(tmp_path.iterdir()) == []

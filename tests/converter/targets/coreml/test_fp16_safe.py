@@ -48,8 +48,6 @@ def test_streamed_calibration_sees_the_resident_models_peak(name: str, fixture_d
 @pytest.mark.parametrize("name", ["llama", "gemma3", "qwen2"])
 def test_rewrite_is_exact_in_float32(name: str, fixture_dir, tmp_path: Path) -> None:
     """Scale-safe norms and a stream divided by 64, evaluated in float32: PyTorch's logits."""
-    from rich.progress import Progress
-
     from slmkit.converter.models.decoder import DecoderWeights, decoder_spec
     from slmkit.converter.targets.coreml.evaluator import MilEvaluator, quiet_coremltools
     from slmkit.converter.targets.coreml.program import DecoderProgram, StatefulLayout
@@ -59,7 +57,7 @@ def test_rewrite_is_exact_in_float32(name: str, fixture_dir, tmp_path: Path) -> 
     ckpt = resolve(str(loud_checkpoint(fixture_dir(name), tmp_path)))
     spec = decoder_spec(ckpt)
     layout = StatefulLayout(64, spec.layers, spec.kv_heads, spec.head_dim, spec.vocab_size)
-    with quiet_coremltools(), Progress(disable=True):
+    with quiet_coremltools():
         program = DecoderProgram(spec, DecoderWeights(ckpt, spec), layout, WeightCompressor("fp32", 32), fp16=False,
                                  stream_scale=64).build()
         program_to_mlmodel(program, layout, fp16=False, deployment_target="iOS18").save(str(tmp_path / "m.mlpackage"))

@@ -99,7 +99,7 @@ def llama_cpp_logits(path: Path, ids: list[int]) -> np.ndarray:
     from slmkit.converter.targets.gguf.target import longrope_window
     from slmkit.runtime.engines.llamacpp import LlamaCppRunner
 
-    runner = LlamaCppRunner(path, len(ids) + 8, threads=2, window=longrope_window(path))
+    runner = LlamaCppRunner(path, len(ids) + 8, threads=2, window_of=longrope_window)
     try:
         return np.array(runner.greedy(ids, 1).prefill, dtype=np.float32)
     finally:

@@ -51,16 +51,13 @@ def test_each_architecture_rule_is_needed(rule: str, exact, tmp_path: Path) -> N
 def test_large_models_skip_the_ort_file_and_still_pass(fixture_dir, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Above the .ort size limit (2 GB; lowered here) the artifact is model.onnx + model.onnx.data."""
-    from rich.progress import Progress
-
     from slmkit.converter.convert import convert
     from slmkit.converter.parity.check import check_artifact
     from slmkit.converter.targets.onnx import mobile
 
     monkeypatch.setattr(mobile, "ORT_SIZE_LIMIT", 1024)
     model = str(fixture_dir("qwen2"))
-    with Progress(disable=True) as progress:
-        out = convert(model, resolve(model), "onnx", "fp32", tmp_path / "out", force=False, progress=progress)
+    out = convert(model, resolve(model), "onnx", "fp32", tmp_path / "out", force=False)
     assert sorted(p.name for p in out.glob("model*")) == ["model.onnx", "model.onnx.data"]
     conversion = json.loads((out / "manifest.json").read_text())["conversion"]
     assert "skipped" in conversion["ort_format"] and "ort_file" not in conversion
