@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.table import Table
+
 from slmkit.cli.extras import require_extra
 from slmkit.cli.paths import writable_file, writable_folder
 from slmkit.cli.progress import progress_callback
@@ -83,5 +85,33 @@ def parity(
     reports.write_json(result, report)
     if junit:
         reports.write_junit(result, junit)
-    reports.print_summary(result, console)
+    _print_parity_summary(result)
     raise typer.Exit(0 if result["passed"] else 1)
+
+
+def _print_parity_summary(report: dict[str, Any]) -> None:
+    table = Table(title=f"Parity: {report['artifact']} ({report['runner']}) vs {report['reference_runner']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("bound", justify="right")
+    table.add_column("")
+    for metric, check in report["checks"].items():
+        relation = "≥" if check["direction"] == "min" else "≤"
+        verdict = ("[yellow]not gated[/]" if check.get("gated") is False
+                   else "[green]pass[/]" if check["passed"] else "[red]FAIL[/]")
+        table.add_row(metric, f"{check['value']:.6g}", f"{relation} {check['bound']}", verdict)
+    console.print(table)
+    for metric, check in report["checks"].items():
+        if check.get("note"):
+            console.print(f"[yellow]{metric}: {check['note']}[/]")
+    m = report["metrics"]
+    console.print(f"{m['prompts']} prompts, {m['positions']} positions; max |Δlogit| {m['max_abs_logit_diff']:.4g}; "
+                  f"perplexity {m['ppl_reference']:.4g} → {m['ppl_artifact']:.4g}")
+    for note in report.get("skipped_prompts", []):
+        console.print(f"[yellow]skipped:[/] {note}")
+    if not report["tokenizer"]["problems"]:
+        console.print(f"tokenizer: {report['tokenizer'].get('added_tokens_checked', 0)} added/special tokens tokenized alike")
+    for problem in report["tokenizer"]["problems"]:
+        console.print(f"[red]tokenizer:[/] {problem}")
+    verdict = "[bold green]PASSED[/]" if report["passed"] else "[bold red]FAILED[/]"
+    console.print(f"{verdict} at {report['quant']} thresholds")

@@ -29,11 +29,12 @@ def test_no_callback_reports_nothing() -> None:
     assert step._event.done and step._event.completed == 2
 
 
-def test_targets_never_draw_on_the_console() -> None:
-    """Conversion code gets a Steps, not a rich Progress (the CLI draws: cli/progress.py)."""
+def test_library_code_never_draws_on_the_console() -> None:
+    """Conversion, parity and packaging report through Steps and return results; only the CLI draws
+    (cli/progress.py, cli/convert.py)."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    for path in [*(root / "converter").rglob("*.py")]:
+    for path in [*(root / "converter").rglob("*.py"), *(root / "runtime").rglob("*.py")]:
         text = path.read_text(encoding="utf-8")
-        assert "rich.progress" not in text and "add_task(" not in text, path.relative_to(root)
+        assert "from rich" not in text and "import rich" not in text, path.relative_to(root)
