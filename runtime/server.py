@@ -269,11 +269,54 @@ def _usage(response: Response) -> dict:
 
 
 def create_app(pipeline: Pipeline, limits: ServerLimits | None = None) -> FastAPI:
+    """The OpenAI-compatible app over `pipeline`: POST /v1/chat/completions (JSON or SSE stream) and
+    GET /v1/models. Every error is answered in OpenAI's error shape (`_install_errors`); at most
+    `limits.max_concurrency` requests run at once, a request waiting longer than
+    `limits.queue_timeout_s` for a slot gets 503 with Retry-After."""
     limits = limits or ServerLimits()
     app = FastAPI(title="slmkit", description="OpenAI-compatible chat completions, routed on-device or to the cloud.")
+    _install_errors(app, limits)
     slots = asyncio.Semaphore(limits.max_concurrency)
     tiers = [t.name for t in pipeline.spec.tiers]
     created = int(time.time())
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        names = [AUTO_MODEL, *tiers]
+        return {"object": "list", "data": [{"id": n, "object": "model", "created": created, "owned_by": "slmkit"}
+                                           for n in names]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: ChatCompletionRequest, http: HttpRequest):
+        if len(await http.body()) > limits.max_body_bytes:  # bodies sent without a content-length
+            raise ApiError(413, f"request body exceeds the limit of {limits.max_body_bytes} bytes", code="request_too_large")
+        if body.model != AUTO_MODEL and body.model not in tiers:
+            raise ApiError(404, f"model {body.model!r} does not exist; use 'auto' or a tier: {', '.join(tiers)}",
+                           param="model", code="model_not_found")
+        force = None if body.model == AUTO_MODEL else body.model
+        check_parameters(body)
+        request = to_request(body)
+        check_tiers(pipeline, request, force)
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout=limits.queue_timeout_s)
+        except TimeoutError:
+            raise ApiError(503, f"all {limits.max_concurrency} slots busy for {limits.queue_timeout_s:g} s; retry later",
+                           kind="server_error", code="overloaded", headers={"Retry-After": "5"}) from None
+        if body.stream:
+            return StreamingResponse(_sse(pipeline, request, force, slots, http), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache"})
+        try:
+            response = await pipeline.ahandle(request, force)
+        finally:
+            slots.release()
+        return _completion(pipeline, request, response)
+
+    return app
+
+
+def _install_errors(app: FastAPI, limits: ServerLimits) -> None:
+    """OpenAI's error shape for slmkit's own errors, invalid bodies, 404/405, and bodies over
+    `limits.max_body_bytes` (refused from Content-Length before they are read)."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_: HttpRequest, exc: ApiError) -> JSONResponse:
@@ -305,50 +348,23 @@ def create_app(pipeline: Pipeline, limits: ServerLimits | None = None) -> FastAP
                             code="request_too_large").response()
         return await call_next(request)
 
-    @app.get("/v1/models")
-    async def models() -> dict:
-        names = [AUTO_MODEL, *tiers]
-        return {"object": "list", "data": [{"id": n, "object": "model", "created": created, "owned_by": "slmkit"}
-                                           for n in names]}
 
-    @app.post("/v1/chat/completions")
-    async def chat(body: ChatCompletionRequest, http: HttpRequest):
-        if len(await http.body()) > limits.max_body_bytes:  # bodies sent without a content-length
-            raise ApiError(413, f"request body exceeds the limit of {limits.max_body_bytes} bytes", code="request_too_large")
-        if body.model != AUTO_MODEL and body.model not in tiers:
-            raise ApiError(404, f"model {body.model!r} does not exist; use 'auto' or a tier: {', '.join(tiers)}",
-                           param="model", code="model_not_found")
-        force = None if body.model == AUTO_MODEL else body.model
-        check_parameters(body)
-        request = to_request(body)
-        check_tiers(pipeline, request, force)
-        try:
-            await asyncio.wait_for(slots.acquire(), timeout=limits.queue_timeout_s)
-        except TimeoutError:
-            raise ApiError(503, f"all {limits.max_concurrency} slots busy for {limits.queue_timeout_s:g} s; retry later",
-                           kind="server_error", code="overloaded", headers={"Retry-After": "5"}) from None
-        if body.stream:
-            return StreamingResponse(_sse(pipeline, request, force, slots, http), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache"})
-        try:
-            response = await pipeline.ahandle(request, force)
-        finally:
-            slots.release()
-        extra = _slmkit(pipeline, request, response)
-        headers = {"x-slmkit-tier": str(response.tier), "x-slmkit-trace": header_trace(extra["trace"])}
-        if not response.ok:
-            error = {"message": response.error, "type": "server_error", "param": None, "code": "all_tiers_failed"}
-            return JSONResponse({"error": error, "slmkit": extra}, status_code=503, headers=headers)
-        logprobs = {"content": response.logprobs, "refusal": None} if response.logprobs is not None else None
-        return JSONResponse({
-            "id": request.id, "object": "chat.completion", "created": int(time.time()), "model": response.tier,
-            "choices": [{"index": 0, "message": _choice_message(response), "finish_reason": response.finish_reason,
-                         "logprobs": logprobs}],
-            "usage": _usage(response),
-            "slmkit": extra,
-        }, headers=headers)
-
-    return app
+def _completion(pipeline: Pipeline, request: Request, response: Response) -> JSONResponse:
+    """A finished answer as OpenAI's chat.completion (503 all_tiers_failed when no tier answered),
+    with the route in `slmkit` and the x-slmkit-tier / x-slmkit-trace headers."""
+    extra = _slmkit(pipeline, request, response)
+    headers = {"x-slmkit-tier": str(response.tier), "x-slmkit-trace": header_trace(extra["trace"])}
+    if not response.ok:
+        error = {"message": response.error, "type": "server_error", "param": None, "code": "all_tiers_failed"}
+        return JSONResponse({"error": error, "slmkit": extra}, status_code=503, headers=headers)
+    logprobs = {"content": response.logprobs, "refusal": None} if response.logprobs is not None else None
+    return JSONResponse({
+        "id": request.id, "object": "chat.completion", "created": int(time.time()), "model": response.tier,
+        "choices": [{"index": 0, "message": _choice_message(response), "finish_reason": response.finish_reason,
+                     "logprobs": logprobs}],
+        "usage": _usage(response),
+        "slmkit": extra,
+    }, headers=headers)
 
 
 def _chunk(request: Request, model: str, delta: dict, finish: str | None = None, extra: dict | None = None,

@@ -107,11 +107,76 @@ def _bundle_name(output: Path) -> str:
 def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path, *, quant: str | None, router: Path | None,
                  with_gguf: bool, allow_parity_failure: bool, force: bool,
                  progress: ProgressCallback | None) -> dict[str, Any]:
+    """`slmkit package`: convert (or reuse) the platform's artifact, prove parity, and write the
+    bundle (models, router, routing.json, golden vectors, app template, README, manifest) into
+    `output` through a staging folder renamed at the end. Returns the bundle manifest.
+
+    Raises SlmkitError before any conversion for an unknown platform, a model too large for it, a
+    wrong router or a chat template the app cannot reproduce; after conversion for a parity failure
+    (unless `allow_parity_failure`) or a model that fits no device profile of the platform.
+    """
     platform = get_platform(platform_name)
     precheck_size(ckpt.recipe, platform)
     router_files, features, base_spec = _router_files(platform, router)  # a wrong router fails before converting
     if platform.template is not None:
         check_chat_format(ckpt.path)  # so does a template the app's flattened chat format cannot reproduce
+    artifacts = _artifacts(model, ckpt, platform, quant, with_gguf, allow_parity_failure, progress)
+    main = artifacts[0]
+    context, devices = _device_fit(ckpt, platform, main)
+    name = _bundle_name(output)
+    with staged_output(output, force=force) as staging:
+        for a in artifacts:
+            a["path"] = f"models/{a['folder'].name}"
+            shutil.copytree(a["folder"], staging / a["path"])
+        model_ref = f"{main['path']}/{main['manifest']['model_file']}" if platform.target == "gguf" else main["path"]
+        spec, notes = _write_router_and_spec(staging, platform, router_files, base_spec, name, model_ref, context)
+        versions = library_versions()
+        model_name = ckpt.recipe.name if ckpt.recipe else ckpt.path.name
+        _write_vectors_and_app(staging, platform, main, spec, {
+            "bundle_name": name, "model_name": model_name, "slmkit_version": versions["slmkit"],
+            "swift_transformers_version": "1.0.0", "genai_version": _version("onnxruntime-genai"),
+            "ort_version": _version("onnxruntime")})
+        manifest = _write_readme_and_manifest(staging, model, model_name, name, platform, artifacts, versions,
+                                              {"features": features, "context": context, "devices": devices,
+                                               "model_ref": model_ref, "notes": notes})
+    return manifest  # after staged_output has renamed the folder into place
+
+
+def _write_readme_and_manifest(staging: Path, model: str, model_name: str, name: str, platform: Platform,
+                               artifacts: list[dict[str, Any]], versions: dict[str, str],
+                               facts: dict[str, Any]) -> dict[str, Any]:
+    """README.md (what is inside, parity, RAM per device, licences) and manifest.json (every file's
+    size and sha256, written last: runtime/manifest.py). `facts`: router features, context tokens,
+    device table, on-device model path and spec notes. Returns the manifest."""
+    rows = [{"name": model_name, "target": a["target"], "quant": a["quant"], "path": a["path"],
+             "bytes": model_bytes(a["folder"], a["manifest"]["model_file"]), "license": a["manifest"].get("license"),
+             "parity": a["parity"]}
+            for a in artifacts]
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    _render_readme(staging / "README.md", {
+        "bundle_name": name, "platform": platform.name, "versions": versions, "created": created, "model": model,
+        "artifacts": rows, "licenses": [a["manifest"].get("license") or "unknown" for a in artifacts],
+        "router": {"features": facts["features"],
+                   "bytes": sum(f.stat().st_size for f in (staging / "router").rglob("*") if f.is_file())},
+        "devices": facts["devices"], "context_tokens": facts["context"], "efficiency": ASSUMED_EFFICIENCY,
+        "chat_format": platform.template is not None, "on_device_model": facts["model_ref"]})
+    return write_manifest(staging, BUNDLE, {
+        "name": name, "platform": platform.name, "created": created, "versions": versions,
+        "source": artifacts[0]["manifest"].get("source"),
+        "models": [{"path": r["path"], "target": r["target"], "quant": r["quant"], "bytes": r["bytes"],
+                    "license": r["license"], "parity": r["parity"],
+                    "parity_failure_allowed": not r["parity"]["passed"]} for r in rows],
+        "router": {"features": facts["features"], "license": "Apache-2.0",
+                   "data": "slmkit data/routing (see its README)"},
+        "ram": {"context_tokens": facts["context"], "devices": facts["devices"]},
+        "notes": facts["notes"],
+    })
+
+
+def _artifacts(model: str, ckpt: Checkpoint, platform: Platform, quant: str | None, with_gguf: bool,
+               allow_parity_failure: bool, progress: ProgressCallback | None) -> list[dict[str, Any]]:
+    """The platform's artifact (first), plus a Q4_K_M GGUF with `with_gguf`: each converted or reused
+    from the cache, with its parity verdict (converter/package/artifacts.py)."""
     target = get_target(platform.target)
     quant = quant or (ckpt.recipe.default_quant.get(platform.target) if ckpt.recipe else None) or target.default_quant
     wanted = [(platform.target, quant)] + ([("gguf", "q4_k_m")] if with_gguf and platform.target != "gguf" else [])
@@ -121,7 +186,12 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
         parity = parity_verdict(folder, progress, allow_parity_failure)
         artifacts.append({"target": target_name, "quant": target_quant, "folder": folder, "reused": reused,
                           "parity": parity, "manifest": read_manifest(folder, ARTIFACT)})
-    main = artifacts[0]
+    return artifacts
+
+
+def _device_fit(ckpt: Checkpoint, platform: Platform, main: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
+    """(context tokens, per-device RAM table) for the main artifact (converter/package/footprint.py).
+    Raises SlmkitError when it fits none of the platform's device profiles."""
     conversion = main["manifest"].get("conversion") or {}
     context = int(conversion.get("cache_length") or DEFAULT_CONTEXT)
     footprint = ModelFootprint(main["folder"].name, model_bytes(main["folder"], main["manifest"]["model_file"]),
@@ -131,61 +201,39 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
         budgets = ", ".join(f"{d['label']} {d['usable_ram_gb']:g} GB" for d in devices)
         raise SlmkitError(f"{main['folder'].name} needs about {devices[0]['ram_needed_gb']:.2f} GB; too big for every "
                           f"{platform.name} profile ({budgets}).", hint="Pick a smaller model or a lower-bit quantization.")
-    name = _bundle_name(output)
-    with staged_output(output, force=force) as staging:
-        for a in artifacts:
-            a["path"] = f"models/{a['folder'].name}"
-            shutil.copytree(a["folder"], staging / a["path"])
-        model_ref = f"{main['path']}/{main['manifest']['model_file']}" if platform.target == "gguf" else main["path"]
-        (staging / "router").mkdir()
-        for file in router_files:
-            (shutil.copytree if file.is_dir() else shutil.copy2)(file, staging / "router" / file.name)
-        spec, notes = _spec(base_spec, platform, name, model_ref, context,
-                            encoder=(staging / "router" / "encoder").is_dir())
-        # The head's own calibration (the mobile n-gram head is fitted apart from the default one).
-        head_info = json.loads((staging / "router" / "router-head.json").read_text(encoding="utf-8")).get("info", {})
-        if "temperature" in head_info:
-            spec["router"]["temperature"] = float(head_info["temperature"])
-        (staging / "routing.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
-        vectors = Path(str(resources.files("slmkit.runtime").joinpath("vectors")))
-        shutil.copytree(vectors, staging / "vectors", ignore=shutil.ignore_patterns("__pycache__"))
-        tokenizer_dir = staging / main["path"] / get_target(platform.target).tokenizer_dir
-        chat_format = platform.template is not None
-        if chat_format:
-            write_chat_format(tokenizer_dir, staging / "chat_format.json", staging / "vectors" / "chat_format.jsonl")
-        if platform.router == "mobile":
-            write_router_vectors(staging, spec, staging / "vectors" / "router_decisions.jsonl")
-        versions = library_versions()
-        context_vars = {"bundle_name": name, "model_name": ckpt.recipe.name if ckpt.recipe else ckpt.path.name,
-                        "slmkit_version": versions["slmkit"], "swift_transformers_version": "1.0.0",
-                        "genai_version": _version("onnxruntime-genai"), "ort_version": _version("onnxruntime")}
-        if platform.template:
-            render_template(platform.template, staging / "app" / platform.name, context_vars,
-                            test_resources={"routing.json": staging / "routing.json", "vectors": staging / "vectors",
-                                            "router": staging / "router"})
-        licenses = [a["manifest"].get("license") or "unknown" for a in artifacts]
-        rows = [{"name": context_vars["model_name"], "target": a["target"], "quant": a["quant"], "path": a["path"],
-                 "bytes": model_bytes(a["folder"], a["manifest"]["model_file"]), "license": a["manifest"].get("license"),
-                 "parity": a["parity"]}
-                for a in artifacts]
-        router_bytes = sum(p.stat().st_size for p in (staging / "router").rglob("*") if p.is_file())
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        _render_readme(staging / "README.md", {
-            "bundle_name": name, "platform": platform.name, "versions": versions, "created": created, "model": model,
-            "artifacts": rows, "router": {"features": features, "bytes": router_bytes}, "licenses": licenses,
-            "devices": devices, "context_tokens": context, "efficiency": ASSUMED_EFFICIENCY, "chat_format": chat_format,
-            "on_device_model": model_ref})
-        manifest = write_manifest(staging, BUNDLE, {
-            "name": name, "platform": platform.name, "created": created, "versions": versions,
-            "source": main["manifest"].get("source"),
-            "models": [{"path": r["path"], "target": r["target"], "quant": r["quant"], "bytes": r["bytes"],
-                        "license": r["license"], "parity": r["parity"],
-                        "parity_failure_allowed": not r["parity"]["passed"]} for r in rows],
-            "router": {"features": features, "license": "Apache-2.0", "data": "slmkit data/routing (see its README)"},
-            "ram": {"context_tokens": context, "devices": devices},
-            "notes": notes,
-        })
-    return manifest
+    return context, devices
+
+
+def _write_router_and_spec(staging: Path, platform: Platform, router_files: list[Path], base_spec: Path,
+                           name: str, model_ref: str, context: int) -> tuple[dict[str, Any], list[str]]:
+    """router/ (head, encoder) and routing.json, whose router temperature is the shipped head's own
+    calibration (the mobile n-gram head is fitted apart from the default one). Returns (spec, notes)."""
+    (staging / "router").mkdir()
+    for file in router_files:
+        (shutil.copytree if file.is_dir() else shutil.copy2)(file, staging / "router" / file.name)
+    spec, notes = _spec(base_spec, platform, name, model_ref, context, encoder=(staging / "router" / "encoder").is_dir())
+    head_info = json.loads((staging / "router" / "router-head.json").read_text(encoding="utf-8")).get("info", {})
+    if "temperature" in head_info:
+        spec["router"]["temperature"] = float(head_info["temperature"])
+    (staging / "routing.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    return spec, notes
+
+
+def _write_vectors_and_app(staging: Path, platform: Platform, main: dict[str, Any], spec: dict[str, Any],
+                           context_vars: dict[str, Any]) -> None:
+    """vectors/ (the runtime's golden vectors, plus this bundle's chat format and router decisions)
+    and, for a mobile platform, the app template rendered under app/<platform>."""
+    vectors = Path(str(resources.files("slmkit.runtime").joinpath("vectors")))
+    shutil.copytree(vectors, staging / "vectors", ignore=shutil.ignore_patterns("__pycache__"))
+    tokenizer_dir = staging / main["path"] / get_target(platform.target).tokenizer_dir
+    if platform.template is not None:
+        write_chat_format(tokenizer_dir, staging / "chat_format.json", staging / "vectors" / "chat_format.jsonl")
+    if platform.router == "mobile":
+        write_router_vectors(staging, spec, staging / "vectors" / "router_decisions.jsonl")
+    if platform.template:
+        render_template(platform.template, staging / "app" / platform.name, context_vars,
+                        test_resources={"routing.json": staging / "routing.json", "vectors": staging / "vectors",
+                                        "router": staging / "router"})
 
 
 def write_router_vectors(bundle: Path, spec: dict[str, Any], path: Path, count: int = 40) -> None:

@@ -45,7 +45,11 @@ def curves(values: list[float], right: list[bool]) -> dict[str, list[float]]:
     return out
 
 
-def _figures(summary: dict[str, Any], points: dict[str, tuple[list[float], list[bool]]]) -> dict[str, str]:
+Points = dict[str, tuple[list[float], list[bool]]]  # per method: confidence values, answer right?
+
+
+def _figures(summary: dict[str, Any], points: Points) -> dict[str, str]:
+    """The report's three SVG figures (reliability, ROC, accuracy vs coverage), one colour per method."""
     import matplotlib
 
     matplotlib.use("svg")
@@ -53,7 +57,12 @@ def _figures(summary: dict[str, Any], points: dict[str, tuple[list[float], list[
 
     palette = plt.get_cmap("tab10").colors
     colours = {name: palette[i % len(palette)] for i, name in enumerate(points)}
-    figures = {}
+    return {"reliability": _svg(_reliability(plt, points, colours)), "roc": _svg(_roc(plt, summary, points, colours)),
+            "coverage": _svg(_coverage(plt, summary, points, colours))}
+
+
+def _reliability(plt: Any, points: Points, colours: dict[str, Any]) -> Any:
+    """Share of answers right per confidence bin (10 bins; ratings mapped to (r - 1) / 9)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="perfectly calibrated")
     for name, (values, right) in points.items():
@@ -67,8 +76,11 @@ def _figures(summary: dict[str, Any], points: dict[str, tuple[list[float], list[
     ax.set_title("Reliability: does a confident answer tend to be right?")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    figures["reliability"] = _svg(fig)
+    return fig
 
+
+def _roc(plt: Any, summary: dict[str, Any], points: Points, colours: dict[str, Any]) -> Any:
+    """ROC of right vs wrong answers per method, its AUROC in the legend."""
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="chance")
     for name, (values, right) in points.items():
@@ -81,8 +93,11 @@ def _figures(summary: dict[str, Any], points: dict[str, tuple[list[float], list[
     ax.set_title("ROC: right vs wrong answers")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    figures["roc"] = _svg(fig)
+    return fig
 
+
+def _coverage(plt: Any, summary: dict[str, Any], points: Points, colours: dict[str, Any]) -> Any:
+    """Accuracy of the answers kept on the tier vs the share kept, as the threshold moves."""
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.axhline(summary["accuracy"] or 0, color="#999999", linestyle="--", linewidth=1, label="all answers kept")
     for name, (values, right) in points.items():
@@ -94,12 +109,10 @@ def _figures(summary: dict[str, Any], points: dict[str, tuple[list[float], list[
     ax.set_title("Accuracy vs coverage as the threshold moves")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    figures["coverage"] = _svg(fig)
-    return figures
+    return fig
 
 
-def write_report(summary: dict[str, Any], points: dict[str, tuple[list[float], list[bool]]],
-                 json_path: Path) -> tuple[Path, Path]:
+def write_report(summary: dict[str, Any], points: Points, json_path: Path) -> tuple[Path, Path]:
     """`json_path` and the HTML beside it (same stem). `points`: per method, values and rightness.
 
     Raises SlmkitError when the folder cannot be written.
