@@ -25,6 +25,7 @@ BundleOption = Annotated[Optional[Path], typer.Option(help="Bundle folder holdin
 
 
 def spec_path(spec: Path | None, bundle: Path | None) -> Path:
+    """routing.json of `--bundle`, else `--spec`, else the default bundle's. Raises SlmkitError for both."""
     from slmkit.runtime.default import default_spec_path
 
     if spec and bundle:
@@ -57,6 +58,7 @@ def _share(value: float | None) -> str:
 
 
 def print_figures(title: str, rows: dict[str, dict]) -> None:
+    """One table row per split: n, accuracy, macro-F1, on-device shares and relative cost."""
     table = Table(title=title)
     for column in ("split", "n", "accuracy", "macro-F1", "simple on-device", "complex on-device", "cost share"):
         table.add_column(column, justify="right" if column != "split" else "left", no_wrap=column == "split")
@@ -67,6 +69,7 @@ def print_figures(title: str, rows: dict[str, dict]) -> None:
 
 
 def print_sweep(figures: dict) -> None:
+    """The simple route's confidence bar from 0 to 0.99: on-device shares and relative cost at each."""
     table = Table(title="Threshold sweep (simple → on-device when its probability ≥ t)")
     for column in ("t", "on-device", "simple kept", "complex on-device", "cost share"):
         table.add_column(column, justify="right")
@@ -434,6 +437,7 @@ def route(
 
 
 def print_trace(trace: dict) -> None:
+    """`slmkit route --trace`: the router's decision, the policy's choice, then every step in a table."""
     router = trace["router"]
     probabilities = ", ".join(f"{k} {v:.2f}" for k, v in router["probabilities"].items())
     console.print(f"[bold]router[/] {router['method']}: {router['label']} (confidence {router['confidence']:.2f}; "

@@ -1,14 +1,16 @@
-"""Per-architecture facts, as data keyed by the decoder's `config.model_type`.
+"""Per-architecture facts every target shares, as data keyed by the decoder's `config.model_type`:
+the decoder's layout (norms, projections, embedding scale) as transformers implements it.
 
-Adding an architecture means adding a row here (and, for unusual tensors, a transform), never an
+What a target writes per architecture lives with the target, one table each (as gguf-py keeps
+`MODEL_TENSORS[arch]` per format): converter/targets/gguf/architectures.py (llama.cpp's keys and
+tensor layout), converter/targets/onnx/architectures.py (onnxruntime-genai's model type). Adding an
+architecture means adding a row to each table (and, for unusual tensors, a transform), never an
 `if model == ...` branch in a target.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import gguf
 
 from slmkit.converter.errors import SlmkitError
 
@@ -23,26 +25,10 @@ SANDWICH_NORMS = {"attn_norm": "input_layernorm", "attn_out_norm": "post_attenti
 @dataclass(frozen=True)
 class Architecture:
     model_type: str
-    gguf_arch: gguf.MODEL_ARCH
-    # llama.cpp's llama graph expects Q/K rows interleaved per RoPE pair, HF stores halves.
-    permute_qk: bool = False
-    # Gemma's RMSNorm computes x * (1 + w); llama.cpp computes x * w, so +1 is folded in.
+    # Gemma's RMSNorm computes x * (1 + w) (transformers' Gemma3RMSNorm): every target folds the +1 in.
     norm_shift: float = 0.0
-    # Gemma pads the embedding past the tokenizer's vocabulary; llama.cpp wants them equal.
-    trim_embeddings_to_vocab: bool = False
     # Hyper-parameters written with explicit fallbacks when config.json leaves them out.
     defaults: dict[str, object] = field(default_factory=dict)
-    # Architecture-specific GGUF keys llama.cpp reads for this graph.
-    writes_vocab_size: bool = False
-    writes_rope_dimension_count: bool = False
-    writes_sliding_window: bool = False
-    writes_final_logit_softcapping: bool = False
-    # Phi-3 family: llama.cpp reads longrope as two factor tensors plus an attention factor,
-    # and the pre-scaling context length; it wants no head_dim or rope-scaling-type keys.
-    longrope_tensors: bool = False
-    writes_head_dim: bool = True
-    # onnxruntime-genai's `model.type` for this decoder; None = the ONNX target refuses it.
-    genai_type: str | None = None
     # Graph builders (converter/models/decoder.py): each layer's RMSNorms by role -> module name.
     # attn_norm / mlp_norm read the residual stream; attn_out_norm / mlp_out_norm (Gemma's sandwich
     # norms) normalize a block's output before it is added to the stream.
@@ -63,19 +49,12 @@ class MultimodalLayout:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "llama": Architecture(
-        "llama",
-        gguf.MODEL_ARCH.LLAMA,
-        permute_qk=True,
-        writes_vocab_size=True,
-        writes_rope_dimension_count=True,
-        genai_type="llama",
-    ),
+    # transformers' LlamaForCausalLM (SmolLM2, Llama 3.2).
+    "llama": Architecture("llama"),
+    # transformers' Gemma3ForCausalLM (defaults: Gemma3TextConfig's).
     "gemma3_text": Architecture(
         "gemma3_text",
-        gguf.MODEL_ARCH.GEMMA3,
         norm_shift=1.0,
-        trim_embeddings_to_vocab=True,
         defaults={
             "max_position_embeddings": 131072,
             "num_attention_heads": 8,
@@ -84,24 +63,14 @@ ARCHITECTURES: dict[str, Architecture] = {
             "head_dim": 256,
             "rope_theta": 1_000_000.0,
         },
-        writes_sliding_window=True,
-        writes_final_logit_softcapping=True,
-        genai_type="gemma3_text",
         layer_norms=SANDWICH_NORMS,
         qk_norm=True,
         scaled_embeddings=True,
     ),
-    "qwen2": Architecture("qwen2", gguf.MODEL_ARCH.QWEN2, genai_type="qwen2"),
-    "phi3": Architecture(
-        "phi3",
-        gguf.MODEL_ARCH.PHI3,
-        writes_rope_dimension_count=True,
-        writes_sliding_window=True,
-        longrope_tensors=True,
-        writes_head_dim=False,
-        fused_projections=True,
-        genai_type="phi3",
-    ),
+    # transformers' Qwen2ForCausalLM (q/k/v biases).
+    "qwen2": Architecture("qwen2"),
+    # transformers' Phi3ForCausalLM (Phi-4-mini): fused projections, longrope.
+    "phi3": Architecture("phi3", fused_projections=True),
 }
 
 MULTIMODAL: dict[str, MultimodalLayout] = {

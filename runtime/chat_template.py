@@ -192,6 +192,7 @@ def _token_text(value: Any) -> str | None:
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file. Raises SlmkitError when it is unreadable, not JSON, or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

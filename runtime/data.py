@@ -34,6 +34,7 @@ class Dataset:
 
 
 def open_text(path: Path):
+    """A text handle on `path`, UTF-8, gunzipped when the name ends in .gz."""
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
 
@@ -111,6 +112,10 @@ def read_lines(path: Path, parse: Callable[[object], LabelledRequest], what: str
 
 def read_dataset(path: Path, labels: tuple[str, ...] = ("simple", "medium", "complex"),
                  require_labels: bool = True) -> Dataset:
+    """Labelled requests from a JSONL file (.gz allowed); lines that do not parse, or (with
+    `require_labels`) have no `tier` in `labels`, are skipped and listed in `Dataset.skipped`.
+    Raises SlmkitError when the file is unreadable or holds no usable line.
+    """
     def parse(record: object) -> LabelledRequest:
         item = parse_record(record, labels)
         if require_labels and item.tier is None:

@@ -14,10 +14,14 @@ SWEEP_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
 
 
 def share(flags: list[bool]) -> float | None:
+    """The fraction of True flags (None for none)."""
     return sum(flags) / len(flags) if flags else None
 
 
 def macro_f1(truth: list[str], predicted: list[str | None], labels: list[str]) -> float:
+    """Unweighted mean over `labels` of per-label F1 (2TP / (2TP + FP + FN), 0 for a label never
+    predicted right); a None prediction counts as wrong for every label.
+    """
     scores = []
     for label in labels:
         tp = sum(t == label and p == label for t, p in zip(truth, predicted))
@@ -28,11 +32,13 @@ def macro_f1(truth: list[str], predicted: list[str | None], labels: list[str]) -
 
 
 def with_simple_threshold(policy: PolicySpec, threshold: float) -> PolicySpec:
+    """`policy` with the `simple` route's min_confidence set to `threshold` (a sweep point)."""
     routes = [r.model_copy(update={"min_confidence": threshold}) if r.label == "simple" else r for r in policy.routes]
     return policy.model_copy(update={"routes": routes})
 
 
 def on_device_flags(decisions: list[RouteDecision], spec: RoutingSpec, policy: PolicySpec | None = None) -> list[bool]:
+    """Per decision: does the policy (default: the spec's) send it to an on-device tier?"""
     local = {t.name for t in spec.tiers if t.on_device}
     return [choose_tier(d, policy or spec.policy).tier in local for d in decisions]
 

@@ -14,6 +14,7 @@ def cache_dir() -> Path:
 
 
 def models_dir() -> Path:
+    """Where `slmkit models pull` writes checkpoints: <cache_dir>/models."""
     return cache_dir() / "models"
 
 

@@ -42,6 +42,7 @@ class Response:
 
 
 def cost_usd(tier_price_in: float, tier_price_out: float, generation: Generation) -> float:
+    """USD of one generation at per-million-token input and output prices."""
     return (generation.input_tokens * tier_price_in + generation.output_tokens * tier_price_out) / 1e6
 
 
@@ -73,6 +74,9 @@ class Pipeline:
         return self._backends[tier]
 
     def route(self, request: Request, trace: Trace) -> str:
+        """The tier the policy picks for the router's decision, recorded in `trace` (router input, decision,
+        policy reason). A router whose engine fails gives no label: the policy's `unparsed_tier`.
+        """
         system, user = request_router_input(request, self.spec.router.truncation)
         trace.router_input = {"system": system, "user": user, "user_chars": len(request.user)}
         try:
@@ -186,6 +190,10 @@ class Pipeline:
         return force_tier
 
     def handle(self, request: Request, force_tier: str | None = None) -> Response:
+        """Route (or use `force_tier`), answer, check confidence and escalate or fall through as the spec
+        says; never raises for a tier failure: a request no tier could answer returns a Response with
+        `error` set and the trace of every attempt.
+        """
         start = time.perf_counter()
         trace = Trace(request_id=request.id)
         return self._answer(request, trace, self._first_tier(request, trace, force_tier), start, tried=set(),

@@ -53,9 +53,11 @@ def fill(template: str, **values: str) -> str:
 
 def render_router_prompt(template: str, system: str, user: str, truncation: Truncation,
                          earlier: Sequence[str] = ()) -> str:
+    """The router's prompt template filled with the truncated system prompt, request and earlier turns."""
     system_part, user_part = router_input(system, user, truncation, earlier)
     return fill(template, system=system_part, user=user_part)
 
 
 def render_rating_prompt(template: str, question: str, answer: str) -> str:
+    """The confidence check's rating prompt filled with the question and the tier's answer."""
     return fill(template, question=question, answer=answer)

@@ -201,6 +201,9 @@ def _message(m: ChatMessage) -> dict[str, Any]:
 
 
 def to_request(body: ChatCompletionRequest) -> Request:
+    """The pipeline's Request from an OpenAI body (messages, max_completion_tokens or max_tokens,
+    answer-shaping options). Raises ApiError 400 for an unknown role or a conversation Request refuses.
+    """
     messages = [_message(m) for m in body.messages]
     unknown = sorted({m["role"] for m in messages} - {"system", "user", "assistant", "tool"})
     if unknown:

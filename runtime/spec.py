@@ -312,6 +312,9 @@ def load_spec(path: Path) -> RoutingSpec:
 
 
 def parse_spec(data: object, source: str = "routing spec") -> RoutingSpec:
+    """A validated RoutingSpec from parsed JSON. Raises SlmkitError naming `source`, for a version this
+    slmkit does not read or every schema problem found (path: message).
+    """
     if isinstance(data, dict) and data.get("version") not in (None, SPEC_VERSION):
         raise SlmkitError(f"{source} has version {data.get('version')!r}; this slmkit reads version {SPEC_VERSION}.")
     try:

@@ -29,6 +29,9 @@ class StopScanner:
         self.stopped = False
 
     def feed(self, piece: str) -> str:
+        """The part of `piece` (plus what was held back) that can be shown: text up to the first stop
+        sequence, nothing after it, and the last `hold` characters kept back while they may begin a stop.
+        """
         if self.stopped:
             return ""
         self.pending += piece

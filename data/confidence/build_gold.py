@@ -23,11 +23,13 @@ SYNONYMS = {("poem_sentiment_tone", "neutral"): ["no impact", "neutral"]}
 
 
 def references(record: dict) -> list[str]:
+    """The answers that count as right for a record: its gold label, or the template's words for it."""
     label = record["meta"]["label"]
     return SYNONYMS.get((record.get("template", ""), label), [label])
 
 
 def build(pool: Path) -> list[dict]:
+    """The gold lines of the pool (JSONL, .gz allowed): records of SOURCES that carry `meta.label`."""
     with gzip.open(pool, "rt", encoding="utf-8") if pool.suffix == ".gz" else open(pool, encoding="utf-8") as handle:
         records = [json.loads(line) for line in handle if line.strip()]
     gold = []
@@ -41,6 +43,7 @@ def build(pool: Path) -> list[dict]:
 
 
 def main() -> None:
+    """Writes the gold file and prints how many lines each source gave."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", type=Path, default=HERE.parent / "routing" / "train.jsonl.gz")
     parser.add_argument("--out", type=Path, default=HERE / "gold.jsonl")

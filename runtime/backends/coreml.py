@@ -21,6 +21,9 @@ from slmkit.runtime.spec import TierSpec
 
 
 def require_macos(tier_name: str) -> None:
+    """Raises SlmkitError off macOS: Core ML prediction exists only on Apple platforms (coremltools
+    installs on Linux but cannot run a model there).
+    """
     if sys.platform != "darwin":
         raise SlmkitError(f"Tier {tier_name} uses the coreml backend, which runs on macOS (and iOS) only.",
                           hint="On Linux, give this tier a llama.cpp (GGUF) or onnxruntime-genai model for simulation.")

@@ -69,6 +69,10 @@ class OpenAIBackend(_HttpBackend):
 
     def generate(self, messages: list[dict], max_tokens: int, logprobs: bool = False,
                  options: ChatOptions | None = None) -> Generation:
+        """One POST to `{base_url}/chat/completions`, temperature 0, with the client's answer-shaping
+        options passed through; token counts from the provider's `usage` (0 when it sends none).
+        Raises BackendError on a missing key, timeout, HTTP error or malformed reply.
+        """
         key = _api_key(self.tier)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         body: dict[str, Any] = {"model": self.tier.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
@@ -181,6 +185,10 @@ class AnthropicBackend(_HttpBackend):
 
     def generate(self, messages: list[dict], max_tokens: int, logprobs: bool = False,
                  options: ChatOptions | None = None) -> Generation:
+        """One POST to `{base_url}/messages` (default base ANTHROPIC_URL; anthropic-version ANTHROPIC_VERSION),
+        system prompt as the top-level field and tools mapped by `anthropic_request`. Raises BackendError
+        on a missing key, timeout, HTTP error or malformed reply.
+        """
         key = _api_key(self.tier)
         headers = {"anthropic-version": ANTHROPIC_VERSION}
         if key:

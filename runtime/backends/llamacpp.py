@@ -352,6 +352,7 @@ class LlamaCppBackend(LocalBackend):
                 raise BackendError(f"llama.cpp embedding failed: {exc}") from None
 
     def close(self) -> None:
+        """Frees the generation, scoring and embedding contexts (each reloads on next use)."""
         for llm in (self._generator, self._scorer, self._embedder):
             if llm is not None:
                 llm.close()

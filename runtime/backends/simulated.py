@@ -18,6 +18,9 @@ class SimulatedBackend(RemoteBackend):
 
     def generate(self, messages: list[dict], max_tokens: int, logprobs: bool = False,
                  options: ChatOptions | None = None) -> Generation:
+        """A labelled stand-in answer with the profile's modelled latency (ttft_ms + tokens / tokens_per_s,
+        in ms) and output tokens (at most `max_tokens`); token counts are estimates, never a model's.
+        """
         prompt_tokens = sum(estimate_tokens(m["content"]) for m in messages)
         output_tokens = min(self.profile.output_tokens, max_tokens)
         latency = self.profile.ttft_ms + 1000.0 * output_tokens / self.profile.tokens_per_s

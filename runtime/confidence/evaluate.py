@@ -35,6 +35,10 @@ class GoldItem:
 
 
 def parse_gold(record: object) -> GoldItem:
+    """One gold line: `prompt`, optional `context` (appended after a blank line) and a non-empty list
+    of `references`. Raises ValueError naming the field when the line is malformed (read_lines turns
+    it into a skipped line).
+    """
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
     prompt, context, refs = record.get("prompt"), record.get("context") or "", record.get("references")
@@ -102,6 +106,9 @@ def _accuracy(flags: list[bool]) -> float | None:
 
 
 def at_threshold(values: Sequence[float], right: Sequence[bool], threshold: float) -> dict[str, float | None]:
+    """What keeping answers whose confidence >= `threshold` does: share kept on the tier, accuracy of
+    the kept and of the escalated answers (None when a group is empty).
+    """
     kept = [r for v, r in zip(values, right) if v >= threshold]
     escalated = [r for v, r in zip(values, right) if v < threshold]
     return {"threshold": threshold, "kept_share": len(kept) / len(values) if values else None,

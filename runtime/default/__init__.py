@@ -9,6 +9,7 @@ from pathlib import Path
 
 
 def default_spec_path() -> Path:
+    """The routing.json of the default bundle shipped as package data."""
     return Path(str(resources.files("slmkit.runtime.default") / "routing.json"))
 
 

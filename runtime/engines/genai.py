@@ -104,6 +104,9 @@ class GenaiRunner:
         return self.engine.encode(text, special)
 
     def greedy(self, ids: list[int], steps: int) -> Decode:
+        """Prefill through `append_tokens` (logits of every prompt position from `get_output("logits")`),
+        then one appended token per step. Raises SlmkitError past the model's context_length.
+        """
         context = self.engine.context_length
         if len(ids) + steps > context:
             raise SlmkitError(f"A parity prompt needs {len(ids) + steps} tokens; the model's context is {context}.",
@@ -123,6 +126,7 @@ class GenaiRunner:
         return Decode(prefill, tokens, np.stack(rows) if rows else np.zeros((0, prefill.shape[-1]), np.float32))
 
     def tokenizer_info(self) -> TokenizerInfo:
+        """genai's own BOS and EOS ids, and the chat template slmkit wrote into tokenizer_config.json."""
         tokenizer = self.engine.tokenizer
         bos = int(tokenizer.bos_token_id) if tokenizer.bos_token_id >= 0 else None
         eos_ids = [int(t) for t in tokenizer.eos_token_ids]

@@ -105,6 +105,9 @@ class LlamaCppRunner:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=special, special=True)
 
     def greedy(self, ids: list[int], steps: int) -> Decode:
+        """`llm.eval` of the prompt (every position's logits kept: logits_all), then one token per eval.
+        Raises SlmkitError when the prompt and steps do not fit the context.
+        """
         if len(ids) + steps > self.llm.n_ctx():
             raise SlmkitError(f"A parity prompt needs {len(ids) + steps} tokens; the llama.cpp context holds "
                               f"{self.llm.n_ctx()}.")
@@ -131,6 +134,7 @@ class LlamaCppRunner:
         return template.render_chat(messages)
 
     def tokenizer_info(self) -> TokenizerInfo:
+        """BOS/EOS ids and chat template from the GGUF's tokenizer.* metadata, and its pre-tokenizer name."""
         meta = self.llm.metadata
 
         def as_int(key: str) -> int | None:

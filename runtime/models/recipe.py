@@ -67,6 +67,7 @@ def all_recipes() -> dict[str, Recipe]:
 
 
 def get_recipe(name: str) -> Recipe:
+    """The shipped recipe `name`. Raises SlmkitError suggesting close names when there is none."""
     recipes = all_recipes()
     if name in recipes:
         return recipes[name]
@@ -76,4 +77,5 @@ def get_recipe(name: str) -> Recipe:
 
 
 def close_recipe_names(name: str) -> list[str]:
+    """Up to 4 recipe names resembling `name` (difflib ratio >= 0.5)."""
     return difflib.get_close_matches(name, list(all_recipes()), n=4, cutoff=0.5)

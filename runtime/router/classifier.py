@@ -69,6 +69,10 @@ class ClassifierRouter:
             raise SlmkitError(f"{spec.weights} has {self.head.weights.shape[0]} input weights; these features give {expected}.")
 
     def decide(self, request: Request) -> RouteDecision:
+        """Hashed n-gram features (plus the sentence encoder's vector when the head has one) through the
+        linear head, softmax at the spec's temperature; a head over finer labels (categories) is summed
+        into the spec's labels first.
+        """
         start = time.perf_counter()
         sparse, dense = request_features(self.head.buckets, self.spec, request, self.encoder)
         logits = self.head.logits(sparse, dense)

@@ -32,6 +32,10 @@ class ConversationRouter:
         self.method = inner.method
 
     def decide(self, request: Request) -> RouteDecision:
+        """The last message alone, and (when the request has earlier user turns within `history_turns`)
+        the whole conversation: the costlier route of the two wins (`costlier`), so a hard thread is not
+        sent on-device by a short follow-up. `conversation` in the decision says which was chosen.
+        """
         turns = self.spec.router.truncation.history_turns
         last = self.inner.decide(dataclasses.replace(request, history=()))
         earlier = request.earlier_user_turns(turns) if request.history else ()

@@ -20,6 +20,7 @@ class RouteDecision:
     conversation: dict | None = None  # runtime/router/conversation.py: both decisions and which one won
 
     def to_dict(self) -> dict:
+        """The trace's `router` object: probabilities and confidence rounded to 6 places, latency in ms."""
         result = {"method": self.method, "label": self.label, "confidence": round(self.confidence, 6),
                   "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
                   "raw": self.raw, "latency_ms": round(self.latency_ms, 3), "tokens": self.tokens}

@@ -59,6 +59,10 @@ class LinearHead:
 
 
 def load_head(path: Path) -> LinearHead:
+    """A router head: the JSON header (`format`, labels, shapes, training info) and the float16 weights
+    file it names beside it. Raises SlmkitError when either is missing, malformed, of another format or
+    fails its sha256.
+    """
     try:
         header = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -57,6 +57,10 @@ class LabelLogitsRouter:
         return [float(logits[i]) for i in self.label_ids], evaluated
 
     def decide(self, request: Request) -> RouteDecision:
+        """The on-device model's next-token logits for each label word after the router prompt, plus the
+        spec's per-label `bias`, softmax at the spec's temperature; `tokens` counts what was evaluated
+        (the cached instruction prefix only on its first use).
+        """
         start = time.perf_counter()
         raw, evaluated = self.label_logits(request)
         biased = [x + self.spec.bias.get(label, 0.0) for x, label in zip(raw, self.spec.labels)]

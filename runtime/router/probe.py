@@ -26,6 +26,7 @@ PROBE_FEATURES = "probe-mean-v1"
 
 
 def model_identity(path: Path) -> dict:
+    """What identifies the model a probe head was fitted on: file name and size in bytes."""
     return {"model_file": path.name, "model_bytes": path.stat().st_size}
 
 
@@ -58,6 +59,9 @@ class ProbeRouter:
                               f"tier {spec.tier} runs {backend.path.name}.", hint="Retrain with `slmkit router train --method probe`.")
 
     def decide(self, request: Request) -> RouteDecision:
+        """The linear head over the model's normalized mean-pooled hidden state. Raises SlmkitError when
+        the head was fitted on a model of another hidden size.
+        """
         start = time.perf_counter()
         vector = probe_vector(self.backend, self.spec, request)
         if vector.shape[0] != self.head.weights.shape[0]:

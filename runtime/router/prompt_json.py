@@ -31,6 +31,10 @@ class PromptJsonRouter:
         self.backend = backend
 
     def decide(self, request: Request) -> RouteDecision:
+        """The seed's router: the tier's model answers the prompt with JSON, parsed leniently
+        (runtime/router/parse.py); an engine failure or an unreadable reply gives no label (the policy's
+        unparsed_tier), never an exception.
+        """
         start = time.perf_counter()
         truncation = self.spec.truncation
         prompt = render_router_prompt(self.spec.prompt, request.system, request.user, truncation,

@@ -58,6 +58,7 @@ def _presets_file() -> dict:
 
 
 def preset_names() -> list[str]:
+    """The built-in price presets' names (prices.yaml)."""
     return list(_presets_file()["presets"])
 
 

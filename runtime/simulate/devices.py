@@ -53,6 +53,7 @@ def _parse(text: str, origin: str) -> dict[str, DeviceProfile]:
 
 
 def builtin_devices() -> dict[str, DeviceProfile]:
+    """The device profiles shipped in devices.yaml, by name."""
     return _parse(resources.files(__package__).joinpath("devices.yaml").read_text(encoding="utf-8"), "devices.yaml")
 
 
@@ -67,6 +68,7 @@ def load_devices(extra: Path | None = None) -> dict[str, DeviceProfile]:
 
 
 def get_device(name: str, devices: dict[str, DeviceProfile]) -> DeviceProfile:
+    """The profile `name`. Raises SlmkitError suggesting close names and listing the known ones."""
     if name in devices:
         return devices[name]
     close = difflib.get_close_matches(name, list(devices), n=3, cutoff=0.4)

@@ -39,6 +39,10 @@ def _best_of(repeats: int, run) -> float:
 
 
 def measure() -> HostCalibration:
+    """This host's memory bandwidth (GB/s, best of 5 copies of COPY_BYTES, counted read + write) and
+    float32 matmul speed (GFLOP/s, best of 5 MATMUL_SIZE² products): the two numbers device
+    predictions scale from (runtime/simulate/speed.py).
+    """
     source = np.ones(COPY_BYTES // 8)
     target = np.empty_like(source)
     copy_s = _best_of(5, lambda: np.copyto(target, source))

@@ -139,6 +139,9 @@ def _sweep(summary: dict) -> str:
 
 
 def write_report(summary: dict, folder: Path) -> tuple[Path, Path]:
+    """report.json, then report.html with the figures, in `folder` (created), each written atomically.
+    Returns both paths. Raises SlmkitError when the folder cannot be created or is a file.
+    """
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -94,6 +94,10 @@ class Simulator:
         return host_ms * self.host.gflops / self.device.gflops
 
     def step_device_ms(self, step: dict) -> float:
+        """A trace step's latency on the simulated device, ms: an on-device answer re-timed from its token
+        counts at the device's predicted prefill and decode speeds, a cloud step as measured plus the
+        device's network round trip.
+        """
         tier = self.spec.tier(step["tier"])
         prediction = self.predictions.get(tier.name)
         if tier.on_device:
@@ -104,6 +108,10 @@ class Simulator:
 
     # -- one request ------------------------------------------------------------------------
     def run(self, request: Request, truth: str | None, router_only: bool, references: tuple[str, ...] = ()) -> Outcome:
+        """One request: router only (decision, policy tier, expected cost) or the whole pipeline (answers,
+        confidence checks, escalations), with device latency, its cost and the baseline's (every request on
+        the costliest tier), USD.
+        """
         input_tokens = sum(estimate_tokens(m["content"]) for m in request.messages())
         baseline = self.expected_cost(self.baseline_tier, input_tokens)
         if router_only:
@@ -136,6 +144,7 @@ class Simulator:
                        cost_usd=trace["cost_usd"], baseline_usd=baseline, references=references, checks=checks)
 
     def run_all(self, dataset: Dataset, router_only: bool, advance: Callable[[], None] = lambda: None) -> list[Outcome]:
+        """Every request of `dataset` through `run`, calling `advance` after each (the CLI's progress)."""
         outcomes = []
         for item in dataset.items:
             outcomes.append(self.run(item.request, item.tier, router_only, item.references))
@@ -201,6 +210,10 @@ class Simulator:
                 "right_when_escalated": share(escalated)}
 
     def summarize(self, outcomes: list[Outcome], dataset: Dataset, requests_per_day: float, router_only: bool) -> dict:
+        """The report's numbers (report.json): tier mix, routing quality on labelled lines, cost per
+        request/day/month at `requests_per_day` vs the costliest-tier baseline, latency per step and
+        tier (ms), escalation and fallback rates, device predictions and the threshold sweep.
+        """
         n = len(outcomes)
         names = [t.name for t in self.spec.tiers]
         local = {t.name for t in self.spec.tiers if t.on_device}

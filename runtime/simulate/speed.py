@@ -100,6 +100,11 @@ class DevicePrediction:
 
 def predict(device: DeviceProfile, footprint: ModelFootprint, host: HostCalibration,
             measured: HostSpeed | None) -> DevicePrediction:
+    """Decode and prefill tokens/s of `footprint` on `device`: decode is memory-bound (bandwidth / bytes
+    read per token) at the efficiency llama.cpp reached on this host (`measured` vs the host's own
+    bandwidth bound), prefill scales the host's measured rate by compute (GFLOP/s); both times the
+    device's sustained (thermal) factor. Without a measurement the speeds are 0 (unknown).
+    """
     bytes_per_token = footprint.weight_bytes
     host_limit = host.bandwidth_gbs * 1e9 / bytes_per_token
     device_limit = device.bandwidth_gbs * 1e9 / bytes_per_token

@@ -19,6 +19,9 @@ def _chat_messages(record: dict) -> list | None:
 
 
 def parse_line(record: object, labels: tuple[str, ...]) -> LabelledRequest:
+    """A workload line: the shared format (`prompt`, `context`, `system`) or OpenAI-style `messages`, with optional
+    `tier`, `source`, `template` and `references`. Raises ValueError naming the field when malformed.
+    """
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
     messages = _chat_messages(record)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from slmkit.converter.errors import SlmkitError
 from slmkit.converter.targets.base import ConvertOptions, ConvertResult, SpecAttributes, refuse_options
+from slmkit.converter.targets.gguf.architectures import gguf_architecture
 from slmkit.converter.targets.gguf.quantize import QUANT_FTYPES, quantize
 from slmkit.converter.targets.gguf.spec import SPEC
 from slmkit.converter.targets.gguf.writer import GGUFPlan
@@ -34,6 +35,7 @@ class GGUFTarget(SpecAttributes):
             raise SlmkitError("--block-size does not apply to GGUF: llama.cpp's quant types fix their block sizes.",
                               hint="Drop --block-size, or use --target onnx.")
         refuse_options(self.name, options)
+        gguf_architecture(ckpt.model_type)  # an architecture without a row fails before any work
 
     def estimate_bytes(self, ckpt: Checkpoint, quant: str) -> int:
         n_params = sum(math.prod(ref.shape) for ref in ckpt.tensors())
@@ -70,7 +72,7 @@ class GGUFTarget(SpecAttributes):
         plan.write(float_file, stem, ckpt.recipe.license if ckpt.recipe else None,
                    lambda tensor: task.advance(tensor.nbytes))
         task.finish()
-        details: dict[str, object] = {"gguf_arch": plan.arch.gguf_arch.name.lower(), "tokenizer_model": plan.vocab.model,
+        details: dict[str, object] = {"gguf_arch": plan.gguf_facts.gguf_arch.name.lower(), "tokenizer_model": plan.vocab.model,
                                       "tokenizer_pre": plan.vocab.pre, "tensors": len(plan.tensors)}
         if quant in QUANT_FTYPES:
             size = float_file.stat().st_size

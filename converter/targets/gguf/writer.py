@@ -17,6 +17,7 @@ import numpy as np
 
 from slmkit.converter.errors import SlmkitError
 from slmkit.converter.models.checkpoint import Checkpoint, TensorRef
+from slmkit.converter.targets.gguf.architectures import gguf_architecture
 from slmkit.converter.targets.gguf.vocab import Vocab, read_vocab
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ class GGUFPlan:
             raise SlmkitError(f"Unknown GGUF float type '{outtype}'.", hint=f"Use one of {', '.join(FLOAT_TYPES)}.")
         self.ckpt = ckpt
         self.arch = ckpt.architecture
+        self.gguf_facts = gguf_architecture(ckpt.model_type)
         self.h = ckpt.text_config
         self.file_type, self.weight_qtype = FLOAT_TYPES[outtype]
         self.n_layers = int(self.h["num_hidden_layers"])
@@ -118,7 +120,7 @@ class GGUFPlan:
         writer.add_layer_norm_rms_eps(float(self._p("rms_norm_eps")))
         full = self.rope.get("full_attention", self.rope)
         rope_type = full.get("rope_type", "default")
-        if self.arch.longrope_tensors:
+        if self.gguf_facts.longrope_tensors:
             self._add_longrope(writer, full)
         elif rope_type == "linear" and full.get("factor") is not None:
             writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
@@ -134,16 +136,16 @@ class GGUFPlan:
             writer.add_rope_freq_base(float(theta))
         if (local := self.rope.get("sliding_attention", {}).get("rope_theta")) is not None:
             writer.add_rope_freq_base_swa(float(local))
-        if self.arch.writes_head_dim and (self.h.get("head_dim") is not None or "head_dim" in self.arch.defaults):
+        if self.gguf_facts.writes_head_dim and (self.h.get("head_dim") is not None or "head_dim" in self.arch.defaults):
             writer.add_key_length(int(self._p("head_dim")))
             writer.add_value_length(int(self._p("head_dim")))
-        if self.arch.writes_vocab_size:
+        if self.gguf_facts.writes_vocab_size:
             writer.add_vocab_size(int(self.h["vocab_size"]))
-        if self.arch.writes_rope_dimension_count:
+        if self.gguf_facts.writes_rope_dimension_count:
             writer.add_rope_dimension_count(self.rope_dim)
-        if self.arch.writes_final_logit_softcapping and self.h.get("final_logit_softcapping"):
+        if self.gguf_facts.writes_final_logit_softcapping and self.h.get("final_logit_softcapping"):
             writer.add_final_logit_softcapping(float(self.h["final_logit_softcapping"]))
-        if self.arch.writes_sliding_window and self.h.get("sliding_window_pattern") != 1:
+        if self.gguf_facts.writes_sliding_window and self.h.get("sliding_window_pattern") != 1:
             writer.add_sliding_window(int(self.h.get("sliding_window") or 0))  # 0: no sliding window
         writer.add_file_type(self.file_type)
         self.vocab.add_to(writer, self.ckpt.path)
@@ -162,7 +164,7 @@ class GGUFPlan:
 
     def _longrope_factor_tensors(self) -> list[PlannedTensor]:
         full = self.rope.get("full_attention", self.rope)
-        if not (self.arch.longrope_tensors and full.get("long_factor")):
+        if not (self.gguf_facts.longrope_tensors and full.get("long_factor")):
             return []
         planned = []
         for key, tensor in (("long_factor", gguf.MODEL_TENSOR.ROPE_FACTORS_LONG),
@@ -176,7 +178,7 @@ class GGUFPlan:
 
     # -- tensors ----------------------------------------------------------------------------
     def _plan_tensors(self) -> list[PlannedTensor]:
-        name_map = gguf.get_tensor_name_map(self.arch.gguf_arch, self.n_layers)
+        name_map = gguf.get_tensor_name_map(self.gguf_facts.gguf_arch, self.n_layers)
         tied = bool(self.h.get("tie_word_embeddings", False))
         planned: list[PlannedTensor] = []
         full = self.rope.get("full_attention", self.rope)
@@ -196,7 +198,7 @@ class GGUFPlan:
                     hint="The checkpoint does not match its config's architecture.",
                 )
             shape = ref.shape
-            if self.arch.trim_embeddings_to_vocab and ref.name == "model.embed_tokens.weight":
+            if self.gguf_facts.trim_embeddings_to_vocab and ref.name == "model.embed_tokens.weight":
                 shape = (min(shape[0], len(self.vocab.tokens)), *shape[1:])
             qtype = self.weight_qtype
             if len(shape) <= 1 or new_name.endswith("_norm.weight"):
@@ -217,16 +219,16 @@ class GGUFPlan:
         return produce
 
     def _transform(self, name: str, data: torch.Tensor) -> torch.Tensor:
-        if self.arch.permute_qk and name.endswith(("self_attn.q_proj.weight", "self_attn.q_proj.bias")):
+        if self.gguf_facts.permute_qk and name.endswith(("self_attn.q_proj.weight", "self_attn.q_proj.bias")):
             data = _permute_rope(data, int(self._p("num_attention_heads")))
-        elif self.arch.permute_qk and name.endswith(("self_attn.k_proj.weight", "self_attn.k_proj.bias")):
+        elif self.gguf_facts.permute_qk and name.endswith(("self_attn.k_proj.weight", "self_attn.k_proj.bias")):
             data = _permute_rope(data, int(self._p("num_key_value_heads") or self._p("num_attention_heads")))
         if self.arch.norm_shift and name.endswith("norm.weight"):
             data = data + self.arch.norm_shift
         return data
 
     def write(self, path: Path, name: str, license_name: str | None, on_tensor: Callable[[PlannedTensor], None]) -> None:
-        writer = gguf.GGUFWriter(path, gguf.MODEL_ARCH_NAMES[self.arch.gguf_arch])
+        writer = gguf.GGUFWriter(path, gguf.MODEL_ARCH_NAMES[self.gguf_facts.gguf_arch])
         try:
             self.add_metadata(writer, name, license_name)
             for tensor in self.tensors:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from slmkit.converter.errors import SlmkitError
 from slmkit.converter.targets.base import ConvertOptions, ConvertResult, SpecAttributes, refuse_options
+from slmkit.converter.targets.onnx.architectures import GENAI_TYPES
 from slmkit.converter.targets.onnx.spec import SPEC
 from slmkit.converter.tokenizer_files import observed_special_tokens, state_tokenizer_config
 
@@ -35,9 +36,8 @@ class OnnxTarget(SpecAttributes):
         from slmkit.converter.models.decoder import decoder_spec
         from slmkit.converter.targets.onnx.quantize import BLOCK_SIZES
 
-        arch = ckpt.architecture
-        if arch.genai_type is None:
-            raise SlmkitError(f"The ONNX target does not support {arch.model_type} yet: onnxruntime-genai has no "
+        if ckpt.model_type not in GENAI_TYPES:
+            raise SlmkitError(f"The ONNX target does not support {ckpt.model_type} yet: onnxruntime-genai has no "
                               "model type for it.", hint="Use --target gguf for this model.")
         refuse_options(self.name, options, "block_size")
         block = options.block_size
@@ -123,7 +123,7 @@ class OnnxTarget(SpecAttributes):
         else:
             details["ort_format"] = (f"skipped: the .ort format holds at most {mobile.ORT_SIZE_LIMIT / 1024**3:.1f} GB; "
                                      "ship model.onnx + model.onnx.data")
-        genai.write_genai_config(out, genai.genai_config(ckpt, spec, MODEL_FILE, ckpt.architecture.genai_type or ""))
+        genai.write_genai_config(out, genai.genai_config(ckpt, spec, MODEL_FILE, GENAI_TYPES[ckpt.model_type]))
         # onnxruntime-extensions reads only the files: Gemma's implicit BOS and SmolLM2's
         # chat_template.jinja would otherwise be lost in onnxruntime-genai.
         state_tokenizer_config(out, observed_special_tokens(ckpt.path))

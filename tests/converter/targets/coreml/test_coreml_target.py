@@ -74,6 +74,25 @@ def test_fp32_program_matches_pytorch(name: str, coreml_artifact, fixture_dir) -
     assert (got.argmax(-1) == expected.argmax(-1)).all()
 
 
+def test_the_runtimes_chunked_prefill_and_steps_match_pytorch(coreml_artifact, fixture_dir) -> None:
+    """runtime/engines/coreml.py, the calls the Core ML tier and parity make: a prompt prefilled in
+    chunks of 8 (so chunks start at past = 8, 16 and 24, across Gemma 3's 16-token window), then
+    single-token steps with past > 0, gives PyTorch's logits at every position."""
+    from slmkit.runtime.engines import coreml
+
+    ids = [(i * 37 + 11) % 390 + 5 for i in range(30)]
+    program = MilEvaluator(coreml_artifact("gemma3", "fp32") / "model.mlpackage", round_fp16=False)
+    state = program.make_state()
+    rows = [logits for _start, logits in coreml.prefill(program, state, ids[:26], chunk=8)]
+    assert [len(r) for r in rows] == [8, 8, 8, 2]
+    rows += [coreml.step(program, state, [token], position + 1) for position, token in enumerate(ids[26:], 26)]
+    got = np.concatenate(rows)
+    expected = torch_logits(fixture_dir("gemma3"), ids)
+    assert np.abs(got - expected).max() < 1e-5 * max(1.0, np.abs(expected).max())
+    whole = coreml.prefill_last(program, program.make_state(), ids[:26])  # one call of PREFILL_CHUNK (128)
+    assert np.abs(whole - rows[3][-1]).max() < 1e-5 * max(1.0, np.abs(whole).max())
+
+
 def test_multimodal_gemma3_ships_its_text_decoder(coreml_artifact, tmp_path: Path) -> None:
     artifact = coreml_artifact("gemma3-multimodal", "fp32")
     report = parity(artifact, tmp_path, "--engine", "coreml-evaluator-fp32")

@@ -53,18 +53,18 @@ def test_same_tensors_and_metadata_as_official(name: str, fixture_dir, official:
 
 def test_compare_reports_a_changed_tensor(fixture_dir, official: Path, tmp_path: Path) -> None:
     """The oracle must be able to fail: drop the Q/K permutation and it has to notice."""
-    from slmkit.converter import architectures
+    from slmkit.converter.targets.gguf import architectures
 
     model_dir = fixture_dir("llama")
     oracle.run_official(model_dir, tmp_path / "official.gguf", "f16", "smollm")
-    original = architectures.ARCHITECTURES["llama"]
+    original = architectures.GGUF_ARCHITECTURES["llama"]
     from dataclasses import replace
 
-    architectures.ARCHITECTURES["llama"] = replace(original, permute_qk=False)
+    architectures.GGUF_ARCHITECTURES["llama"] = replace(original, permute_qk=False)
     try:
         ours = write_ours(model_dir, tmp_path / "ours.gguf")
     finally:
-        architectures.ARCHITECTURES["llama"] = original
+        architectures.GGUF_ARCHITECTURES["llama"] = original
     problems = oracle.compare(ours, tmp_path / "official.gguf")
     assert any("attn_q.weight" in p and "different data" in p for p in problems)
     assert any("attn_k.weight" in p for p in problems)
