@@ -87,10 +87,12 @@ MULTIMODAL: dict[str, MultimodalLayout] = {
 
 
 def supported_model_types() -> list[str]:
+    """Every `model_type` slmkit converts, multimodal ones marked as shipping their text decoder."""
     return sorted(ARCHITECTURES) + sorted(f"{k} (text decoder)" for k in MULTIMODAL)
 
 
 def architecture_for(model_type: str) -> Architecture:
+    """The row for `model_type`. Raises SlmkitError listing the supported architectures."""
     try:
         return ARCHITECTURES[model_type]
     except KeyError:

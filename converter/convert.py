@@ -19,6 +19,7 @@ from slmkit.runtime.progress import ProgressCallback, Steps
 
 
 def default_output(ckpt: Checkpoint, target: str, quant: str) -> Path:
+    """out/<recipe or folder name>-<target>-<quant>, relative to the working directory."""
     stem = ckpt.recipe.name if ckpt.recipe else ckpt.path.name
     return Path("out") / f"{stem}-{target}-{quant}"
 
@@ -33,6 +34,14 @@ def source_record(model: str, ckpt: Checkpoint) -> dict[str, Any]:
 
 def convert(model: str, ckpt: Checkpoint, target_name: str, quant: str | None, output: Path | None,
             *, force: bool, progress: ProgressCallback | None = None, options: ConvertOptions | None = None) -> Path:
+    """`slmkit convert`: the checkpoint as `target_name` at `quant` (default: the recipe's, else the
+    target's) in `output` (default: `default_output`), with its tokenizer files and manifest.json.
+
+    Options, the chat template, free disk (the target's estimate_bytes) and memory (estimate_memory)
+    are checked before any work; the artifact is written to a staging folder renamed at the end, so a
+    failure leaves nothing behind. Returns the artifact folder. Raises SlmkitError for a bad option,
+    an existing `output` without `force`, too little disk or memory, or a failed conversion.
+    """
     target = get_target(target_name)
     options = options or ConvertOptions()
     quant = quant or (ckpt.recipe.default_quant.get(target_name) if ckpt.recipe else None) or target.default_quant

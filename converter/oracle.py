@@ -52,12 +52,16 @@ def official_converter_dir() -> Path:
 
 
 def official_command(model_dir: Path, outfile: Path, outtype: str = "f16", pre: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that run llama.cpp's own convert_hf_to_gguf.py (the copy in
+    `official_converter_dir`) on `model_dir`, `pre` forcing its pre-tokenizer name ("-": its own).
+    """
     env = {**os.environ, "PYTHONPATH": str(official_converter_dir())}
     cmd = [sys.executable, "-c", _DRIVER, pre or "-", str(model_dir), "--outtype", outtype, "--outfile", str(outfile)]
     return cmd, env
 
 
 def run_official(model_dir: Path, outfile: Path, outtype: str = "f16", pre: str | None = None) -> None:
+    """Runs `official_command`. Raises RuntimeError with the converter's stderr tail when it fails."""
     cmd, env = official_command(model_dir, outfile, outtype, pre)
     result = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if result.returncode != 0:

@@ -38,6 +38,9 @@ class WeightStats:
 
     @classmethod
     def of(cls, ckpt: Checkpoint) -> WeightStats:
+        """Parameter counts and stored bytes of the checkpoint from its safetensors headers (no weights
+        read): all, decoder layers only, the largest tensor and the token table.
+        """
         refs = ckpt.tensors()
         sizes = [math.prod(ref.shape) for ref in refs]
         in_layers = [(ref, n) for ref, n in zip(refs, sizes) if ".layers." in ref.name]

@@ -82,6 +82,9 @@ def identify(tokenizer_json: dict[str, Any]) -> str:
 
 
 def pre_tokenizer_json(name: str) -> dict[str, Any]:
+    """The tokenizers pre-tokenizer JSON equivalent to llama.cpp's pre-tokenizer `name`. Raises
+    SlmkitError listing the known names.
+    """
     try:
         return KNOWN_PRETOKENIZERS[name]
     except KeyError:

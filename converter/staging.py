@@ -22,6 +22,10 @@ _active: dict[Path, Path] = {}  # staging folder -> the output it will become
 
 @contextmanager
 def staged_output(output: Path, *, force: bool) -> Iterator[Path]:
+    """A fresh staging folder beside `output`; on success it replaces `output` by rename (a previous
+    `output` is moved aside first, then removed), on any error it is removed, so `output` is never
+    half-written. Raises SlmkitError when `output` exists and not `force`.
+    """
     output = output.resolve()
     if output.exists() and not force:
         raise SlmkitError(f"{output} already exists.", hint="Pass --force to replace it, or choose another --output.")

@@ -41,6 +41,9 @@ class TensorRef:
         return math.prod(self.shape) * DTYPE_BYTES.get(self.dtype, 4)
 
     def load(self) -> torch.Tensor:
+        """The tensor in its stored dtype (a torch tensor, one read from its safetensors file). Raises
+        SlmkitError when the file cannot give it (corrupt or truncated).
+        """
         from safetensors import safe_open
 
         try:
@@ -63,6 +66,10 @@ class Checkpoint:
 
     @classmethod
     def open(cls, path: Path, source: dict[str, Any], recipe: Recipe | None = None) -> Checkpoint:
+        """The checkpoint in `path` (config.json read, architecture checked; weights not read yet);
+        `source` records where it came from for the manifest. Raises SlmkitError without a config.json
+        or for an unsupported architecture.
+        """
         config_file = path / "config.json"
         if not config_file.is_file():
             raise SlmkitError(
@@ -95,6 +102,7 @@ class Checkpoint:
 
     @property
     def model_type(self) -> str:
+        """The text decoder's `model_type`. Raises SlmkitError when config.json has none."""
         model_type = self.text_config.get("model_type")
         if not model_type:
             raise SlmkitError(f"{self.path / 'config.json'} has no model_type.")
@@ -112,6 +120,9 @@ class Checkpoint:
         return self.architecture.defaults.get(key)
 
     def safetensors_files(self) -> list[Path]:
+        """The weight files: those model.safetensors.index.json lists, else every *.safetensors. Raises
+        SlmkitError when there are none (pickle .bin checkpoints are not read) or listed ones are missing.
+        """
         index = self.path / "model.safetensors.index.json"
         if index.is_file():
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]

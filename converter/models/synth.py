@@ -81,6 +81,7 @@ def recipe_config(recipe: Recipe) -> dict[str, Any]:
 
 
 def text_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The text decoder's config: `config` itself, or its text_config for a multimodal checkpoint."""
     layout = MULTIMODAL.get(config.get("model_type", ""))
     return config[layout.text_config_key] if layout else config
 

@@ -16,6 +16,7 @@ from slmkit.runtime.progress import ProgressCallback
 
 
 def artifact_cache(ckpt: Checkpoint, target: str, quant: str) -> Path:
+    """Where `slmkit package` keeps converted artifacts for reuse: <cache>/artifacts/<name>-<target>-<quant>."""
     stem = ckpt.recipe.name if ckpt.recipe else ckpt.path.name
     return cache_dir() / "artifacts" / f"{stem}-{target}-{quant}"
 

@@ -34,6 +34,7 @@ MOBILE_HEAD = ("router-head.json", "router-head.f16")
 
 
 def get_platform(name: str) -> Platform:
+    """The platform `name` (ios, android, desktop). Raises SlmkitError listing them."""
     if name not in PLATFORMS:
         raise SlmkitError(f"Unknown platform {name!r}.", hint=f"Use one of: {', '.join(PLATFORMS)}.")
     return PLATFORMS[name]

@@ -32,6 +32,9 @@ VECTOR_NOW = datetime(2026, 3, 7, 9, 5, 2)
 
 
 def date_slot(fmt: str) -> str:
+    """The ⟦now:FMT⟧ slot the mobile ports fill with today's date in `fmt` (a strftime format).
+    Raises SlmkitError when `fmt` uses a directive the ports' strftime subset (DATE_DIRECTIVES) lacks.
+    """
     directives = re.findall(r"%(.)", fmt.replace("%%", ""))
     unknown = sorted({d for d in directives if d not in DATE_DIRECTIVES})
     if unknown:

@@ -14,6 +14,9 @@ ASSUMED_EFFICIENCY = 0.65
 
 
 def kv_bytes_per_token(ckpt: Checkpoint) -> int:
+    """KV-cache bytes per token of context: keys and values for every layer and KV head
+    (2 x layers x kv_heads x head_dim x KV_BYTES_PER_VALUE).
+    """
     config = ckpt.text_config
     heads = int(config["num_attention_heads"])
     head_dim = int(config.get("head_dim") or config["hidden_size"] // heads)
@@ -33,6 +36,10 @@ def model_bytes(folder: Path, model_file: str) -> int:
 
 
 def device_table(footprint: ModelFootprint, devices: list[DeviceProfile]) -> list[dict]:
+    """Per device: RAM needed (GB: weights + KV cache at the footprint's context) vs usable, the
+    memory-bandwidth bound on decode (tokens/s = bandwidth / weight bytes) and the decode speed
+    expected at ASSUMED_EFFICIENCY of it, times the device's sustained factor.
+    """
     rows = []
     for device in devices:
         ram = footprint.ram_bytes / 1e9

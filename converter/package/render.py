@@ -15,10 +15,15 @@ TEST_RESOURCES = {"ios": "Tests/SlmkitRoutingTests/Resources", "android": "slmki
 
 
 def template_root(name: str) -> Path:
+    """The app template `name` (ios, android) as shipped in slmkit.mobile_templates."""
     return Path(str(resources.files("slmkit.mobile_templates").joinpath(name)))
 
 
 def render_template(name: str, out: Path, values: dict[str, Any], test_resources: dict[str, Path]) -> list[Path]:
+    """The app template `name` written to `out`: *.j2 files rendered with `values` (an undefined name
+    is an error), other files copied; `test_resources` copied into the template's test-resources
+    folder so the app's tests run the bundle's own spec and vectors. Returns the files written.
+    """
     root = template_root(name)
     env = Environment(undefined=StrictUndefined, keep_trailing_newline=True)
     written = []

@@ -113,6 +113,9 @@ def score_prompt(prompt_id: str, ids: list[int], ref: Any, art: Any,
 
 
 def aggregate(scores: list[PromptScores]) -> dict[str, float]:
+    """The report's metrics over every prompt: top-1 agreement and KL (nats; mean, p99, max) over all
+    positions, greedy match, decode KL, and perplexities weighted by each prompt's scored tokens.
+    """
     kl = np.concatenate([s.kl for s in scores])
     top1 = np.concatenate([s.top1 for s in scores])
     decode_kl = np.concatenate([s.decode_kl for s in scores])

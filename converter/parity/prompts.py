@@ -35,6 +35,7 @@ def _parse(line: str, origin: str, number: int) -> Prompt:
 
 
 def builtin_prompts() -> list[Prompt]:
+    """The prompts shipped in prompts.jsonl, marked built-in (skipped, not refused, when too long)."""
     text = resources.files("slmkit.converter.parity").joinpath("prompts.jsonl").read_text(encoding="utf-8")
     prompts = [_parse(line, "builtin", n) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     for prompt in prompts:

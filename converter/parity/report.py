@@ -10,6 +10,7 @@ from xml.etree import ElementTree as ET
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:
+    """The report as indented UTF-8 JSON at `path` (its folder created)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 

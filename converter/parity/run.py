@@ -31,6 +31,9 @@ def open_artifact(folder: Path) -> dict[str, Any]:
 
 
 def render(prompt: Prompt, reference: Any, has_template: bool) -> str:
+    """The prompt's text: its own, its chat turns rendered by the reference's template, or (no
+    template) "Role: content" lines ending in "Assistant:".
+    """
     if prompt.text is not None:
         return prompt.text
     assert prompt.messages is not None
@@ -141,6 +144,9 @@ class PreparedPrompt:
 
 
 def prepare(reference: Any, prompts: list[Prompt]) -> list[PreparedPrompt]:
+    """Each prompt rendered and tokenized by the reference; a chat prompt is tokenized without
+    adding BOS (the template writes it), as `apply_chat_template(tokenize=True)` does.
+    """
     has_template = bool(reference.tokenizer_info().chat_template)
     prepared = []
     for prompt in prompts:

@@ -40,6 +40,9 @@ class TorchRunner(HfTokenized):
         self.model = load_reference_model(self.ckpt)
 
     def greedy(self, ids: list[int], steps: int) -> Decode:
+        """transformers' forward over the prompt, then one token per forward through its KV cache, in
+        float32. Raises SlmkitError before `load()`.
+        """
         torch = self._torch
         if self.model is None:
             raise SlmkitError("The reference model is not loaded (TorchRunner.load).")

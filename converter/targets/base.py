@@ -94,6 +94,9 @@ class SpecAttributes:
 
 
 def check_engine(target: Target, engine: str | None) -> str:
+    """`engine`, or the target's default (its first) when None. Raises SlmkitError naming the
+    engines the target runs.
+    """
     if engine is None:
         return target.engines[0]
     if engine not in target.engines:

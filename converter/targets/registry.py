@@ -56,6 +56,7 @@ def quant_help() -> str:
 
 
 def target_help() -> str:
+    """`--target` help: every target's one-line summary."""
     return " | ".join(spec.summary for spec in target_specs().values())
 
 

@@ -110,6 +110,7 @@ def residual_writers(arch: Architecture) -> tuple[str, ...]:
 
 
 def stream_scale(peak: float) -> int:
+    """The power of two that brings the residual stream's `peak` down to TARGET_PEAK or below (1 if it is)."""
     return 2 ** max(0, math.ceil(math.log2(peak / TARGET_PEAK))) if peak > 0 else 1
 
 

@@ -113,6 +113,7 @@ class BlockwiseWeight:
         return self._values(self.levels[start:stop], self.scale[start:stop])
 
     def take(self, indices: np.ndarray) -> np.ndarray:
+        """Rows `indices` dequantized to float32 (an embedding lookup), without widening the whole table."""
         import torch
 
         index = torch.from_numpy(np.asarray(indices, dtype=np.int64))

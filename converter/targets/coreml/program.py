@@ -49,6 +49,7 @@ class StatefulLayout:
         return (self.layers, 1, self.kv_heads, self.cache_length, self.head_dim)
 
     def describe(self) -> dict[str, object]:
+        """The program's interface for the manifest: inputs, outputs and state shapes, cache length."""
         return {
             "inputs": {INPUT_IDS: "int32 [1, n], 1 <= n <= cache_length: the new tokens",
                        ATTENTION_MASK: "int32 [1, past + n]: ones; its length places the new tokens in the cache"},

@@ -102,6 +102,7 @@ class WeightCompressor:
                                            name=f"{name}_palettized")
 
     def describe(self) -> dict[str, object]:
+        """How weights are compressed, for the manifest: scheme, granularity, and ops compressed per kind."""
         if self.quant not in COMPRESSED:
             return {"weights": self.quant}
         if self.quant == "palettize4":

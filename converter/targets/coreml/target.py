@@ -41,6 +41,9 @@ class CoremlTarget(SpecAttributes):
     spec = SPEC
 
     def check_supported(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> None:
+        """Refuses, before any work, what the program builder does not implement, a cache length or block
+        size it cannot use, and deployment targets older than iOS 18 / macOS 15 (stateful programs).
+        """
         from slmkit.converter.models.decoder import decoder_spec
 
         refuse_options(self.name, options, "block_size", "cache_length", "deployment_target")
@@ -61,6 +64,9 @@ class CoremlTarget(SpecAttributes):
 
     def convert(self, ckpt: Checkpoint, quant: str, out: Path, steps: Steps,
                 options: ConvertOptions) -> ConvertResult:
+        """model.mlpackage: fp16-safe residual scaling calibrated, the stateful ML program built from the
+        weights (compressed as read), converted by coremltools and saved; tokenizer files beside it.
+        """
         from slmkit.converter.models.decoder import DecoderWeights, decoder_spec
         from slmkit.converter.targets.coreml.evaluator import quiet_coremltools
         from slmkit.converter.targets.coreml.fp16_safe import Fp16Range, calibrate

@@ -39,6 +39,9 @@ class QuantizeLog:
     _partial: str = field(default="", init=False, repr=False)  # text of a line not yet ended
 
     def feed(self, level: int, text: str) -> None:
+        """One llama.cpp log callback (`level` a ggml log level, CONT continuing the previous one):
+        warnings and errors kept line by line, K-quant fallbacks counted per fallback type instead.
+        """
         level = self._level if level == _CONT else level
         self._level = level
         if level < _WARN:

@@ -31,6 +31,9 @@ class GGUFTarget(SpecAttributes):
     spec = SPEC
 
     def check_supported(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> None:
+        """Refuses --block-size and the other targets' options, and an architecture without a row in
+        converter/targets/gguf/architectures.py, before any work.
+        """
         if options.block_size is not None:
             raise SlmkitError("--block-size does not apply to GGUF: llama.cpp's quant types fix their block sizes.",
                               hint="Drop --block-size, or use --target onnx.")
@@ -38,6 +41,9 @@ class GGUFTarget(SpecAttributes):
         gguf_architecture(ckpt.model_type)  # an architecture without a row fails before any work
 
     def estimate_bytes(self, ckpt: Checkpoint, quant: str) -> int:
+        """Disk the conversion needs, bytes: the final file at the quant's bits per weight plus, for a
+        llama.cpp quant, the float GGUF it is quantized from; 5 % and 64 MiB of margin.
+        """
         n_params = sum(math.prod(ref.shape) for ref in ckpt.tensors())
         final = SPEC.quant(quant).stored_bytes(n_params)
         staging = 0 if quant not in QUANT_FTYPES else SPEC.quant(intermediate_type(ckpt)).stored_bytes(n_params)
@@ -63,6 +69,9 @@ class GGUFTarget(SpecAttributes):
 
     def convert(self, ckpt: Checkpoint, quant: str, out: Path, steps: Steps,
                 options: ConvertOptions) -> ConvertResult:
+        """<name>-<quant>.gguf: written by gguf-py at a float type (the checkpoint's own for a llama.cpp
+        quant), then quantized by llama.cpp's `llama_model_quantize`; K-quant fallbacks recorded.
+        """
         stem = ckpt.recipe.name if ckpt.recipe else ckpt.path.name
         final = out / f"{stem}-{quant}.gguf"
         float_type = quant if quant not in QUANT_FTYPES else intermediate_type(ckpt)

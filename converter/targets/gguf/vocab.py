@@ -44,6 +44,10 @@ class Vocab:
     add_space_prefix: bool | None = None  # SentencePiece's add_dummy_prefix, stated explicitly
 
     def add_to(self, writer: gguf.GGUFWriter, checkpoint_dir: Path) -> None:
+        """The tokenizer into `writer`: model, pre-tokenizer, tokens, scores, types, space prefix, then
+        gguf-py's SpecialVocab (special ids, merges, chat template) with add_bos/add_eos as transformers
+        behaves on the checkpoint (`observed_special_tokens`).
+        """
         writer.add_tokenizer_model(self.model)
         writer.add_tokenizer_pre(self.pre)
         writer.add_token_list(self.tokens)
@@ -115,6 +119,10 @@ def sentencepiece_vocab(directory: Path, vocab_size: int | None) -> Vocab:
 
 
 def bpe_vocab(directory: Path, vocab_size: int | None) -> Vocab:
+    """The GGUF vocabulary of a BPE tokenizer.json (tokenizer.ggml.model "gpt2"), padded to
+    `vocab_size` with unused tokens, its pre-tokenizer identified by converter/pretokenizers.py.
+    Raises SlmkitError when the file is unreadable, not BPE, or holds ids past `vocab_size`.
+    """
     from tokenizers import Tokenizer
 
     path = directory / "tokenizer.json"
@@ -157,6 +165,9 @@ def bpe_vocab(directory: Path, vocab_size: int | None) -> Vocab:
 
 
 def read_vocab(directory: Path, vocab_size: int | None) -> Vocab:
+    """The checkpoint's vocabulary for the GGUF: SentencePiece when tokenizer.model exists, else BPE
+    from tokenizer.json. Raises SlmkitError when the folder has neither.
+    """
     if (directory / "tokenizer.model").is_file():
         return sentencepiece_vocab(directory, vocab_size)
     if (directory / "tokenizer.json").is_file():

@@ -106,6 +106,10 @@ class GGUFPlan:
         return int(self._p("head_dim") or self.h["hidden_size"] // self.h["num_attention_heads"])
 
     def add_metadata(self, writer: gguf.GGUFWriter, name: str, license_name: str | None) -> None:
+        """The hyper-parameter keys llama.cpp's `load_hparams` reads: block count, context, widths,
+        heads, RMSNorm epsilon, RoPE (base, scaling, longrope factors), the architecture row's extra keys
+        and the tokenizer. Raises SlmkitError for a RoPE type the GGUF target does not write.
+        """
         writer.add_type(gguf.GGUFType.MODEL)
         writer.add_name(name)
         if license_name:
@@ -228,6 +232,9 @@ class GGUFPlan:
         return data
 
     def write(self, path: Path, name: str, license_name: str | None, on_tensor: Callable[[PlannedTensor], None]) -> None:
+        """The whole file at `path`: header, metadata and tensor table first, then each tensor produced,
+        checked against its planned shape and written, one at a time (`on_tensor` after each).
+        """
         writer = gguf.GGUFWriter(path, gguf.MODEL_ARCH_NAMES[self.gguf_facts.gguf_arch])
         try:
             self.add_metadata(writer, name, license_name)

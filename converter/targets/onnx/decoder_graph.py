@@ -35,6 +35,7 @@ TABLE_CHUNK_ROWS = 16384
 
 
 def past_names(layers: int) -> list[str]:
+    """The graph's KV-cache input names, layer by layer, key then value (genai's past_key_values.%d.key/value)."""
     return [PAST_NAME.format(layer=i, kind=k) for i in range(layers) for k in ("key", "value")]
 
 
@@ -73,6 +74,10 @@ class DecoderGraph:
 
     # -- whole graph -------------------------------------------------------------------------
     def build(self) -> GraphReport:
+        """The decoder graph: inputs (input_ids, attention_mask, position_ids, past key/values
+        [batch, kv_heads, past, head_dim]), outputs (logits [batch, sequence, vocab], present key/values),
+        embedding, layers and head, weights streamed to external data as they are read.
+        """
         from onnx import TensorProto
 
         g, spec = self.g, self.spec

@@ -43,6 +43,9 @@ def special_tokens(ckpt: Checkpoint) -> dict[str, Any]:
 
 
 def genai_config(ckpt: Checkpoint, spec: DecoderSpec, model_file: str, genai_type: str) -> dict[str, Any]:
+    """genai_config.json for the artifact: context length, the decoder's file, sizes and input/output
+    names, special token ids and greedy search defaults, `genai_type` as onnxruntime-genai's model type.
+    """
     tokens = special_tokens(ckpt)
     return {
         "model": {
@@ -93,4 +96,5 @@ def genai_config(ckpt: Checkpoint, spec: DecoderSpec, model_file: str, genai_typ
 
 
 def write_genai_config(folder: Path, config: dict[str, Any]) -> None:
+    """`config` as genai_config.json in `folder`."""
     (folder / GENAI_CONFIG).write_text(json.dumps(config, indent=4) + "\n", encoding="utf-8")

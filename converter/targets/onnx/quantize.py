@@ -68,6 +68,7 @@ class QuantPlan:
         return EIGHT_BIT if role in self.eight_bit_roles else self.body
 
     def describe(self) -> dict[str, object]:
+        """The weight formats for the manifest (empty for float): block size, accuracy level, body and head."""
         if not self.body.quantized:
             return {}
         body = {"rtn": f"{self.body.bits}-bit {'symmetric' if self.body.symmetric else 'asymmetric (uint8 zero points)'}",
@@ -79,6 +80,9 @@ class QuantPlan:
 
 
 def quant_plan(quant: str, block_size: int) -> QuantPlan:
+    """The weight formats of `quant`: fp32/fp16 float; int8 8-bit symmetric everywhere; int4 and
+    int4-hqq 4-bit (RTN or HQQ, asymmetric) with EIGHT_BIT_ROLES and the output projection at 8 bits.
+    """
     if quant in ("fp32", "fp16"):
         return QuantPlan(quant, block_size, FLOAT, (), FLOAT, 0)
     if quant == "int8":

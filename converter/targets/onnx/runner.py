@@ -20,6 +20,7 @@ class OrtRunner(HfTokenized):
         self.tokenizer = load_tokenizer(artifact)
 
     def greedy(self, ids: list[int], steps: int) -> Decode:
+        """Prefill and cached steps through `OrtSession`, each step's distribution the last position of its run."""
         rows = self.cache.greedy_logits(ids, max(steps - 1, 0))
         # Step i's distribution is the last position of run i (run 0 is the prefill).
         chosen = [rows[i][-1] for i in range(steps)]

@@ -33,6 +33,9 @@ class OnnxTarget(SpecAttributes):
     spec = SPEC
 
     def check_supported(self, ckpt: Checkpoint, quant: str, options: ConvertOptions) -> None:
+        """Refuses, before any work, an architecture onnxruntime-genai has no model type for, options
+        other than --block-size, a block size the quant cannot use, and layers the graph builder lacks.
+        """
         from slmkit.converter.models.decoder import decoder_spec
         from slmkit.converter.targets.onnx.quantize import BLOCK_SIZES
 
@@ -84,6 +87,9 @@ class OnnxTarget(SpecAttributes):
 
     def convert(self, ckpt: Checkpoint, quant: str, out: Path, steps: Steps,
                 options: ConvertOptions) -> ConvertResult:
+        """model.onnx + model.onnx.data built from the weights (MatMulNBits for int4/int8), model.ort when
+        under the .ort format's size limit (checked against model.onnx), and genai_config.json.
+        """
         from slmkit.converter.models.decoder import DecoderWeights, decoder_spec
         from slmkit.converter.targets.onnx import genai, mobile
         from slmkit.converter.targets.onnx.builder import GraphBuilder
@@ -130,6 +136,10 @@ class OnnxTarget(SpecAttributes):
         return ConvertResult(model_file=MODEL_FILE, details=details)
 
     def runner(self, artifact: Path, manifest: dict, threads: int | None, n_ctx: int, engine: str) -> Runner:
+        """`onnxruntime-genai` runs genai's whole loop (runtime/engines/genai.py), `onnxruntime` the graph
+        in a plain session; the `-mobile` engines run model.ort. Raises SlmkitError when a -mobile engine
+        is asked of an artifact without model.ort.
+        """
         conversion = manifest.get("conversion", {})
         model_file = manifest["model_file"]
         if engine.endswith("-mobile"):
