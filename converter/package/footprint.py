@@ -36,7 +36,8 @@ def model_bytes(folder: Path, model_file: str) -> int:
 
 
 def device_table(footprint: ModelFootprint, devices: list[DeviceProfile]) -> list[dict]:
-    """Per device: RAM needed (GB: weights + KV cache at the footprint's context) vs usable, the
+    """Per device: RAM needed (GB = 1e9 bytes: weights + KV cache at the footprint's context +
+    runtime/simulate/speed.py's RUNTIME_OVERHEAD_BYTES, 150 MiB) vs usable, the
     memory-bandwidth bound on decode (tokens/s = bandwidth / weight bytes) and the decode speed
     expected at ASSUMED_EFFICIENCY of it, times the device's sustained factor.
     """

@@ -16,7 +16,8 @@ def check_artifact(artifact: Path, *, reference: str | None = None, extra_prompt
     """Run the prompts through both engines, write parity.json into the artifact and record the
     verdict in its manifest; returns the full report (`passed` is the verdict). Each stage reports
     through `progress` (runtime/progress.py). Raises SlmkitError when the artifact, its source or
-    the engine cannot be opened, or when the run would not fit this machine's memory or disk."""
+    the engine cannot be opened, for `steps` < 1, or when the run would not fit this machine's memory
+    or disk."""
     from slmkit.converter.models.resolve import resolve
     from slmkit.converter.parity import report as reports
     from slmkit.converter.parity.prompts import builtin_prompts, load_prompts
@@ -26,6 +27,8 @@ def check_artifact(artifact: Path, *, reference: str | None = None, extra_prompt
     from slmkit.converter.targets.registry import get_target
     from slmkit.runtime.manifest import ARTIFACT, PARITY, update_manifest
 
+    if steps < 1:
+        raise SlmkitError(f"steps must be at least 1 (greedy decode steps per prompt), got {steps}.")
     if not Path(artifact).is_dir():
         raise SlmkitError(f"{artifact} is not a folder.", hint="Pass the folder written by `slmkit convert`.")
     manifest = open_artifact(artifact)

@@ -114,14 +114,18 @@ def score_prompt(prompt_id: str, ids: list[int], ref: Any, art: Any,
 
 def aggregate(scores: list[PromptScores]) -> dict[str, float]:
     """The report's metrics over every prompt: top-1 agreement and KL (nats; mean, p99, max) over all
-    positions, greedy match, decode KL, and perplexities weighted by each prompt's scored tokens.
+    positions, greedy match, decode KL, and perplexities weighted by each prompt's scored tokens
+    (NaN when no prompt has a second token; `judge` then leaves ppl_delta ungated).
     """
     kl = np.concatenate([s.kl for s in scores])
     top1 = np.concatenate([s.top1 for s in scores])
     decode_kl = np.concatenate([s.decode_kl for s in scores])
     weights = np.array([s.n_tokens - 1 for s in scores], dtype=np.float64)
-    ref_nll = float(np.average([s.ref_nll for s in scores], weights=weights))
-    art_nll = float(np.average([s.art_nll for s in scores], weights=weights))
+    if weights.sum() > 0:
+        ref_nll = float(np.average([s.ref_nll for s in scores], weights=weights))
+        art_nll = float(np.average([s.art_nll for s in scores], weights=weights))
+    else:  # one-token prompts only: no next token to score, perplexity is undefined
+        ref_nll = art_nll = float("nan")
     return {
         "top1_agreement": float(top1.mean()),
         "kl_mean": float(kl.mean()),
@@ -166,7 +170,10 @@ def judge(metrics: dict[str, float], thresholds: dict[str, float], vocab_size: i
         value = metrics[metric]
         ok = value >= bound if direction == "min" else abs(value) <= bound
         verdicts[metric] = {"value": value, "bound": bound, "direction": direction, "passed": bool(ok)}
-    if metrics["ppl_reference"] > vocab_size:
+    if np.isnan(metrics["ppl_reference"]):
+        verdicts["ppl_delta"] |= {"passed": True, "gated": False,
+                                  "note": "not gated: no prompt has a second token whose perplexity could be scored"}
+    elif metrics["ppl_reference"] > vocab_size:
         verdicts["ppl_delta"] |= {"passed": True, "gated": False,
                                   "note": f"not gated: reference perplexity {metrics['ppl_reference']:.3g} exceeds "
                                           f"the vocabulary size {vocab_size} (these prompts are not text it predicts)"}

@@ -133,8 +133,9 @@ class MilEvaluator:
         return {name: np.zeros(shape, dtype=np.float32) for name, shape in self.state_shapes.items()}
 
     def predict(self, inputs: dict[str, np.ndarray], state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Core ML's `predict(inputs, state)`: the program's outputs for `inputs`, the KV-cache `state`
-        arrays updated in place. Raises SlmkitError for a missing input or an op the evaluator lacks.
+        """Core ML's `predict(inputs, state)`: the program's outputs for `inputs`; each KV-cache entry of
+        the `state` dict is replaced by its updated array (the dict is changed, the arrays it held are
+        not written). Raises SlmkitError for a missing input or an op the evaluator lacks.
         """
         missing = set(self.input_names) - set(inputs)
         if missing:

@@ -30,8 +30,8 @@ MODEL_FILE = "model.mlpackage"
 DEFAULT_BLOCK_SIZE = 32
 # Tokens the KV-cache states hold unless --cache-length says otherwise (what the recipes' RAM assumes).
 DEFAULT_CACHE_LENGTH = 4096
-MIN_STATEFUL_TARGET = "iOS18"
-CACHE_MULTIPLE = 32  # Core ML wants state lengths in multiples of 32 (coremltools #2631)  # MLState arrived with iOS 18 / macOS 15
+MIN_STATEFUL_TARGET = "iOS18"  # MLState arrived with iOS 18 / macOS 15
+CACHE_MULTIPLE = 32  # Core ML wants state lengths in multiples of 32 (coremltools #2631)
 # What the building estimate missed at Gemma 3 1B int4: measured 2.71 GiB against 2.27 GiB
 # estimated (fresh-clone check, 2026-12-04); preflight estimates must not fall below a measure.
 BUILD_SLACK_BYTES = 600 * 1024**2
@@ -48,8 +48,7 @@ class CoremlTarget(SpecAttributes):
 
         refuse_options(self.name, options, "block_size", "cache_length", "deployment_target")
         spec = decoder_spec(ckpt)  # refuses what the program builder does not implement
-        if options.cache_length is not None:
-            cache_length_for(spec.context_length, options.cache_length)
+        cache_length_for(spec.context_length, options.cache_length or default_cache_length(spec.context_length))
         if options.block_size is not None and quant != "int4":
             raise SlmkitError(f"--block-size applies to coreml int4 only, not {quant}.", hint="Drop --block-size.")
         if options.block_size is not None and (options.block_size < 8 or options.block_size & (options.block_size - 1)):
@@ -64,8 +63,10 @@ class CoremlTarget(SpecAttributes):
 
     def convert(self, ckpt: Checkpoint, quant: str, out: Path, steps: Steps,
                 options: ConvertOptions) -> ConvertResult:
-        """model.mlpackage: fp16-safe residual scaling calibrated, the stateful ML program built from the
-        weights (compressed as read), converted by coremltools and saved; tokenizer files beside it.
+        """model.mlpackage: fp16-safe residual scaling calibrated (every quant but fp32), the stateful ML
+        program built from the weights (compressed as read), converted by coremltools and saved; the
+        tokenizer files (copied into `out/tokenizer/` by convert) get a `tokenizer_config.json` rewritten
+        to state BOS/EOS as the HF tokenizer adds them and the chat template.
         """
         from slmkit.converter.models.decoder import DecoderWeights, decoder_spec
         from slmkit.converter.targets.coreml.evaluator import quiet_coremltools
@@ -75,8 +76,8 @@ class CoremlTarget(SpecAttributes):
 
         block_size = options.block_size or DEFAULT_BLOCK_SIZE
         spec = decoder_spec(ckpt)
-        cache = cache_length_for(spec.context_length, options.cache_length or min(DEFAULT_CACHE_LENGTH,
-                                                                                 spec.context_length))
+        cache = cache_length_for(spec.context_length,
+                                 options.cache_length or default_cache_length(spec.context_length))
         layout = StatefulLayout(cache, spec.layers, spec.kv_heads, spec.head_dim, spec.vocab_size)
         fp16 = quant != "fp32"
         calibrating = steps.start("Calibrating the residual stream for fp16 (layers read one at a time)", transient=True)
@@ -149,6 +150,18 @@ class CoremlTarget(SpecAttributes):
         from slmkit.converter.targets.coreml.runner import CoremlRunner
 
         return CoremlRunner(artifact / manifest["model_file"], artifact / SPEC.tokenizer_dir, engine, threads)
+
+
+def default_cache_length(context_length: int) -> int:
+    """The state length without --cache-length: DEFAULT_CACHE_LENGTH, or the model's context rounded down to a
+    multiple of 32 when that is shorter (a context of 1000 tokens gets 992, not a refused 1024).
+
+    Raises SlmkitError for a context shorter than 32 tokens (no state length fits it).
+    """
+    if context_length < CACHE_MULTIPLE:
+        raise SlmkitError(f"The model's context of {context_length} tokens is shorter than the smallest Core ML "
+                          f"state ({CACHE_MULTIPLE} tokens).", hint="Convert it to onnx or gguf instead.")
+    return min(DEFAULT_CACHE_LENGTH, context_length // CACHE_MULTIPLE * CACHE_MULTIPLE)
 
 
 def cache_length_for(context_length: int, requested: int) -> int:

@@ -69,8 +69,9 @@ class GGUFTarget(SpecAttributes):
 
     def convert(self, ckpt: Checkpoint, quant: str, out: Path, steps: Steps,
                 options: ConvertOptions) -> ConvertResult:
-        """<name>-<quant>.gguf: written by gguf-py at a float type (the checkpoint's own for a llama.cpp
-        quant), then quantized by llama.cpp's `llama_model_quantize`; K-quant fallbacks recorded.
+        """<name>-<quant>.gguf written by gguf-py. Float quants (f32, f16, bf16) are written directly;
+        llama.cpp quants (q*) are written at the checkpoint's float type to a hidden file, then
+        quantized by llama.cpp's `llama_model_quantize`, their K-quant fallbacks recorded.
         """
         stem = ckpt.recipe.name if ckpt.recipe else ckpt.path.name
         final = out / f"{stem}-{quant}.gguf"

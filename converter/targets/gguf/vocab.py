@@ -121,7 +121,8 @@ def sentencepiece_vocab(directory: Path, vocab_size: int | None) -> Vocab:
 def bpe_vocab(directory: Path, vocab_size: int | None) -> Vocab:
     """The GGUF vocabulary of a BPE tokenizer.json (tokenizer.ggml.model "gpt2"), padded to
     `vocab_size` with unused tokens, its pre-tokenizer identified by converter/pretokenizers.py.
-    Raises SlmkitError when the file is unreadable, not BPE, or holds ids past `vocab_size`.
+    Raises SlmkitError when the file is unreadable, not BPE, holds ids past `vocab_size`, or has a
+    pre-tokenizer llama.cpp does not know (converter/pretokenizers.py names the known ones).
     """
     from tokenizers import Tokenizer
 

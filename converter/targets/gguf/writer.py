@@ -106,9 +106,12 @@ class GGUFPlan:
         return int(self._p("head_dim") or self.h["hidden_size"] // self.h["num_attention_heads"])
 
     def add_metadata(self, writer: gguf.GGUFWriter, name: str, license_name: str | None) -> None:
-        """The hyper-parameter keys llama.cpp's `load_hparams` reads: block count, context, widths,
-        heads, RMSNorm epsilon, RoPE (base, scaling, longrope factors), the architecture row's extra keys
-        and the tokenizer. Raises SlmkitError for a RoPE type the GGUF target does not write.
+        """The `general.*` keys (type, name, license, quantization version, file type) and the
+        hyper-parameter keys llama.cpp's `load_hparams` reads: block count, context, widths, heads,
+        RMSNorm epsilon, RoPE (base, linear/YaRN scaling, longrope's original context and attention
+        factor; the longrope factors themselves are tensors, see `_longrope_factor_tensors`), the
+        architecture row's extra keys and the tokenizer. Raises SlmkitError for a RoPE type the GGUF
+        target does not write.
         """
         writer.add_type(gguf.GGUFType.MODEL)
         writer.add_name(name)
@@ -234,6 +237,8 @@ class GGUFPlan:
     def write(self, path: Path, name: str, license_name: str | None, on_tensor: Callable[[PlannedTensor], None]) -> None:
         """The whole file at `path`: header, metadata and tensor table first, then each tensor produced,
         checked against its planned shape and written, one at a time (`on_tensor` after each).
+        Raises SlmkitError when a produced tensor's shape differs from the plan (the file is closed;
+        the caller's staging folder discards it).
         """
         writer = gguf.GGUFWriter(path, gguf.MODEL_ARCH_NAMES[self.gguf_facts.gguf_arch])
         try:

@@ -76,7 +76,8 @@ class DecoderGraph:
     def build(self) -> GraphReport:
         """The decoder graph: inputs (input_ids, attention_mask, position_ids, past key/values
         [batch, kv_heads, past, head_dim]), outputs (logits [batch, sequence, vocab], present key/values),
-        embedding, layers and head, weights streamed to external data as they are read.
+        embedding, layers and head, weights streamed to external data as they are read. Returns a
+        GraphReport (how the embedding table was tied, details for the manifest).
         """
         from onnx import TensorProto
 

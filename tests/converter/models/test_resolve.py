@@ -52,6 +52,18 @@ def test_uncached_repo_offline_is_one_clear_error(tmp_path: Path, monkeypatch) -
     assert "local checkpoint folder" in str(err.value)
 
 
+def test_a_cached_snapshot_without_config_is_named_as_such(fixture_dir, tmp_path: Path, monkeypatch) -> None:
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    snapshot = fake_hub_cache(tmp_path, "acme/half-downloaded", fixture_dir("llama"))
+    (snapshot / "config.json").unlink()
+    with pytest.raises(SlmkitError, match="'acme/half-downloaded' is in the Hugging Face cache .* has no config.json"):
+        resolve("acme/half-downloaded")
+
+
 def test_unknown_name() -> None:
     with pytest.raises(SlmkitError, match=r"(?s)Unknown model .lama-3.2-1b.*Did you mean: llama-3.2-1b"):
         resolve("lama-3.2-1b")

@@ -91,6 +91,16 @@ def test_ppl_delta_is_gated_only_where_the_model_predicts_the_prompts() -> None:
     assert random_model["passed"] and random_model["gated"] is False and "vocabulary size 50000" in random_model["note"]
 
 
+def test_one_token_prompts_leave_perplexity_undefined_and_ungated_while_kl_still_gates() -> None:
+    logits = np.eye(6)[[1]] * 4
+    scores = [score_prompt("p", [0], logits, np.roll(logits, 1, axis=1), _decode([1]), _decode([1]), True)]
+    metrics = aggregate(scores)
+    assert np.isnan(metrics["ppl_reference"]) and np.isnan(metrics["ppl_delta"])
+    verdicts = judge(metrics, BOUNDS | {"kl_max_max": 0.1}, vocab_size=6)
+    assert verdicts["ppl_delta"]["passed"] and verdicts["ppl_delta"]["gated"] is False
+    assert not verdicts["kl_max"]["passed"]
+
+
 def test_every_quantization_has_every_bound() -> None:
     from slmkit.converter.parity.metrics import CHECKS
     from slmkit.converter.targets.registry import target_specs

@@ -100,3 +100,18 @@ def test_parity_longer_than_the_cache_is_refused(small_artifact: Path, tmp_path:
     assert "holds 4096 tokens" in result.stderr and "--cache-length" in result.stderr
     manifest = json.loads((small_artifact / "manifest.json").read_text())
     assert manifest["parity"] is None, "a refused run records no verdict"
+
+
+@pytest.mark.parametrize("context,expected", [(131072, 4096), (4096, 4096), (1000, 992), (32, 32)])
+def test_the_default_cache_length_fits_any_context(context: int, expected: int) -> None:
+    from slmkit.converter.targets.coreml.target import cache_length_for, default_cache_length
+
+    assert default_cache_length(context) == expected
+    assert cache_length_for(context, default_cache_length(context)) == expected
+
+
+def test_a_context_shorter_than_one_state_block_is_refused() -> None:
+    from slmkit.converter.targets.coreml.target import default_cache_length
+
+    with pytest.raises(SlmkitError, match="shorter than the smallest Core ML state"):
+        default_cache_length(16)
