@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from slmkit.runtime.default import default_spec_path
-from slmkit.runtime.evaluation import by_group, evaluate, macro_f1
+import random
+
+from slmkit.runtime.evaluation import RoutingTally, by_group, evaluate
 from slmkit.runtime.router.decision import RouteDecision
 from slmkit.runtime.spec import load_spec
 
@@ -31,9 +33,35 @@ def test_figures_on_a_small_known_case() -> None:
     assert f["cost_share"] == pytest.approx((3 * mid + frontier) / (6 * frontier))
 
 
-def test_macro_f1() -> None:
-    assert macro_f1(["a", "b"], ["a", "b"], ["a", "b"]) == 1.0
-    assert macro_f1(["a", "a", "b"], ["a", "b", "b"], ["a", "b"]) == pytest.approx((2 / 3 + 2 / 3) / 2)
+def test_macro_f1_averages_every_label_a_never_predicted_one_at_zero() -> None:
+    spec = load_spec(default_spec_path())
+    perfect = evaluate(["simple", "medium", "complex"], [RouteDecision(x, 0.9) for x in ("simple", "medium", "complex")], spec)
+    assert perfect["macro_f1"] == 1.0
+    f = evaluate(["simple", "simple", "medium"], [RouteDecision(x, 0.9) for x in ("simple", "medium", "medium")], spec)
+    assert f["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
+
+
+def test_tallies_merged_from_shards_equal_one_tally_and_stay_small() -> None:
+    spec = load_spec(default_spec_path())
+    rng = random.Random(7)
+    labels = ["simple", "medium", "complex"]
+    rows = [(rng.choice([*labels, None]), RouteDecision(rng.choice([*labels, None]), rng.random(),
+                                                         latency_ms=rng.uniform(0.5, 20)), rng.randint(1, 4000))
+            for _ in range(20_000)]
+    whole, shards = RoutingTally(spec), [RoutingTally(spec) for _ in range(3)]
+    for index, row in enumerate(rows):
+        whole.add(*row)
+        shards[index % 3].add(*row)
+    merged = shards[0].merge(shards[1]).merge(shards[2]).figures()
+    expected = whole.figures()
+    assert merged["confusion"] == expected["confusion"] and merged["n"] == 20_000
+    assert merged["cost_share"] == pytest.approx(expected["cost_share"], rel=1e-12)
+    for got, want in zip(merged["threshold_sweep"], expected["threshold_sweep"], strict=True):
+        assert got == pytest.approx(want, rel=1e-12)
+    assert merged["latency_ms"] == expected["latency_ms"]
+    assert len(whole.latency_bins) <= 20 / 0.01  # bounded by the latency range, not the request count
+    labelled = [(t, d) for t, d, _ in rows if t is not None]
+    assert whole.figures()["accuracy"] == pytest.approx(sum(t == d.label for t, d in labelled) / len(labelled))
 
 
 def test_figures_per_group() -> None:
