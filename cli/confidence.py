@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from slmkit.cli.extras import missing_modules, require_extra
 from slmkit.cli.paths import writable_file
 from slmkit.cli.routing import BundleOption, SpecOption, spec_path
 from slmkit.cli.progress import progress as progress_display
@@ -71,7 +72,12 @@ def _observe(path: Path, routing: Any, data: Path, tier: str | None, max_tokens:
 
 
 def _add_held_out_head(observations: list[Any]) -> None:
-    """The `trained:held_out` row: each source scored by a head fitted on the other sources."""
+    """The `trained:held_out` row: each source scored by a head fitted on the other sources. Left
+    out, with one line saying why, where the convert extra (scikit-learn) is not installed."""
+    if missing := missing_modules("convert"):
+        console.print(f"[yellow]trained:held_out left out[/]: fitting it needs the convert extra "
+                      f"({', '.join(missing)} not installed): pip install \"slmkit\\[convert]\"", highlight=False)
+        return
     from slmkit.converter.routing.confidence_head import held_out_values
     from slmkit.runtime.confidence.evaluate import TRAINED_HELD_OUT
 
@@ -165,6 +171,7 @@ def train_confidence(
     The tier answers each request (the option walk where the request lists labels, else a
     generation); a logistic head on the answers' own features is fitted, its threshold calibrated
     leave-one-source-out when the data has a `source` field with several values."""
+    require_extra("convert", "confidence train")
     from slmkit.converter.routing.confidence_head import train_head
     from slmkit.runtime.spec import load_spec, parse_spec
 

@@ -21,11 +21,12 @@ out = Console()
 def convert(
     model: Annotated[str, typer.Argument(help="Recipe name, local checkpoint folder, or Hugging Face repo id.")],
     target: Annotated[str, typer.Option(help=target_help())] = "gguf",
-    quant: Annotated[Optional[str], typer.Option(help=f"{quant_help()} (default: the recipe's)")] = None,
+    quant: Annotated[Optional[str], typer.Option(help=f"Stored bits per weight in parentheses. {quant_help()} (default: the recipe's)")] = None,
     block_size: Annotated[Optional[int], typer.Option(
         help="onnx int8/int4, coreml int4: weights per quantization block (32).")] = None,
     cache_length: Annotated[Optional[int], typer.Option(
-        help="coreml: tokens the KV-cache states hold, rounded up to a multiple of 32 (4096).")] = None,
+        min=1, help="coreml: tokens the KV-cache states hold, rounded up to a multiple of 32 (default 4096, or "
+                    "the model's context rounded down to a multiple of 32 when shorter).")] = None,
     deployment_target: Annotated[Optional[str], typer.Option(
         help="coreml: minimum OS, iOS18 (default) or later; stateful models need iOS 18 / macOS 15.")] = None,
     output: Annotated[Optional[Path], typer.Option(callback=writable_folder, help="Artifact folder (default out/<model>-<target>-<quant>).")] = None,

@@ -33,7 +33,7 @@ def _ms(value: float | None) -> str:
 def simulate(
     workload: Annotated[Path, typer.Option(help="Requests to replay (.jsonl/.jsonl.gz): the train-set format, "
                                                 "labels optional, or OpenAI chat logs.")],
-    device: Annotated[str, typer.Option(help="Device profile name (see --list-devices).")] = "iphone-15-pro",
+    device: Annotated[str, typer.Option(help="Device profile name from runtime/simulate/devices.yaml (or --devices); an unknown name lists them all.")] = "iphone-15-pro",
     report: Annotated[Path, typer.Option(callback=writable_folder, help="Folder for report.html and report.json.")] = Path("simulation"),
     spec: SpecOption = None,
     bundle: BundleOption = None,

@@ -91,12 +91,13 @@ def test_commands_without_the_convert_extra_name_it_in_one_line(tmp_path: Path) 
         "import sys, importlib.abc\n"
         "class Hide(importlib.abc.MetaPathFinder):\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in {'torch', 'transformers'}:\n"
+        "        if name.split('.')[0] in {'torch', 'transformers', 'sklearn'}:\n"
         "            raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, Hide())\n")
     env = {**os.environ, "PYTHONPATH": str(blocker)}
     for args in (["convert", "smollm2-135m"], ["parity", str(tmp_path)], ["models", "pull", "smollm2-135m"],
                  ["router", "train", "--data", "x.jsonl", "--output", str(tmp_path / "o")],
+                 ["confidence", "train", "--from-observations", "x.jsonl", "--output", str(tmp_path / "o")],
                  ["package", "--model", "smollm2-135m", "--platform", "android", "--output", str(tmp_path / "b")]):
         result = subprocess.run([sys.executable, "-m", "slmkit.cli", *args], capture_output=True, text=True, env=env)
         assert result.returncode == 1, (args, result.stderr)

@@ -51,8 +51,10 @@ def get_target(name: str) -> Target:
 
 
 def quant_help() -> str:
-    """`--quant` help: every target's quantizations, from the registry."""
-    return "; ".join(f"{spec.name}: {' '.join(spec.quant_names)}" for spec in target_specs().values())
+    """`--quant` help: every target's quantizations with their stored bits per weight, from the registry
+    (e.g. "gguf: f32 (32), ..., q4_k_m (4.85)")."""
+    return "; ".join(f"{spec.name}: {', '.join(f'{q.name} ({q.bits_per_weight:g})' for q in spec.quants)}"
+                     for spec in target_specs().values())
 
 
 def target_help() -> str:

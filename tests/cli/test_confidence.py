@@ -81,3 +81,18 @@ def test_train_refuses_bad_inputs_with_one_line_and_writes_nothing(tmp_path: Pat
                         encoding="utf-8")
     refused = run_cli("confidence", "train", "--from-observations", str(one_kind), "--output", str(out))
     assert refused.returncode == 1 and "all wrong" in refused.stderr and not out.exists()
+
+
+def test_eval_without_the_convert_extra_leaves_the_held_out_head_out(monkeypatch, capsys) -> None:
+    """The runtime flavour answers and scores every method; only `trained:held_out` (scikit-learn) is left out."""
+    from slmkit.cli import confidence
+
+    monkeypatch.setattr(confidence, "missing_modules", lambda extra: ["sklearn"])
+
+    class Observation:
+        def record(self):  # reached only if the head were fitted
+            raise AssertionError("the held-out head was fitted without scikit-learn")
+
+    confidence._add_held_out_head([Observation()])
+    out = " ".join(capsys.readouterr().err.split())
+    assert "trained:held_out left out" in out and 'pip install "slmkit[convert]"' in out

@@ -25,7 +25,7 @@ def test_our_targets_are_installed_entry_points() -> None:
 
 
 def test_help_and_estimates_read_the_spec() -> None:
-    assert "gguf: f32 f16 bf16 q8_0 q6_k q5_k_m q4_k_m" in registry.quant_help()
+    assert "gguf: f32 (32), f16 (16), bf16 (16), q8_0 (8.5), q6_k (6.6" in registry.quant_help()
     assert registry.get_target_spec("gguf").quant("q8_0").stored_bytes(1000) == pytest.approx(1062.5)
     assert registry.get_target_spec("onnx").quant("int4").thresholds["kl_mean_max"] == 0.3
 
@@ -54,7 +54,7 @@ def test_a_third_party_target_plugs_in(monkeypatch: pytest.MonkeyPatch) -> None:
     _with_entry_points(monkeypatch, SimpleNamespace(name="tflite", value="example_tflite.spec:SPEC", load=lambda: plugin))
     try:
         assert registry.get_target_spec("tflite") is plugin
-        assert registry.quant_help().endswith("tflite: int8") and "litert" in registry.engine_help()
+        assert registry.quant_help().endswith("tflite: int8 (8)") and "litert" in registry.engine_help()
     finally:
         _clear()
 

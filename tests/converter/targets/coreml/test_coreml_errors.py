@@ -115,3 +115,9 @@ def test_a_context_shorter_than_one_state_block_is_refused() -> None:
 
     with pytest.raises(SlmkitError, match="shorter than the smallest Core ML state"):
         default_cache_length(16)
+
+
+def test_a_zero_cache_length_is_refused_not_read_as_the_default(fixture_dir, tmp_path: Path) -> None:
+    result = convert(fixture_dir("llama"), tmp_path / "z", "--cache-length", "0")
+    assert result.returncode == 2 and "--cache-length" in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
