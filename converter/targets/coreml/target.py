@@ -48,7 +48,7 @@ class CoremlTarget(SpecAttributes):
 
         refuse_options(self.name, options, "block_size", "cache_length", "deployment_target")
         spec = decoder_spec(ckpt)  # refuses what the program builder does not implement
-        cache_length_for(spec.context_length, options.cache_length or default_cache_length(spec.context_length))
+        state_length(spec.context_length, options)
         if options.block_size is not None and quant != "int4":
             raise SlmkitError(f"--block-size applies to coreml int4 only, not {quant}.", hint="Drop --block-size.")
         if options.block_size is not None and (options.block_size < 8 or options.block_size & (options.block_size - 1)):
@@ -76,8 +76,7 @@ class CoremlTarget(SpecAttributes):
 
         block_size = options.block_size or DEFAULT_BLOCK_SIZE
         spec = decoder_spec(ckpt)
-        cache = cache_length_for(spec.context_length,
-                                 options.cache_length or default_cache_length(spec.context_length))
+        cache = state_length(spec.context_length, options)
         layout = StatefulLayout(cache, spec.layers, spec.kv_heads, spec.head_dim, spec.vocab_size)
         fp16 = quant != "fp32"
         calibrating = steps.start("Calibrating the residual stream for fp16 (layers read one at a time)", transient=True)
@@ -150,6 +149,12 @@ class CoremlTarget(SpecAttributes):
         from slmkit.converter.targets.coreml.runner import CoremlRunner
 
         return CoremlRunner(artifact / manifest["model_file"], artifact / SPEC.tokenizer_dir, engine, threads)
+
+
+def state_length(context_length: int, options: ConvertOptions) -> int:
+    """The KV-cache state length a conversion uses: --cache-length checked by `cache_length_for`, or
+    `default_cache_length`. Raises SlmkitError as they do."""
+    return cache_length_for(context_length, options.cache_length or default_cache_length(context_length))
 
 
 def default_cache_length(context_length: int) -> int:
