@@ -12,7 +12,8 @@ from importlib.util import find_spec
 from slmkit.runtime.errors import SlmkitError
 
 # Extra -> the import names whose absence means it is not installed (one per heavy stack).
-EXTRA_MODULES = {"convert": ("torch", "transformers", "sklearn", "gguf", "onnx", "coremltools")}
+EXTRA_MODULES = {"convert": ("torch", "transformers", "sklearn", "gguf", "onnx", "coremltools"),
+                 "batch": ("ray", "pyarrow")}
 
 
 def _importable(name: str) -> bool:

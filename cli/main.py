@@ -12,10 +12,11 @@ from rich.console import Console
 from rich.markup import escape
 from slmkit.cli.confidence import confidence_app
 from slmkit.cli.convert import convert, parity
+from slmkit.cli.logs import logs_app
 from slmkit.cli.models import models_app
 from slmkit.cli.package import package, verify
 from slmkit.cli.routing import route, router_app
-from slmkit.cli.simulate import cost, serve, simulate
+from slmkit.cli.simulate import cost, serve, shadow_app, simulate
 from slmkit.runtime.errors import SlmkitError
 
 app = typer.Typer(
@@ -29,6 +30,8 @@ app.command("parity")(parity)
 app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")
 app.add_typer(confidence_app, name="confidence")
+app.add_typer(logs_app, name="logs")
+app.add_typer(shadow_app, name="shadow")
 app.command("route")(route)
 app.command("simulate")(simulate)
 app.command("cost")(cost)

@@ -97,8 +97,17 @@ def print_groups(title: str, groups: dict[str, dict]) -> None:
 
 DataFilesOption = Annotated[list[Path], typer.Option(
     "--data", help="Labelled requests, .jsonl or .jsonl.gz (the shared train-set format); repeat to combine files.")]
-EncoderOption = Annotated[str, typer.Option(help="classifier: sentence encoder added to the n-gram features, minilm | none. "
+EncoderOption = Annotated[str, typer.Option(help="classifier: sentence encoder added to the n-gram features, minilm-l3 "
+                                                 "(MiniLM's first 3 layers, 32 tokens) | minilm (all 6, 128 tokens) | none. "
                                                  "Built into OUTPUT/encoder (int8 ONNX) unless already there.")]
+
+
+def check_encoder(name: str) -> None:
+    """Raises SlmkitError unless `name` is an encoder of converter/routing/encoder_export.py ENCODERS or none."""
+    from slmkit.converter.routing.encoder_export import ENCODERS
+
+    if name not in (*ENCODERS, "none"):
+        raise SlmkitError(f"Unknown encoder {name}.", hint=f"Use {', '.join(ENCODERS)} or none.")
 FoldsOption = Annotated[int, typer.Option(min=2, help="Cross-validation folds (stratified and grouped-by-template splits).")]
 COption = Annotated[float, typer.Option("--c", min=1e-6, help="Inverse L2 strength of the logistic regression.")]
 TargetOption = Annotated[str, typer.Option(help="What the classifier head predicts: category (each request's task_category, "
@@ -129,7 +138,7 @@ def cv(
     spec: SpecOption = None,
     folds: FoldsOption = 5,
     c: COption = 10.0,
-    encoder: EncoderOption = "minilm",
+    encoder: EncoderOption = "minilm-l3",
     encoder_dir: Annotated[Path, typer.Option(callback=writable_folder, help="Where the encoder is exported (reused when present).")] = Path("out/router/encoder"),
     target: TargetOption = "auto",
     temperature: Annotated[Optional[float], typer.Option(min=0.01, help="Figures at this temperature (e.g. the shipped "
@@ -149,8 +158,7 @@ def cv(
     from slmkit.runtime.paths import write_atomically
     from slmkit.runtime.spec import parse_spec
 
-    if encoder not in ("minilm", "none"):
-        raise SlmkitError(f"Unknown encoder {encoder}.", hint="Use minilm or none.")
+    check_encoder(encoder)
     if by not in SPLITS:
         raise SlmkitError(f"No cross-validation split named {by!r}.", hint=f"Use one of: {', '.join(SPLITS)}.")
     base = spec_path(spec, None)
@@ -189,7 +197,7 @@ def train(
     c: COption = 10.0,
     holdout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share kept out of training, written to OUTPUT/holdout.jsonl.")] = 0.0,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the holdout split.")] = 0,
-    encoder: EncoderOption = "minilm",
+    encoder: EncoderOption = "minilm-l3",
     target: TargetOption = "auto",
     method: Annotated[str, typer.Option(help="classifier | probe (a head on the on-device model's hidden state) | "
                                              "label_logits (fit bias + temperature of the zero-shot label scores); "
@@ -199,8 +207,7 @@ def train(
     require_extra("convert", "router train")
     from slmkit.runtime.data import read_datasets
 
-    if encoder not in ("minilm", "none"):
-        raise SlmkitError(f"Unknown encoder {encoder}.", hint="Use minilm or none.")
+    check_encoder(encoder)
     if method not in ("classifier", "probe", "label_logits"):
         raise SlmkitError(f"`router train` fits classifier, probe or label_logits routers, not {method}.")
     base = spec_path(spec, None)
@@ -334,66 +341,129 @@ def _write_jsonl(path: Path, items) -> None:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
+BatchEngineOption = Annotated[Optional[str], typer.Option(
+    "--engine", help="ray: shards on Ray Data, one model per CPU (the batch extra) | local: one after another here. "
+                     "Default: ray when installed and there are two shards or more.")]
+RayAddressOption = Annotated[Optional[str], typer.Option(help="A Ray cluster to run on (ray://HOST:10001 or HOST:6379); "
+                                                              "default: a local Ray, nothing to start.")]
+WorkersOption = Annotated[Optional[int], typer.Option(min=1, help="Ray actors, each holding one router (default: one per CPU).")]
+
+
+def batch_engine(engine: str | None, ray_address: str | None, shards: int) -> str:
+    """The engine a batch command uses: the one asked for, else ray when a cluster is named or Ray is
+    installed and the job has two shards or more (a single shard gains nothing from it), else local."""
+    from slmkit.runtime.batch.job import ENGINES, ray_available
+
+    if engine is not None:
+        if engine not in ENGINES:
+            raise SlmkitError(f"Unknown engine {engine}.", hint=f"Use one of {', '.join(ENGINES)}.")
+        if engine == "local" and ray_address:
+            raise SlmkitError("--ray-address runs on Ray; it cannot be combined with --engine local.")
+        return engine
+    if ray_address:
+        return "ray"
+    return "ray" if ray_available() and shards > 1 else "local"
+
+
 @router_app.command("eval")
 def evaluate_router(
-    data: Annotated[Path, typer.Option(help="Labelled requests, .jsonl or .jsonl.gz.")],
+    data: Annotated[list[str], typer.Option(help="Labelled requests: .jsonl, .jsonl.gz or .parquet, a path or any fsspec URL "
+                                                 "(s3://, gs://, ...); repeat to combine files.")],
     spec: SpecOption = None,
     bundle: BundleOption = None,
     method: Annotated[Optional[str], typer.Option(help="Evaluate a built-in method instead: label_logits | prompt_json.")] = None,
     report: Annotated[Optional[Path], typer.Option(callback=writable_file, help="Write every figure as JSON here.")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate the first N requests (after --sample).")] = None,
+    output: Annotated[Optional[str], typer.Option(help="Folder (or fsspec URL) for one Parquet row per request "
+                                                       "(OUTPUT/parts) and report.json; re-running the same job resumes it.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate the first N requests (after --sample); reads the "
+                                                             "input in this process.")] = None,
     sample: Annotated[Optional[int], typer.Option(min=0, help="Shuffle with this seed before --limit.")] = None,
     by_source: Annotated[bool, typer.Option("--by-source", help="Also figures per `source` of the data.")] = False,
+    engine: BatchEngineOption = None,
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
 ) -> None:
-    """Run the router on labelled requests: accuracy, macro-F1, confusion, on-device shares, sweep."""
-    import random
+    """Run the router on labelled requests: accuracy, macro-F1, confusion, on-device shares, sweep.
 
-    from slmkit.runtime.backends import make_backend
-    from slmkit.runtime.data import read_dataset
-    from slmkit.runtime.evaluation import by_group, evaluate
-    from slmkit.runtime.router import make_router
-    from slmkit.runtime.router.provenance import head_info, overlap_warning, training_overlap
+    Inputs are split into shards routed in parallel (runtime/batch); the figures are the same
+    whichever engine runs them."""
+    import tempfile
+
+    from slmkit.runtime.batch.route import evaluate_files
+    from slmkit.runtime.batch.shards import describe_all, plan
+    from slmkit.runtime.evaluation import GROUP_FIGURES
+    from slmkit.runtime.router.provenance import head_info, overlap_warning, trained_on
     from slmkit.runtime.spec import parse_spec
 
     path = spec_path(spec, bundle)
     spec_data, base_dir = spec_for_method(path, method)
     routing = parse_spec(spec_data, str(path))
-    dataset = read_dataset(data, tuple(routing.router.labels))
-    for problem in dataset.skipped[:5]:
-        console.print(f"[yellow]skipped[/] {data}: {problem}")
-    items = list(dataset.items)
-    if sample is not None:
-        random.Random(sample).shuffle(items)
-    items = items[:limit] if limit else items
-    backends = {}
-    if routing.router.tier:
-        backends[routing.router.tier] = make_backend(routing.tier(routing.router.tier), base_dir)
-    router = make_router(routing, base_dir, backends)
-    decisions = []
-    with progress_display() as progress:
-        task = progress.add_task(f"Routing with {routing.router.method}", total=len(items))
-        for item in items:
-            decisions.append(router.decide(item.request))
-            progress.advance(task)
-    for backend in backends.values():
-        backend.close()
-    truth, tokens = [item.tier for item in items], [max(1, len(i.request.user) // 4) for i in items]
-    figures = evaluate(truth, decisions, routing, tokens)
-    figures.update({"data": str(data), "spec": str(path), "skipped_lines": len(dataset.skipped),
-                    "training_overlap": training_overlap(head_info(routing.router, base_dir),
-                                                         [item.request for item in items])})
-    print_figures(f"{routing.router.method} on {data.name} (latency p50 {figures['latency_ms']['p50']:.2f} ms, "
-                  f"p95 {figures['latency_ms']['p95']:.2f} ms)", {"eval": figures})
+    with tempfile.TemporaryDirectory(prefix="slmkit-eval-") as scratch:
+        inputs = data
+        if limit is not None or sample is not None:
+            inputs = [selected_requests(data, limit, sample, Path(scratch) / "selected.jsonl", tuple(routing.router.labels))]
+        chosen = batch_engine(engine, ray_address, len(plan(describe_all(inputs))))
+        with progress_display() as progress:
+            task = progress.add_task(f"Routing with {routing.router.method} ({chosen})", total=None)
+            tally = evaluate_files(inputs, spec_data, str(base_dir), output, by_source, chosen, ray_address, workers,
+                                   on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+    for problem in tally.skipped_examples:
+        console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+    if tally.skipped > len(tally.skipped_examples):
+        console.print(f"[yellow]skipped[/] {tally.skipped - len(tally.skipped_examples)} more lines")
+    if not tally.routing.n:
+        raise SlmkitError(f"{', '.join(data)} holds no usable labelled requests.",
+                          hint="Each line needs a `prompt` (or `messages`) and a `tier` label.")
+    figures = tally.routing.figures()
+    trained = trained_on(head_info(routing.router, base_dir))
+    overlap = None if trained is None else {"requests": tally.routing.n, "seen": tally.seen_in_training,
+                                            "share": tally.seen_in_training / tally.routing.n}
+    figures.update({"data": data[0] if len(data) == 1 else data, "spec": str(path), "skipped_lines": tally.skipped,
+                    "training_overlap": overlap})
+    print_figures(f"{routing.router.method} on {', '.join(Path(url).name for url in data)} (latency p50 "
+                  f"{figures['latency_ms']['p50']:.2f} ms, p95 {figures['latency_ms']['p95']:.2f} ms)", {"eval": figures})
     print_sweep(figures)
-    if warning := overlap_warning(figures["training_overlap"]):
+    if warning := overlap_warning(overlap):
         console.print(f"[yellow]warning[/]: {warning}", highlight=False)
     if by_source:
-        figures["by_source"] = by_group(truth, decisions, routing, [item.source for item in items], tokens)
+        figures["by_source"] = {source: {k: v for k, v in tally.by_source[source].figures().items() if k in GROUP_FIGURES}
+                                for source in sorted(tally.by_source)}
         print_groups("Per source", figures["by_source"])
+    text = json.dumps(figures, indent=2) + "\n"
+    if output:
+        from slmkit.runtime.batch.output import OutputFolder
+
+        console.print(f"[green]Wrote[/] {OutputFolder(output).write_report('report.json', text)} and the rows in "
+                      f"{output}/parts (Parquet)", highlight=False)
     if report:
         report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        report.write_text(text, encoding="utf-8")
         console.print(f"[green]Wrote[/] {report}")
+
+
+def selected_requests(urls: list[str], limit: int | None, sample: int | None, out: Path,
+                      labels: tuple[str, ...]) -> str:
+    """The labelled requests of `urls` in order, shuffled with seed `sample` when given, the first
+    `limit` kept, written to `out` as JSONL; returns its path. Reads every input in this process."""
+    import random
+
+    from slmkit.runtime.batch.shards import describe_all, plan, read
+    from slmkit.runtime.data import parse_record
+
+    def labelled(record: object) -> bool:
+        try:
+            return parse_record(record, labels).tier is not None
+        except ValueError:
+            return False
+
+    records = [record for shard in plan(describe_all(urls)) for _, record, problem in read(shard)
+               if problem is None and labelled(record)]
+    if sample is not None:
+        random.Random(sample).shuffle(records)
+    with open(out, "w", encoding="utf-8") as handle:
+        for record in records[:limit] if limit else records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return str(out)
 
 
 @router_app.command()

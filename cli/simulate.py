@@ -175,20 +175,72 @@ def serve(
     max_concurrency: Annotated[int, typer.Option(min=1, help="Requests answered at once.")] = 4,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest accepted request body.")] = 1024 * 1024,
     queue_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds a request may wait for a slot.")] = 30.0,
+    shadow: Annotated[Optional[str], typer.Option(help="Shadow mode: answer model \"auto\" with this tier (the one the "
+                                                      "app uses today) and record what the router would have done.")] = None,
+    shadow_log: Annotated[Path, typer.Option(callback=writable_folder, help="Folder for the shadow records "
+                                                                            "(shadow-YYYY-MM-DD.jsonl).")] = Path("shadow"),
+    shadow_answer: Annotated[bool, typer.Option("--shadow-answer", help="Also record the on-device answer of requests the "
+                                                "router would keep on-device (off the request path).")] = False,
 ) -> None:
     """An OpenAI-compatible /v1/chat/completions that routes every request (model "auto" or a tier name)."""
     import uvicorn
     from slmkit.runtime.pipeline import Pipeline
-    from slmkit.runtime.server import ServerLimits, create_app
+    from slmkit.runtime.server import ServerLimits, Shadow, create_app
 
     pipeline = Pipeline.from_spec_file(spec_path(spec, bundle))
+    names = [t.name for t in pipeline.spec.tiers]
+    recorder = None
+    if shadow is not None:
+        from slmkit.runtime.shadow.recorder import ShadowRecorder
+
+        if shadow not in names:
+            pipeline.close()
+            raise SlmkitError(f"--shadow {shadow}: no such tier.", hint=f"The spec's tiers: {', '.join(names)}.")
+        recorder = ShadowRecorder(pipeline, shadow_log, answer_on_device=shadow_answer)
+    elif shadow_answer:
+        pipeline.close()
+        raise SlmkitError("--shadow-answer records on-device answers in shadow mode; add --shadow TIER.")
     app = create_app(pipeline, ServerLimits(max_body_bytes=max_body_bytes, max_concurrency=max_concurrency,
-                                            queue_timeout_s=queue_timeout))
-    console.print(f"[green]Serving[/] {pipeline.spec.name} on http://{host}:{port}/v1 "
-                  f"(models: auto, {', '.join(t.name for t in pipeline.spec.tiers)})")
+                                            queue_timeout_s=queue_timeout),
+                     Shadow(shadow, recorder) if recorder else None)
+    console.print(f"[green]Serving[/] {pipeline.spec.name} on http://{host}:{port}/v1 (models: auto, {', '.join(names)})"
+                  + (f"; shadow mode: auto is answered by {shadow}, records in {shadow_log}" if recorder else ""),
+                  highlight=False)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     except OSError as exc:
         raise SlmkitError(f"Cannot listen on {host}:{port}: {exc}") from None
     finally:
+        if recorder is not None:
+            recorder.close()
         pipeline.close()
+
+
+shadow_app = typer.Typer(help="Shadow runs: what routing would have changed while the app's tier kept answering.",
+                         no_args_is_help=True)
+
+
+@shadow_app.command("report")
+def shadow_report(
+    log: Annotated[Path, typer.Option(help="Folder of shadow records (or one shadow-*.jsonl file).")] = Path("shadow"),
+    report: Annotated[Path, typer.Option(callback=writable_folder, help="Folder for report.html and report.json.")] = Path("shadow-report"),
+    spec: SpecOption = None,
+    bundle: BundleOption = None,
+) -> None:
+    """Turn shadow records into the cut-over report: share that would have stayed on-device, cost
+    routed vs served, tier mixes, disagreement examples."""
+    from slmkit.runtime.shadow.report import ShadowTally, read_records, write_shadow_report
+    from slmkit.runtime.spec import load_spec
+
+    tally = ShadowTally(load_spec(spec_path(spec, bundle)))
+    skipped = read_records(log, tally)
+    for line in skipped[:5]:
+        console.print(f"[yellow]skipped[/] {line}", highlight=False)
+    if not tally.n:
+        raise SlmkitError(f"{log} holds no usable shadow record.")
+    figures = tally.figures()
+    json_path, html_path = write_shadow_report(figures, report)
+    out.print(f"{tally.n:,} requests: {_pct(figures['would_stay_on_device'])} would have stayed on-device; cost "
+              f"${figures['cost']['served_usd']:,.2f} served vs ${figures['cost']['routed_usd']:,.2f} routed "
+              f"(saved {_pct(figures['cost']['saved'])}); {len(figures['disagreements'])} disagreement example(s).")
+    console.print(f"[green]Wrote[/] {html_path} and {json_path.name}")

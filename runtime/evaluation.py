@@ -108,6 +108,26 @@ class RoutingTally:
             self.latency_bins[bin_] = self.latency_bins.get(bin_, 0) + count
         return self
 
+    STATE = ("n", "labelled", "correct", "unparsed", "confusion", "truth_counts", "on_device", "on_device_by_truth",
+             "routed_cost", "baseline_cost", "tiers")
+
+    def to_state(self) -> dict:
+        """The counts as JSON-able values (a batch shard's tally file); `from_state` reads them back."""
+        return {**{name: getattr(self, name) for name in self.STATE}, "thresholds": list(self.thresholds),
+                "output_tokens": self.output_tokens, "latency_bins": {str(k): v for k, v in self.latency_bins.items()}}
+
+    @classmethod
+    def from_state(cls, spec: RoutingSpec, state: dict) -> RoutingTally:
+        """A tally of `spec` holding the counts of `to_state()`. Raises ValueError when they were
+        counted for other labels or sweep thresholds."""
+        tally = cls(spec, tuple(state["thresholds"]), state["output_tokens"])
+        if sorted(state["truth_counts"]) != sorted(tally.labels) or len(state["on_device"]) != len(tally.policies):
+            raise ValueError("the tally was counted for another spec")
+        for name in cls.STATE:
+            setattr(tally, name, state[name])
+        tally.latency_bins = {int(k): v for k, v in state["latency_bins"].items()}
+        return tally
+
     def _kept(self, index: int, truth: str) -> float | None:
         total = self.truth_counts.get(truth, 0)
         return self.on_device_by_truth[index][truth] / total if total else None

@@ -8,7 +8,8 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
@@ -25,6 +26,15 @@ from slmkit.runtime.request import MAX_TOP_LOGPROBS, ChatOptions, Request
 from slmkit.runtime.stops import MAX_STOPS
 
 AUTO_MODEL = "auto"
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """Shadow mode: `tier` answers model "auto"; `recorder` (runtime/shadow/recorder.py ShadowRecorder,
+    anything with `submit(request, response)`) records each answered request off the request path."""
+
+    tier: str
+    recorder: Any
 
 
 class ServerLimits(BaseModel):
@@ -271,17 +281,23 @@ def _usage(response: Response) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def create_app(pipeline: Pipeline, limits: ServerLimits | None = None) -> FastAPI:
+def create_app(pipeline: Pipeline, limits: ServerLimits | None = None, shadow: Shadow | None = None) -> FastAPI:
     """The OpenAI-compatible app over `pipeline`: POST /v1/chat/completions (JSON or SSE stream) and
     GET /v1/models. Every error is answered in OpenAI's error shape (`_install_errors`); at most
     `limits.max_concurrency` requests run at once, a request waiting longer than
-    `limits.queue_timeout_s` for a slot gets 503 with Retry-After."""
+    `limits.queue_timeout_s` for a slot gets 503 with Retry-After. With `shadow`, model "auto" is
+    answered by `shadow.tier` (the app's tier today) and every answered request is handed to
+    `shadow.recorder` after its answer (runtime/shadow/recorder.py)."""
     limits = limits or ServerLimits()
     app = FastAPI(title="slmkit", description="OpenAI-compatible chat completions, routed on-device or to the cloud.")
     _install_errors(app, limits)
     slots = asyncio.Semaphore(limits.max_concurrency)
     tiers = [t.name for t in pipeline.spec.tiers]
     created = int(time.time())
+
+    def recorded(request: Request, response: Response) -> None:
+        if shadow is not None:
+            shadow.recorder.submit(request, response)
 
     @app.get("/v1/models")
     async def models() -> dict:
@@ -297,6 +313,8 @@ def create_app(pipeline: Pipeline, limits: ServerLimits | None = None) -> FastAP
             raise ApiError(404, f"model {body.model!r} does not exist; use 'auto' or a tier: {', '.join(tiers)}",
                            param="model", code="model_not_found")
         force = None if body.model == AUTO_MODEL else body.model
+        if shadow is not None and force is None:
+            force = shadow.tier
         check_parameters(body)
         request = to_request(body)
         check_tiers(pipeline, request, force)
@@ -306,12 +324,13 @@ def create_app(pipeline: Pipeline, limits: ServerLimits | None = None) -> FastAP
             raise ApiError(503, f"all {limits.max_concurrency} slots busy for {limits.queue_timeout_s:g} s; retry later",
                            kind="server_error", code="overloaded", headers={"Retry-After": "5"}) from None
         if body.stream:
-            return StreamingResponse(_sse(pipeline, request, force, slots, http), media_type="text/event-stream",
+            return StreamingResponse(_sse(pipeline, request, force, slots, http, recorded), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
         try:
             response = await pipeline.ahandle(request, force)
         finally:
             slots.release()
+        recorded(request, response)
         return _completion(pipeline, request, response)
 
     return app
@@ -382,13 +401,16 @@ def _chunk(request: Request, model: str, delta: dict, finish: str | None = None,
     return f"data: {json.dumps(body)}\n\n"
 
 
-def _events(pipeline: Pipeline, request: Request, force: str | None) -> Iterator[str]:
-    """Server-sent events of one answer (blocking: local engines are C calls). The trace rides on the last chunk."""
+def _events(pipeline: Pipeline, request: Request, force: str | None,
+            on_response: Callable[[Request, Response], None] = lambda request, response: None) -> Iterator[str]:
+    """Server-sent events of one answer (blocking: local engines are C calls). The trace rides on the
+    last chunk; `on_response` gets the finished Response (shadow recording)."""
     model = force or AUTO_MODEL
     yield _chunk(request, model, {"role": "assistant", "content": ""})
     try:
         for piece in pipeline.stream(request, force):
             if isinstance(piece, Response):
+                on_response(request, piece)
                 extra = {"slmkit": _slmkit(pipeline, request, piece), "usage": _usage(piece)}
                 if piece.tool_calls:
                     calls = [{"index": i, **call} for i, call in enumerate(piece.tool_calls)]
@@ -425,11 +447,11 @@ def _close(events: Iterator[str], timeout_s: float = 600.0) -> None:
 
 
 async def _sse(pipeline: Pipeline, request: Request, force: str | None, slots: asyncio.Semaphore,
-               http: HttpRequest) -> AsyncIterator[str]:
+               http: HttpRequest, on_response: Callable[[Request, Response], None]) -> AsyncIterator[str]:
     """The events off the event loop. However the stream ends (done, or the client gone: checked
     before each event, since writes to a closed connection do not fail), the generator is closed,
     releasing the engine, and the slot is freed."""
-    events = _events(pipeline, request, force)
+    events = _events(pipeline, request, force, on_response)
     try:
         async for event in iterate_in_threadpool(events):
             if await http.is_disconnected():

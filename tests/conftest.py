@@ -32,8 +32,8 @@ def fixture_dir(tmp_path_factory: pytest.TempPathFactory):
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    """Run the installed `slmkit` entry point as a user would."""
+            timeout: int = 600, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed `slmkit` entry point as a user would (`input`: what is typed at prompts)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "slmkit.cli", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, input=input)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -202,3 +203,34 @@ def test_import_graph_runtime_never_reaches_converter_and_converter_has_no_cycle
                  for source, targets in graph.items() if source.startswith("slmkit.converter.")}
     cycle = find_cycle(converter)
     assert cycle is None, "import cycle among converter packages: " + " -> ".join(cycle or [])
+
+
+def test_batch_commands_without_the_batch_extra(tmp_path: Path) -> None:
+    """Ray and pyarrow hidden: router eval still runs (in this process), Parquet output and
+    `logs label` name the batch extra in one line and write nothing."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys, importlib.abc\n"
+        "class Hide(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'ray', 'pyarrow'}:\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Hide())\n")
+    env = {**os.environ, "PYTHONPATH": str(blocker)}
+    data = ROOT / "data" / "routing" / "train.jsonl.gz"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "slmkit.cli", *args], capture_output=True, text=True, env=env)
+
+    evaluated = run("router", "eval", "--data", str(data), "--limit", "40", "--report", str(tmp_path / "r.json"))
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["n"] == 40
+    for args in (["router", "eval", "--data", str(data), "--output", str(tmp_path / "o")],
+                 ["router", "eval", "--data", str(data), "--engine", "ray"],
+                 ["logs", "label", "--data", str(data), "--output", str(tmp_path / "o"), "--yes"]):
+        result = run(*args)
+        message = " ".join(result.stderr.split())
+        assert result.returncode == 1 and "Traceback" not in result.stderr, (args, result.stderr)
+        assert 'pip install "slmkit[batch]"' in message, message
+    assert not (tmp_path / "o").exists()

@@ -27,7 +27,7 @@ class SentenceEncoder:
             self.config = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
         except (FileNotFoundError, json.JSONDecodeError) as exc:
             raise SlmkitError(f"{folder} is not a sentence encoder folder ({exc}).",
-                              hint="Build one with `slmkit router train --encoder minilm`.") from None
+                              hint="Build one with `slmkit router train --encoder minilm-l3`.") from None
         if self.config.get("format") != FORMAT:
             raise SlmkitError(f"{folder / 'encoder.json'} is not a {FORMAT} description.")
         model = folder / self.config["model"]

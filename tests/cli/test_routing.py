@@ -35,7 +35,8 @@ def test_route_prints_answer_and_trace_as_json() -> None:
 
 def test_route_prints_the_answer_verbatim() -> None:
     """Model text is not Rich markup: brackets (the simulator's "[simulated answer ...]", arr[i]) survive."""
-    result = run_cli("route", "What does arr[i] mean in [bold]Python[/bold]?")
+    result = run_cli("route", "Write a 2,000-word short story about arr[i] in [bold]Python[/bold], with three plot twists "
+                     "and an unreliable narrator.")
     assert result.returncode == 0, result.stderr
     assert "[simulated answer from tier" in " ".join(result.stdout.split())
 
@@ -95,6 +96,33 @@ def test_eval_needs_data_and_refuses_unknown_methods(tmp_path: Path, small_data:
     assert result.returncode == 1 and "No data file" in result.stderr
     result = run_cli("router", "eval", "--data", str(small_data), "--method", "magic")
     assert result.returncode == 1 and "Unknown router method magic" in result.stderr
+
+
+def test_eval_writes_parquet_rows_and_the_report_and_resumes(tmp_path: Path, small_data: Path) -> None:
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "eval"
+    result = run_cli("router", "eval", "--data", str(small_data), "--output", str(out), "--engine", "local")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["n"] == 560 and report["skipped_lines"] == 1
+    rows = pq.read_table(out / "parts")
+    assert rows.num_rows == 561 and rows.column("label").null_count == 1
+    again = run_cli("router", "eval", "--data", str(small_data), "--output", str(out), "--engine", "local")
+    assert again.returncode == 0, again.stderr
+    assert {k: v for k, v in json.loads((out / "report.json").read_text())
+            .items() if k != "latency_ms"} == {k: v for k, v in report.items() if k != "latency_ms"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--engine", "spark"], "Unknown engine spark"),
+    (["--engine", "local", "--ray-address", "10.0.0.1:6379"], "cannot be combined with --engine local"),
+    (["--workers", "0"], "Invalid value for '--workers'"),
+])
+def test_eval_refuses_bad_batch_options(small_data: Path, args: list[str], message: str) -> None:
+    result = run_cli("router", "eval", "--data", str(small_data), *args)
+    assert result.returncode in (1, 2) and message in " ".join(result.stderr.split()), result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_schema_prints_the_committed_schema() -> None:

@@ -121,3 +121,26 @@ def test_unreachable_endpoint_falls_back_and_is_reported(tmp_path: Path) -> None
     assert "tierfrontierfailed3time(s)" in stderr and "cannotreach127.0.0.1:" in stderr
     summary = json.loads((tmp_path / "r" / "report.json").read_text())
     assert summary["fallback_rate"] == 1.0 and summary["tier_mix"]["final"]["mid"] == 1.0
+
+
+def test_shadow_report_from_records_and_serve_refuses_an_unknown_shadow_tier(tmp_path: Path) -> None:
+    log = tmp_path / "shadow"
+    log.mkdir()
+    served = {"tier": "frontier", "ok": True, "error": None, "input_tokens": 1000, "output_tokens": 200,
+              "cost_usd": 0.01, "latency_ms": 900.0, "text": "an answer"}
+    records = [{"version": 1, "time": f"2026-12-06T10:00:0{i}+00:00", "id": f"r{i}",
+                "messages": [{"role": "user", "content": f"request {i}"}], "served": served,
+                "router": {"label": "simple" if i < 3 else "complex", "confidence": 0.9, "latency_ms": 1.5},
+                "routed_tier": "on-device" if i < 3 else "frontier", "on_device": None, "unrecorded_before": 0}
+               for i in range(4)]
+    (log / "shadow-2026-12-06.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    result = run_cli("shadow", "report", "--log", str(log), "--report", str(tmp_path / "report"))
+    assert result.returncode == 0, result.stderr
+    assert "75.0 % would have stayed on-device" in " ".join(result.stdout.split())
+    figures = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert figures["cost"]["saved"] == 0.75 and len(figures["disagreements"]) == 3
+    assert (tmp_path / "report" / "report.html").is_file()
+    empty = run_cli("shadow", "report", "--log", str(tmp_path / "nothing"))
+    assert empty.returncode == 1 and "No shadow records" in empty.stderr
+    bad = run_cli("serve", "--shadow", "gpt-9", "--port", "0")
+    assert bad.returncode == 1 and "--shadow gpt-9: no such tier" in bad.stderr

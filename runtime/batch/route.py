@@ -1,0 +1,184 @@
+"""Routing one shard: every labelled request through the spec's router, one Parquet row per line
+and one mergeable tally (what `router eval` reports) per shard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+from slmkit.runtime.backends.base import BackendError
+from slmkit.runtime.batch.job import run_shards
+from slmkit.runtime.batch.output import OutputFolder, PartWriter
+from slmkit.runtime.batch.shards import SHARD_BYTES, Shard, describe_all, plan, read
+from slmkit.runtime.checksums import sha256_file
+from slmkit.runtime.data import parse_record
+from slmkit.runtime.evaluation import RoutingTally
+from slmkit.runtime.policy import choose_tier
+from slmkit.runtime.router.decision import RouteDecision
+from slmkit.runtime.router.provenance import fingerprint, head_info, trained_on
+from slmkit.runtime.spec import RoutingSpec, parse_spec
+
+SKIPPED_EXAMPLES = 5   # skipped lines named per shard; the rest are counted
+
+
+def input_tokens(user: str) -> int:
+    """The request size the cost figures assume: ~4 characters per token of the user text."""
+    return max(1, len(user) // 4)
+
+
+@dataclass
+class RouteTally:
+    """A shard's (or a whole job's) counts: the router figures overall and, when asked, per source;
+    how many requests the head was trained on; lines skipped, the first few named."""
+
+    routing: RoutingTally
+    by_source: dict[str, RoutingTally] | None = None
+    seen_in_training: int = 0
+    skipped: int = 0
+    skipped_examples: list[str] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, spec: RoutingSpec, by_source: bool) -> RouteTally:
+        return cls(RoutingTally(spec), {} if by_source else None)
+
+    def merge(self, other: RouteTally) -> RouteTally:
+        """Add `other`'s counts into this tally; returns self."""
+        self.routing.merge(other.routing)
+        if self.by_source is not None and other.by_source is not None:
+            for source, tally in other.by_source.items():
+                if source in self.by_source:
+                    self.by_source[source].merge(tally)
+                else:
+                    self.by_source[source] = tally
+        self.seen_in_training += other.seen_in_training
+        self.skipped += other.skipped
+        self.skipped_examples.extend(other.skipped_examples[:max(0, SKIPPED_EXAMPLES - len(self.skipped_examples))])
+        return self
+
+    def to_state(self) -> dict:
+        """A JSON-able form (the shard's `.tally.json`); `from_state` reads it back."""
+        return {"routing": self.routing.to_state(),
+                "by_source": None if self.by_source is None else {k: v.to_state() for k, v in self.by_source.items()},
+                "seen_in_training": self.seen_in_training, "skipped": self.skipped, "skipped_examples": self.skipped_examples}
+
+    @classmethod
+    def from_state(cls, spec: RoutingSpec, state: dict) -> RouteTally:
+        by_source = state["by_source"]
+        return cls(RoutingTally.from_state(spec, state["routing"]),
+                   None if by_source is None else {k: RoutingTally.from_state(spec, v) for k, v in by_source.items()},
+                   int(state["seen_in_training"]), int(state["skipped"]), list(state["skipped_examples"]))
+
+
+class ShardRouter:
+    """Routes shards with the router of `spec_data` (a routing.json's content; relative paths from
+    `base_dir`), built once: a batch worker holds one for its lifetime. Lines without a `tier`
+    label, or that do not parse, are skipped: counted, named and written with their reason."""
+
+    def __init__(self, spec_data: dict, base_dir: str, by_source: bool = False) -> None:
+        from slmkit.runtime.backends import make_backend
+        from slmkit.runtime.router import make_router
+
+        self.spec = parse_spec(spec_data, "routing.json")
+        self.labels = tuple(self.spec.router.labels)
+        self.by_source = by_source
+        self.backends = {}
+        if self.spec.router.tier:
+            self.backends[self.spec.router.tier] = make_backend(self.spec.tier(self.spec.router.tier), Path(base_dir))
+        self.router = make_router(self.spec, Path(base_dir), self.backends)
+        self.trained = trained_on(head_info(self.spec.router, Path(base_dir))) or frozenset()
+
+    def close(self) -> None:
+        for backend in self.backends.values():
+            backend.close()
+
+    def decide(self, request) -> RouteDecision:
+        try:
+            return self.router.decide(request)
+        except BackendError as exc:  # a model-based router's engine failing on one request: unparsed, as in serve
+            return RouteDecision(None, 0.0, raw=f"router failed: {exc.reason}", method=self.spec.router.method)
+
+    def __call__(self, shard: Shard, writer: PartWriter | None) -> RouteTally:
+        """Route every record of `shard`; rows go to `writer` (None: tally only)."""
+        tally = RouteTally.empty(self.spec, self.by_source)
+        for offset, record, problem in read(shard):
+            item = None
+            if problem is None:
+                try:
+                    item = parse_record(record, self.labels)
+                    if item.tier is None:
+                        problem = "no `tier` label"
+                except ValueError as exc:
+                    problem = str(exc)
+            if problem is not None:
+                tally.skipped += 1
+                if len(tally.skipped_examples) < SKIPPED_EXAMPLES:
+                    tally.skipped_examples.append(f"{shard.url} byte {offset}: {problem}")
+                if writer:
+                    writer.add(self._row(shard, offset, None, None, None, problem))
+                continue
+            decision = self.decide(item.request)
+            tokens = input_tokens(item.request.user)
+            tally.routing.add(item.tier, decision, tokens)
+            if tally.by_source is not None:
+                tally.by_source.setdefault(item.source, RoutingTally(self.spec)).add(item.tier, decision, tokens)
+            tally.seen_in_training += fingerprint(item.request) in self.trained
+            if writer:
+                writer.add(self._row(shard, offset, item, decision, tokens, None))
+        return tally
+
+    def _row(self, shard: Shard, offset: int, item, decision: RouteDecision | None, tokens: int | None,
+             skipped: str | None) -> dict:
+        row = {"file": shard.url, "offset": offset, "id": item.request.id if item else None,
+               "source": item.source if item else None, "truth": item.tier if item else None,
+               "label": decision.label if decision else None, "confidence": decision.confidence if decision else None,
+               "tier": choose_tier(decision, self.spec.policy).tier if decision else None,
+               "latency_ms": decision.latency_ms if decision else None, "input_tokens": tokens, "skipped": skipped}
+        for label in self.labels:
+            row[f"p_{label}"] = decision.probabilities.get(label) if decision else None
+        return row
+
+    def schema(self):
+        """The Parquet schema of the rows (fixed, so a shard with only skipped lines has the same columns)."""
+        import pyarrow as pa
+
+        columns = [("file", pa.string()), ("offset", pa.int64()), ("id", pa.string()), ("source", pa.string()),
+                   ("truth", pa.string()), ("label", pa.string()), ("confidence", pa.float64()), ("tier", pa.string()),
+                   ("latency_ms", pa.float64()), ("input_tokens", pa.int64()), ("skipped", pa.string())]
+        return pa.schema(columns + [(f"p_{label}", pa.float64()) for label in self.labels])
+
+
+def evaluate_files(urls: list[str], spec_data: dict, base_dir: str, out_url: str | None = None, by_source: bool = False,
+                   engine: str = "ray", ray_address: str | None = None, workers: int | None = None,
+                   shard_bytes: int = SHARD_BYTES, on_progress: Callable[[int, int], None] = lambda done, total: None,
+                   ) -> RouteTally:
+    """`router eval` over labelled request files (JSONL, JSONL.gz, Parquet; local or fsspec URLs):
+    the merged tally of every shard. With `out_url`, each shard's rows go to OUT/parts as Parquet and
+    a re-run of the same job resumes (runtime/batch/output.py). `on_progress(shards done, shards)`
+    after each shard.
+
+    Raises SlmkitError for a missing or unreadable input, an output folder holding another job, or
+    a failed shard (finished shards are kept).
+    """
+    spec = parse_spec(spec_data, "routing.json")
+    inputs = describe_all(urls)
+    shards = plan(inputs, shard_bytes)
+    weights = Path(base_dir) / spec.router.weights if spec.router.weights else None
+    out = None
+    if out_url is not None:
+        out = OutputFolder(out_url)
+        out.prepare({"kind": "router-eval", "inputs": [asdict(item) for item in inputs], "spec": spec_data,
+                     "router_weights_sha256": sha256_file(weights) if weights and weights.is_file() else None,
+                     "by_source": by_source, "shard_bytes": shard_bytes, "shards": len(shards)})
+    total = RouteTally.empty(spec, by_source)
+    finished = 0
+
+    def done(index: int, state: dict) -> None:
+        nonlocal finished
+        total.merge(RouteTally.from_state(spec, state))
+        finished += 1
+        on_progress(finished, len(shards))
+
+    run_shards(shards, partial(ShardRouter, spec_data, base_dir, by_source), out, done, engine, ray_address, workers)
+    return total
