@@ -111,6 +111,7 @@ class RateLimiter:
         self.lock = threading.Lock()
 
     def wait(self) -> None:
+        """Block until this caller's slot: one slot every 1/per_second s, in call order."""
         with self.lock:
             now = time.monotonic()
             slot = max(now, self.next)
@@ -175,7 +176,8 @@ class LabelTally:
         return asdict(self)
 
     @classmethod
-    def from_state(cls, spec: RoutingSpec | None, state: dict) -> LabelTally:
+    def from_state(cls, state: dict) -> LabelTally:
+        """The tally `to_state()` wrote."""
         return cls(**state)
 
     def figures(self) -> dict:
@@ -222,6 +224,7 @@ class ShardLabeller:
         self.backend.close()
 
     def schema(self):
+        """The Parquet schema of the label rows (runtime/batch/job.py Worker)."""
         import pyarrow as pa
 
         return pa.schema([("file", pa.string()), ("offset", pa.int64()), ("id", pa.string()), ("record", pa.string()),
@@ -388,7 +391,7 @@ def label_files(urls: list[str], spec_data: dict, base_dir: str, out_url: str, t
 
     def done(index: int, state: dict) -> None:
         nonlocal finished
-        total.merge(LabelTally.from_state(None, state))
+        total.merge(LabelTally.from_state(state))
         finished += 1
         on_progress(finished, len(shards), total)
 

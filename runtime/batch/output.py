@@ -114,6 +114,7 @@ class PartWriter:
         self.rows.append(row)
 
     def table(self):
+        """The rows as a pyarrow Table of `schema`. Raises SlmkitError for a row that does not fit it."""
         import pyarrow as pa
 
         try:

@@ -65,6 +65,7 @@ class RouteTally:
 
     @classmethod
     def from_state(cls, spec: RoutingSpec, state: dict) -> RouteTally:
+        """The tally `to_state()` wrote, counted for `spec`. Raises ValueError for another spec's tally."""
         by_source = state["by_source"]
         return cls(RoutingTally.from_state(spec, state["routing"]),
                    None if by_source is None else {k: RoutingTally.from_state(spec, v) for k, v in by_source.items()},
@@ -94,6 +95,7 @@ class ShardRouter:
             backend.close()
 
     def decide(self, request) -> RouteDecision:
+        """The router's decision; an engine failure on this request is an unparsed decision, as in serve."""
         try:
             return self.router.decide(request)
         except BackendError as exc:  # a model-based router's engine failing on one request: unparsed, as in serve

@@ -117,5 +117,5 @@ def test_tally_state_round_trips_and_merges() -> None:
     a = LabelTally()
     a.add("simple", "sentiment", {"tier": "simple", "task_category": "sentiment", "input_tokens": 5, "output_tokens": 1,
                                   "cost_usd": 0.1, "error": None})
-    b = LabelTally.from_state(None, json.loads(json.dumps(a.to_state())))
+    b = LabelTally.from_state(json.loads(json.dumps(a.to_state())))
     assert b.merge(a).figures()["agreement"]["tier_agreement"] == 1.0 and b.n == 2
