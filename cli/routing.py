@@ -344,8 +344,9 @@ def _write_jsonl(path: Path, items) -> None:
 BatchEngineOption = Annotated[Optional[str], typer.Option(
     "--engine", help="ray: shards on Ray Data, one model per CPU (the batch extra) | local: one after another here. "
                      "Default: ray when installed and there are two shards or more.")]
-RayAddressOption = Annotated[Optional[str], typer.Option(help="A Ray cluster to run on (ray://HOST:10001 or HOST:6379); "
-                                                              "default: a local Ray, nothing to start.")]
+RayAddressOption = Annotated[Optional[str], typer.Option(help="A Ray cluster to run on: ray://HOST:10001, HOST:6379, or auto "
+                                                              "(the one `ray start` runs on this machine); default: a "
+                                                              "local Ray, nothing to start.")]
 WorkersOption = Annotated[Optional[int], typer.Option(min=1, help="Ray actors, each holding one router (default: one per CPU).")]
 
 

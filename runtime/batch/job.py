@@ -77,7 +77,9 @@ def _start_ray(address: str | None) -> bool:
             ray.init(num_cpus=os.cpu_count() or 1, **settings)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise SlmkitError(f"Cannot start Ray{f' at {address}' if address else ''}: {exc}",
-                          hint="Check --ray-address (ray://host:10001 or host:6379), or leave it out to run on this machine.") from None
+                          hint="Check --ray-address (ray://HOST:10001, HOST:6379, or auto for a `ray start` cluster on this "
+                                "machine; a cluster with token authentication needs its token in this environment), "
+                                "or leave it out to run on this machine.") from None
     return True
 
 
