@@ -1,8 +1,11 @@
-"""Batch routing throughput and memory: `slmkit router eval` on Ray Data vs routing one by one.
+"""Batch routing throughput and memory: `slmkit router eval` (or `simulate --router-only`) on Ray
+Data vs routing one by one.
 
 Synthetic labelled requests (the shipped training lines, each made unique by a numbered preamble
 and a shuffled pick of its words, so nothing repeats) at each size are routed by the default
-router with `slmkit router eval --engine ray --output DIR`. Printed per size: requests/s, ratio to
+router with `slmkit router eval --engine ray --output DIR` (`--command simulate`: `slmkit simulate
+--router-only --engine ray --output DIR`, which also measures the host and speed-tests the on-device
+model once, ~10 s, and writes the HTML report). Printed per size: requests/s, ratio to
 the one-by-one loop (`--engine local`, the anchor), peak RSS of the driver and of the largest
 worker (sampled every 0.2 s with psutil), so flat memory as the input grows is visible.
 `--resume` kills the largest run once a third of its shards are done and runs it again: the job
@@ -10,7 +13,7 @@ must finish where it stopped, with every request routed exactly once (its second
 
 Usage:
     python bench/batch_route.py [--sizes 10000,100000,1000000] [--baseline 2000] [--workers N]
-                                [--resume] [--work /tmp/slmkit-batch-bench]
+                                [--command eval|simulate] [--resume] [--work /tmp/slmkit-batch-bench]
 """
 
 from __future__ import annotations
@@ -57,11 +60,18 @@ def synthesize(count: int, path: Path, seed: int = 0) -> Path:
     return path
 
 
-def run_eval(data: Path, out: Path, engine: str, workers: int | None, kill_after_shards: int | None = None) -> dict:
-    """Run `slmkit router eval` in its own process group; wall time, peak RSS (MB) of the driver and
-    of the largest other process in the group, and the report (None when killed)."""
-    report = out.with_suffix(".report.json")
-    command = ["slmkit", "router", "eval", "--data", str(data), "--engine", engine, "--report", str(report)]
+def run_job(kind: str, data: Path, out: Path, engine: str, workers: int | None,
+            kill_after_shards: int | None = None) -> dict:
+    """Run `slmkit router eval` (`kind` eval) or `slmkit simulate --router-only` (simulate) in its own
+    process group; wall time, peak RSS (MB) of the driver and of the largest other process in the
+    group, and the report (None when killed)."""
+    if kind == "eval":
+        report = out.with_suffix(".report.json")
+        command = ["slmkit", "router", "eval", "--data", str(data), "--engine", engine, "--report", str(report)]
+    else:
+        report = out.with_suffix(".report") / "report.json"
+        command = ["slmkit", "simulate", "--workload", str(data), "--router-only", "--engine", engine,
+                   "--report", str(report.parent)]
     if engine == "ray":
         command += ["--output", str(out)]
     if workers:
@@ -97,6 +107,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--baseline", type=int, default=2000, help="requests routed one by one for the anchor")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--command", choices=("eval", "simulate"), default="eval")
     parser.add_argument("--resume", action="store_true", help="kill the largest run a third of the way and resume it")
     parser.add_argument("--work", type=Path, default=Path("/tmp/slmkit-batch-bench"))
     args = parser.parse_args()
@@ -104,30 +115,32 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
 
     base = synthesize(args.baseline, args.work / f"requests-{args.baseline}.jsonl")
-    anchor = run_eval(base, args.work / "anchor", "local", None)
+    anchor = run_job(args.command, base, args.work / f"anchor-{args.command}", "local", None)
     anchor_rps = args.baseline / anchor["seconds"]
-    print(f"anchor: one by one in one process, {args.baseline:,} requests: {anchor_rps:.0f} requests/s "
+    print(f"{args.command}: anchor one by one in one process, {args.baseline:,} requests: {anchor_rps:.0f} requests/s "
           f"(driver peak {anchor['driver_mb']:.0f} MB)")
     print(f"{'requests':>10} {'seconds':>9} {'req/s':>7} {'ratio':>6} {'driver MB':>10} {'worker MB':>10}")
     for size in sizes:
         data = synthesize(size, args.work / f"requests-{size}.jsonl")
-        out = args.work / f"out-{size}"
+        out = args.work / f"out-{args.command}-{size}"
         shutil.rmtree(out, ignore_errors=True)
         note = ""
         if args.resume and size == sizes[-1]:
             shards = -(-data.stat().st_size // (4 * 2**20))
-            killed = run_eval(data, out, "ray", args.workers, kill_after_shards=max(1, shards // 3))
+            killed = run_job(args.command, data, out, "ray", args.workers, kill_after_shards=max(1, shards // 3))
             kept = len(list((out / "tallies").glob("part-*.json")))
             note = f"  (killed after {killed['seconds']:.0f} s with {kept} of {shards} shards done, then resumed)"
-        run = run_eval(data, out, "ray", args.workers)
+        run = run_job(args.command, data, out, "ray", args.workers)
         report = run["report"]
         rows = pyarrow.dataset.dataset(out / "parts", format="parquet").to_table(columns=["offset"])
         once = rows.num_rows == size and len(pyarrow.compute.unique(rows.column("offset"))) == size
         assert report["n"] == size and once, f"{report['n']} of {size} requests routed, {rows.num_rows} rows"
         seconds = run["seconds"] + (killed["seconds"] if note else 0.0)
+        mix = report["tier_mix"]["routed"] if args.command == "simulate" else report["tier_mix"]
         print(f"{size:>10,} {seconds:>9.1f} {size / seconds:>7.0f} {size / seconds / anchor_rps:>5.2f}x "
-              f"{run['driver_mb']:>10.0f} {run['worker_mb']:>10.0f}  on-device {report['tier_mix']['on-device']:.3f}, "
+              f"{run['driver_mb']:>10.0f} {run['worker_mb']:>10.0f}  on-device {mix['on-device']:.3f}, "
               f"every request routed once: {once}{note}")
+
 
 if __name__ == "__main__":
     main()

@@ -4,8 +4,9 @@
    `simulated` backend (answers are modelled, not computed), so the remaining time is routing +
    pipeline + the simulator's own work (trace conversion, device latency, bookkeeping). Side by side:
    bare `Pipeline.handle` (the anchor) vs `Simulator.run`; overhead = difference, ratio = sim / bare.
-2. --router-only throughput: bare `router.decide` (the anchor) vs `Simulator.run(router_only=True)`,
-   requests/s, plus summarize + report for the whole run.
+2. --router-only throughput: bare `router.decide` (the anchor) vs the batch router it runs on
+   (runtime/batch/route.py `route_files`, this process, one worker: parsing, tallying), requests/s,
+   plus summarize + report for the whole run. Ray's parallel speed-up is bench/batch_route.py's.
 Requests are the shipped training data (4,474) or a seeded sample of it.
 Usage:
     python bench/simulate_overhead.py [--requests 1000] [--seed 0]
@@ -21,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from slmkit.runtime.data import Dataset, read_dataset
+from slmkit.runtime.batch.route import route_files
+from slmkit.runtime.data import read_dataset
 from slmkit.runtime.default import default_spec_path
 from slmkit.runtime.pipeline import Pipeline
 from slmkit.runtime.simulate.devices import builtin_devices
@@ -66,7 +68,7 @@ def main() -> None:
         pipeline.handle(item.request)
 
     bare = per_request_ms(lambda item: pipeline.handle(item.request), items)
-    sim = per_request_ms(lambda item: simulator.run(item.request, item.tier, router_only=False), items)
+    sim = per_request_ms(lambda item: simulator.run(item.request, item.tier), items)
     print(f"pipeline mode, {len(items)} requests, model time excluded (all tiers simulated)")
     print(f"{'':28}{'p50 ms':>10}{'mean ms':>10}")
     print(f"{'bare Pipeline.handle':28}{statistics.median(bare):>10.2f}{statistics.fmean(bare):>10.2f}")
@@ -78,14 +80,17 @@ def main() -> None:
     for item in items:
         pipeline.router.decide(item.request)
     bare_s = time.perf_counter() - start
-    start = time.perf_counter()
-    outcomes = simulator.run_all(Dataset(items), router_only=True)
-    sim_s = time.perf_counter() - start
-    start = time.perf_counter()
-    summary = simulator.summarize(outcomes, Dataset(items), 10_000, router_only=True)
+    spec_data = json.loads(default_spec_path().read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as folder:
-        write_report(summary, Path(folder))
-    report_s = time.perf_counter() - start
+        workload = Path(folder) / "workload.jsonl"
+        workload.write_text("".join(json.dumps({"prompt": item.request.user, "tier": item.tier}) + "\n" for item in items))
+        start = time.perf_counter()
+        tally = route_files([str(workload)], spec_data, str(default_spec_path().parent), workload=True,
+                            output_tokens=simulator.output_tokens, engine="local")
+        sim_s = time.perf_counter() - start
+        start = time.perf_counter()
+        write_report(simulator.summarize_routing(tally, 10_000), Path(folder) / "report")
+        report_s = time.perf_counter() - start
     print(f"\nrouter-only, {len(items)} requests")
     print(f"{'':28}{'req/s':>10}")
     print(f"{'bare router.decide':28}{len(items) / bare_s:>10.1f}")

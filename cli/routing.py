@@ -390,7 +390,7 @@ def evaluate_router(
     whichever engine runs them."""
     import tempfile
 
-    from slmkit.runtime.batch.route import evaluate_files
+    from slmkit.runtime.batch.route import route_files
     from slmkit.runtime.batch.shards import describe_all, plan
     from slmkit.runtime.evaluation import GROUP_FIGURES
     from slmkit.runtime.router.provenance import head_info, overlap_warning, trained_on
@@ -406,8 +406,9 @@ def evaluate_router(
         chosen = batch_engine(engine, ray_address, len(plan(describe_all(inputs))))
         with progress_display() as progress:
             task = progress.add_task(f"Routing with {routing.router.method} ({chosen})", total=None)
-            tally = evaluate_files(inputs, spec_data, str(base_dir), output, by_source, chosen, ray_address, workers,
-                                   on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+            tally = route_files(inputs, spec_data, str(base_dir), output, by_source, engine=chosen, ray_address=ray_address,
+                                workers=workers, on_progress=lambda done, total: progress.update(task, completed=done,
+                                                                                                 total=total))
     for problem in tally.skipped_examples:
         console.print(f"[yellow]skipped[/] {problem}", highlight=False)
     if tally.skipped > len(tally.skipped_examples):

@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from slmkit.cli.paths import writable_folder
-from slmkit.cli.routing import BundleOption, SpecOption, spec_path
+from slmkit.cli.routing import (BatchEngineOption, BundleOption, RayAddressOption, SpecOption, WorkersOption, batch_engine,
+                                spec_for_method, spec_path)
 from slmkit.cli.progress import progress as progress_display
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.router.provenance import overlap_warning
@@ -27,26 +28,36 @@ def _pct(value: float | None) -> str:
 
 
 def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.0f} ms"
+    if value is None:
+        return "—"
+    return f"{value:.2f} ms" if value < 10 else f"{value:,.0f} ms"
 
 
 def simulate(
-    workload: Annotated[Path, typer.Option(help="Requests to replay (.jsonl/.jsonl.gz): the train-set format, "
-                                                "labels optional, or OpenAI chat logs.")],
+    workload: Annotated[list[str], typer.Option(help="Requests to replay: .jsonl, .jsonl.gz or .parquet, a path, glob or "
+                                                     "any fsspec URL (s3://, gs://, ...); the train-set format (labels "
+                                                     "optional) or OpenAI chat logs. Repeat to combine files.")],
     device: Annotated[str, typer.Option(help="Device profile name from runtime/simulate/devices.yaml (or --devices); an unknown name lists them all.")] = "iphone-15-pro",
     report: Annotated[Path, typer.Option(callback=writable_folder, help="Folder for report.html and report.json.")] = Path("simulation"),
     spec: SpecOption = None,
     bundle: BundleOption = None,
     requests_per_day: Annotated[float, typer.Option(min=0, help="Traffic to price.")] = 10_000,
-    router_only: Annotated[bool, typer.Option("--router-only", help="Only route (fast: score large logs); "
-                                              "costs use each tier's expected answer length.")] = False,
-    sample: Annotated[Optional[int], typer.Option(min=1, help="Replay N requests drawn at random (seeded).")] = None,
+    router_only: Annotated[bool, typer.Option("--router-only", help="Only route, as a batch job (runtime/batch: shards "
+                                              "on Ray Data when installed; millions of logged requests); costs use each "
+                                              "tier's expected answer length.")] = False,
+    sample: Annotated[Optional[int], typer.Option(min=1, help="Replay N requests drawn at random (seeded); reads the "
+                                                              "workload in this process.")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Replay only the first N requests.")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed for --sample.")] = 0,
     devices_file: Annotated[Optional[Path], typer.Option("--devices", help="Extra device profiles (YAML).")] = None,
     output_tokens: Annotated[int, typer.Option(min=1, help="Answer length assumed for tiers that are not run and "
                                                "model none.")] = 200,
     recalibrate: Annotated[bool, typer.Option("--recalibrate", help="Re-measure this host's bandwidth/compute.")] = False,
+    output: Annotated[Optional[str], typer.Option(help="--router-only: folder (or fsspec URL) for one Parquet row per "
+                                                       "request (OUTPUT/parts); re-running the same job resumes it.")] = None,
+    engine: BatchEngineOption = None,
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Replay a workload through the routing pipeline and predict latency, memory fit and cost on a device."""
     from slmkit.runtime.pipeline import Pipeline
@@ -56,27 +67,82 @@ def simulate(
     from slmkit.runtime.simulate.run import Simulator, predict_local_tiers
     from slmkit.runtime.simulate.workload import read_workload
 
+    if not router_only and (output or engine or ray_address or workers):
+        raise SlmkitError("--output, --engine, --ray-address and --workers run the batch router: add --router-only.",
+                          hint="A pipeline run answers every request in this process, one at a time.")
     profile = get_device(device, load_devices(devices_file))
-    pipeline = Pipeline.from_spec_file(spec_path(spec, bundle))
-    dataset = read_workload(workload, tuple(pipeline.spec.router.labels), sample=sample, limit=limit, seed=seed)
-    for line in dataset.skipped[:5]:
-        console.print(f"[yellow]skipped[/] {workload.name} {line}", highlight=False)
-    if len(dataset.skipped) > 5:
-        console.print(f"[yellow]skipped[/] {len(dataset.skipped) - 5} more line(s); all are listed in report.json")
+    path = spec_path(spec, bundle)
+    spec_data, base_dir = spec_for_method(path, None)
+    if router_only:   # a missing input or a bad --engine fails before the host is measured
+        from slmkit.runtime.batch.shards import describe_all
+
+        describe_all(workload)
+        batch_engine(engine, ray_address, 1)
+    pipeline = Pipeline.from_spec_file(path)
     try:
+        dataset = None if router_only else read_workload(workload, tuple(pipeline.spec.router.labels), sample=sample,
+                                                         limit=limit, seed=seed)
         with console.status("Measuring this host and the on-device models"):
             host = host_calibration(refresh=recalibrate)
             predictions = predict_local_tiers(pipeline, profile, host)
         simulator = Simulator(pipeline, profile, host, predictions, output_tokens=output_tokens)
-        with progress_display() as progress:
-            task = progress.add_task("Routing" if router_only else "Routing and answering", total=len(dataset.items))
-            outcomes = simulator.run_all(dataset, router_only, lambda: progress.advance(task))
+        if dataset is not None:
+            _print_skipped(dataset.skipped, len(dataset.skipped))
+            with progress_display() as progress:
+                task = progress.add_task("Routing and answering", total=len(dataset.items))
+                outcomes = simulator.run_all(dataset, lambda: progress.advance(task))
     finally:
-        pipeline.close()
-    summary = simulator.summarize(outcomes, dataset, requests_per_day, router_only)
+        pipeline.close()   # before a batch run: its workers hold their own routers
+    if dataset is not None:
+        summary = simulator.summarize(outcomes, dataset, requests_per_day)
+    else:
+        summary = simulator.summarize_routing(_route_workload(workload, spec_data, base_dir, sample, limit, seed,
+                                                              output_tokens, output, engine, ray_address, workers),
+                                              requests_per_day)
     json_path, html_path = write_report(summary, report)
     _print_summary(summary)
-    console.print(f"[green]Wrote[/] {html_path} and {json_path.name}")
+    console.print(f"[green]Wrote[/] {html_path} and {json_path.name}"
+                  + (f"; one Parquet row per request in {output}/parts" if output else ""), highlight=False)
+
+
+def _print_skipped(examples: list[str], count: int) -> None:
+    for line in examples[:5]:
+        console.print(f"[yellow]skipped[/] {line}", highlight=False)
+    if count > min(5, len(examples)):
+        console.print(f"[yellow]skipped[/] {count - min(5, len(examples))} more line(s); the first are listed in report.json")
+
+
+def _route_workload(workload: list[str], spec_data: dict, base_dir: Path, sample: int | None, limit: int | None,
+                    seed: int, output_tokens: int, output: str | None, engine: str | None, ray_address: str | None,
+                    workers: int | None):
+    """simulate --router-only: the workload (or the --sample/--limit selection of it) through the batch
+    router; the merged tally. Raises SlmkitError when no line is usable."""
+    import json
+    import tempfile
+
+    from slmkit.runtime.batch.route import route_files
+    from slmkit.runtime.batch.shards import describe_all, plan
+    from slmkit.runtime.simulate.workload import WHAT, select_lines
+
+    with tempfile.TemporaryDirectory(prefix="slmkit-simulate-") as scratch:
+        inputs = workload
+        if sample is not None or limit is not None:
+            chosen, skipped = select_lines(workload, tuple(spec_data["router"]["labels"]), sample, limit, seed)
+            _print_skipped(skipped, len(skipped))
+            inputs = [str(Path(scratch) / "selected.jsonl")]
+            with open(inputs[0], "w", encoding="utf-8") as handle:
+                handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record, _ in chosen)
+        chosen_engine = batch_engine(engine, ray_address, len(plan(describe_all(inputs))))
+        with progress_display() as progress:
+            task = progress.add_task(f"Routing ({chosen_engine})", total=None)
+            tally = route_files(inputs, spec_data, str(base_dir), output, workload=True, output_tokens=output_tokens,
+                                engine=chosen_engine, ray_address=ray_address, workers=workers,
+                                on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+    _print_skipped(tally.skipped_examples, tally.skipped)
+    if not tally.routing.n:
+        first = f" ({tally.skipped_examples[0]})" if tally.skipped_examples else ""
+        raise SlmkitError(f"{', '.join(workload)} holds no usable {WHAT}{first}.")
+    return tally
 
 
 def _print_summary(s: dict) -> None:

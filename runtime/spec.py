@@ -225,6 +225,17 @@ class TierSpec(Strict):
     features: list[Feature] | None = Field(None, description="What this tier honours of tools, response_format and "
                                            "logprobs (default: all its backend can; runtime/spec.py TIER_FEATURES).")
 
+    def expected_output_tokens(self, default: int) -> int:
+        """The answer length assumed when this tier is priced without running it: what its
+        `simulated` profile produces, else `default` (simulate --output-tokens, router eval's 200)."""
+        return self.simulated.output_tokens if self.simulated else default
+
+    def expected_usd(self, input_tokens: int, default_output_tokens: int, requests: int = 1) -> float:
+        """USD for answering `requests` requests of `input_tokens` tokens in all here without running
+        them, at this tier's per-million-token prices (router eval, simulate --router-only, sweeps)."""
+        return (input_tokens * self.price_in_per_mtok
+                + requests * self.expected_output_tokens(default_output_tokens) * self.price_out_per_mtok) / 1e6
+
     def can(self, feature: Feature) -> bool:
         """Whether this tier honours `feature` (runtime/request.py FEATURES)."""
         return feature in (TIER_FEATURES[self.backend] if self.features is None else self.features)
@@ -282,6 +293,11 @@ class RoutingSpec(Strict):
 
     def tier(self, name: str) -> TierSpec:
         return next(t for t in self.tiers if t.name == name)
+
+    def costliest_tier(self, default_output_tokens: int) -> TierSpec:
+        """The tier a 1,000-token request costs most on: the all-one-tier baseline that cost
+        savings are measured against (the seed's "everything to the frontier model")."""
+        return max(self.tiers, key=lambda t: t.expected_usd(1000, default_output_tokens))
 
     def fallbacks(self, name: str) -> list[str]:
         """Tiers to try, in order, when `name` fails: its own list, else every tier after it and

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from slmkit.runtime.models.embedded import resolve_model_file
-from slmkit.runtime.request import ChatOptions
+from slmkit.runtime.request import ChatOptions, Request
 from slmkit.runtime.spec import TierSpec
 
 
@@ -103,6 +103,12 @@ class LocalBackend:
 def estimate_tokens(text: str) -> int:
     """About 4 characters per token: used only where no tokenizer or provider count exists."""
     return max(1, (len(text) + 3) // 4)
+
+
+def estimate_request_tokens(request: Request) -> int:
+    """A request's input tokens as priced without running a tier: `estimate_tokens` of every
+    message's text (system, history, user turn, tool exchange)."""
+    return sum(estimate_tokens(m["content"] if isinstance(m.get("content"), str) else "") for m in request.messages())
 
 
 def stream_whole(backend: Backend, messages: list[dict], max_tokens: int,

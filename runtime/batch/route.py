@@ -1,5 +1,5 @@
-"""Routing one shard: every labelled request through the spec's router, one Parquet row per line
-and one mergeable tally (what `router eval` reports) per shard."""
+"""Routing one shard: every request through the spec's router, one Parquet row per line and one
+mergeable tally per shard (what `router eval` and `simulate --router-only` report)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,20 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
-from slmkit.runtime.backends.base import BackendError
+from slmkit.runtime.backends.base import BackendError, estimate_request_tokens
 from slmkit.runtime.batch.job import run_shards
 from slmkit.runtime.batch.output import OutputFolder, PartWriter
 from slmkit.runtime.batch.shards import SHARD_BYTES, Shard, describe_all, plan, read
 from slmkit.runtime.checksums import sha256_file
 from slmkit.runtime.data import parse_record
-from slmkit.runtime.evaluation import RoutingTally
+from slmkit.runtime.evaluation import DEFAULT_OUTPUT_TOKENS, STATE_FORMAT, RoutingTally
 from slmkit.runtime.policy import choose_tier
 from slmkit.runtime.router.decision import RouteDecision
 from slmkit.runtime.router.provenance import fingerprint, head_info, trained_on
+from slmkit.runtime.simulate.workload import parse_line
 from slmkit.runtime.spec import RoutingSpec, parse_spec
 
 SKIPPED_EXAMPLES = 5   # skipped lines named per shard; the rest are counted
-
-
-def input_tokens(user: str) -> int:
-    """The request size the cost figures assume: ~4 characters per token of the user text."""
-    return max(1, len(user) // 4)
 
 
 @dataclass
@@ -40,8 +36,8 @@ class RouteTally:
     skipped_examples: list[str] = field(default_factory=list)
 
     @classmethod
-    def empty(cls, spec: RoutingSpec, by_source: bool) -> RouteTally:
-        return cls(RoutingTally(spec), {} if by_source else None)
+    def empty(cls, spec: RoutingSpec, by_source: bool, output_tokens: int = DEFAULT_OUTPUT_TOKENS) -> RouteTally:
+        return cls(RoutingTally(spec, output_tokens=output_tokens), {} if by_source else None)
 
     def merge(self, other: RouteTally) -> RouteTally:
         """Add `other`'s counts into this tally; returns self."""
@@ -74,16 +70,24 @@ class RouteTally:
 
 class ShardRouter:
     """Routes shards with the router of `spec_data` (a routing.json's content; relative paths from
-    `base_dir`), built once: a batch worker holds one for its lifetime. Lines without a `tier`
-    label, or that do not parse, are skipped: counted, named and written with their reason."""
+    `base_dir`), built once: a batch worker holds one for its lifetime.
 
-    def __init__(self, spec_data: dict, base_dir: str, by_source: bool = False) -> None:
+    `workload` False (router eval): lines in the train-set format with a `tier` label; True
+    (simulate --router-only): workload lines (runtime/simulate/workload.py: the train-set format or
+    OpenAI chat logs), labels optional. Lines that do not parse, or lack a required label, are
+    skipped: counted, named and written with their reason. Costs assume `output_tokens` answers
+    where a tier models no answer length."""
+
+    def __init__(self, spec_data: dict, base_dir: str, by_source: bool = False, workload: bool = False,
+                 output_tokens: int = DEFAULT_OUTPUT_TOKENS) -> None:
         from slmkit.runtime.backends import make_backend
         from slmkit.runtime.router import make_router
 
         self.spec = parse_spec(spec_data, "routing.json")
         self.labels = tuple(self.spec.router.labels)
         self.by_source = by_source
+        self.workload = workload
+        self.output_tokens = output_tokens
         self.backends = {}
         if self.spec.router.tier:
             self.backends[self.spec.router.tier] = make_backend(self.spec.tier(self.spec.router.tier), Path(base_dir))
@@ -103,13 +107,13 @@ class ShardRouter:
 
     def __call__(self, shard: Shard, writer: PartWriter | None) -> RouteTally:
         """Route every record of `shard`; rows go to `writer` (None: tally only)."""
-        tally = RouteTally.empty(self.spec, self.by_source)
+        tally = RouteTally.empty(self.spec, self.by_source, self.output_tokens)
         for offset, record, problem in read(shard):
             item = None
             if problem is None:
                 try:
-                    item = parse_record(record, self.labels)
-                    if item.tier is None:
+                    item = parse_line(record, self.labels) if self.workload else parse_record(record, self.labels)
+                    if item.tier is None and not self.workload:
                         problem = "no `tier` label"
                 except ValueError as exc:
                     problem = str(exc)
@@ -121,10 +125,11 @@ class ShardRouter:
                     writer.add(self._row(shard, offset, None, None, None, problem))
                 continue
             decision = self.decide(item.request)
-            tokens = input_tokens(item.request.user)
+            tokens = estimate_request_tokens(item.request)
             tally.routing.add(item.tier, decision, tokens)
             if tally.by_source is not None:
-                tally.by_source.setdefault(item.source, RoutingTally(self.spec)).add(item.tier, decision, tokens)
+                tally.by_source.setdefault(item.source, RoutingTally(self.spec, output_tokens=self.output_tokens)).add(
+                    item.tier, decision, tokens)
             tally.seen_in_training += fingerprint(item.request) in self.trained
             if writer:
                 writer.add(self._row(shard, offset, item, decision, tokens, None))
@@ -132,11 +137,14 @@ class ShardRouter:
 
     def _row(self, shard: Shard, offset: int, item, decision: RouteDecision | None, tokens: int | None,
              skipped: str | None) -> dict:
+        row_tier = choose_tier(decision, self.spec.policy).tier if decision else None
         row = {"file": shard.url, "offset": offset, "id": item.request.id if item else None,
                "source": item.source if item else None, "truth": item.tier if item else None,
                "label": decision.label if decision else None, "confidence": decision.confidence if decision else None,
-               "tier": choose_tier(decision, self.spec.policy).tier if decision else None,
-               "latency_ms": decision.latency_ms if decision else None, "input_tokens": tokens, "skipped": skipped}
+               "tier": row_tier,
+               "latency_ms": decision.latency_ms if decision else None, "input_tokens": tokens,
+               "cost_usd": self.spec.tier(row_tier).expected_usd(tokens, self.output_tokens) if decision else None,
+               "skipped": skipped}
         for label in self.labels:
             row[f"p_{label}"] = decision.probabilities.get(label) if decision else None
         return row
@@ -147,18 +155,20 @@ class ShardRouter:
 
         columns = [("file", pa.string()), ("offset", pa.int64()), ("id", pa.string()), ("source", pa.string()),
                    ("truth", pa.string()), ("label", pa.string()), ("confidence", pa.float64()), ("tier", pa.string()),
-                   ("latency_ms", pa.float64()), ("input_tokens", pa.int64()), ("skipped", pa.string())]
+                   ("latency_ms", pa.float64()), ("input_tokens", pa.int64()), ("cost_usd", pa.float64()),
+                   ("skipped", pa.string())]
         return pa.schema(columns + [(f"p_{label}", pa.float64()) for label in self.labels])
 
 
-def evaluate_files(urls: list[str], spec_data: dict, base_dir: str, out_url: str | None = None, by_source: bool = False,
-                   engine: str = "ray", ray_address: str | None = None, workers: int | None = None,
-                   shard_bytes: int = SHARD_BYTES, on_progress: Callable[[int, int], None] = lambda done, total: None,
-                   ) -> RouteTally:
-    """`router eval` over labelled request files (JSONL, JSONL.gz, Parquet; local or fsspec URLs):
-    the merged tally of every shard. With `out_url`, each shard's rows go to OUT/parts as Parquet and
-    a re-run of the same job resumes (runtime/batch/output.py). `on_progress(shards done, shards)`
-    after each shard.
+def route_files(urls: list[str], spec_data: dict, base_dir: str, out_url: str | None = None, by_source: bool = False,
+                workload: bool = False, output_tokens: int = DEFAULT_OUTPUT_TOKENS, engine: str = "ray",
+                ray_address: str | None = None, workers: int | None = None, shard_bytes: int = SHARD_BYTES,
+                on_progress: Callable[[int, int], None] = lambda done, total: None) -> RouteTally:
+    """Route every request of `urls` (JSONL, JSONL.gz, Parquet; local or fsspec URLs) in shards
+    (`ShardRouter`: labelled lines for router eval, or with `workload` any workload line for
+    simulate --router-only) and return the merged tally of every shard. With `out_url`, each shard's
+    rows go to OUT/parts as Parquet and a re-run of the same job resumes (runtime/batch/output.py).
+    `on_progress(shards done, shards)` after each shard.
 
     Raises SlmkitError for a missing or unreadable input, an output folder holding another job, or
     a failed shard (finished shards are kept).
@@ -170,10 +180,12 @@ def evaluate_files(urls: list[str], spec_data: dict, base_dir: str, out_url: str
     out = None
     if out_url is not None:
         out = OutputFolder(out_url)
-        out.prepare({"kind": "router-eval", "inputs": [asdict(item) for item in inputs], "spec": spec_data,
+        out.prepare({"kind": "simulate-router-only" if workload else "router-eval",
+                     "inputs": [asdict(item) for item in inputs], "spec": spec_data,
                      "router_weights_sha256": sha256_file(weights) if weights and weights.is_file() else None,
-                     "by_source": by_source, "shard_bytes": shard_bytes, "shards": len(shards)})
-    total = RouteTally.empty(spec, by_source)
+                     "by_source": by_source, "output_tokens": output_tokens, "tally_format": STATE_FORMAT,
+                     "shard_bytes": shard_bytes, "shards": len(shards)})
+    total = RouteTally.empty(spec, by_source, output_tokens)
     finished = 0
 
     def done(index: int, state: dict) -> None:
@@ -182,5 +194,6 @@ def evaluate_files(urls: list[str], spec_data: dict, base_dir: str, out_url: str
         finished += 1
         on_progress(finished, len(shards))
 
-    run_shards(shards, partial(ShardRouter, spec_data, base_dir, by_source), out, done, engine, ray_address, workers)
+    run_shards(shards, partial(ShardRouter, spec_data, base_dir, by_source, workload, output_tokens), out, done, engine,
+               ray_address, workers)
     return total

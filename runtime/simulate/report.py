@@ -72,12 +72,12 @@ def _latency_cdf(summary: dict, colours: dict[str, str]) -> str:
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    every = [v for values in summary["latency_samples_ms"].values() for v in values if v > 0]
-    for tier, values in summary["latency_samples_ms"].items():
-        if values:
-            ax.plot(values, [(i + 1) / len(values) for i in range(len(values))], drawstyle="steps-post",
-                    marker="o" if len(values) < 30 else None, markersize=3, color=colours[tier],
-                    label=f"{tier} (n={len(values)})")
+    every = [ms for points in summary["latency_cdf_ms"].values() for ms, _ in points if ms > 0]
+    for tier, points in summary["latency_cdf_ms"].items():
+        if points:
+            n = summary["latency_ms"]["end_to_end_by_final_tier"][tier]["n"]
+            ax.plot([ms for ms, _ in points], [at for _, at in points], drawstyle="steps-post",
+                    marker="o" if n < 30 else None, markersize=3, color=colours[tier], label=f"{tier} (n={n:,})")
     ax.set_xscale("log")
     decades = math.log10(max(every) / min(every)) if every else 0.0
     # labelled ticks far enough apart for their labels: 1-2-5 within a decade or two, then fewer
@@ -85,9 +85,11 @@ def _latency_cdf(summary: dict, colours: dict[str, str]) -> str:
     ax.xaxis.set_major_formatter(FuncFormatter(_duration))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel(f"predicted end-to-end latency on {summary['device']['label']} (log scale)", fontsize=8)
+    routed = summary["mode"] == "router-only"
+    ax.set_xlabel(f"predicted {'router' if routed else 'end-to-end'} latency on {summary['device']['label']} (log scale)",
+                  fontsize=8)
     ax.set_ylabel("share of requests ≤ x")
-    ax.set_title("Latency CDF by answering tier", fontsize=10)
+    ax.set_title(f"Latency CDF by {'routed' if routed else 'answering'} tier", fontsize=10)
     ax.grid(alpha=0.3)
     _below(ax, 3)
     return _svg(fig)

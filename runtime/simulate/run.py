@@ -4,28 +4,33 @@ escalations, fallbacks, accuracy against labels, and money against the all-front
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from slmkit.runtime.backends.base import BackendError, estimate_tokens
+from slmkit.runtime.backends.base import estimate_request_tokens
 from slmkit.runtime.confidence.evaluate import is_right
 from slmkit.runtime.data import Dataset
-from slmkit.runtime.evaluation import SWEEP_THRESHOLDS, evaluate, percentile, share, with_simple_threshold
+from slmkit.runtime.evaluation import (DEFAULT_OUTPUT_TOKENS, GROUP_FIGURES, evaluate, percentile, share, simple_threshold,
+                                      sweep_thresholds, with_simple_threshold)
 from slmkit.runtime.models.embedded import resolve_model_file
 from slmkit.runtime.pipeline import Pipeline
 from slmkit.runtime.policy import choose_tier
 from slmkit.runtime.request import Request
 from slmkit.runtime.router.decision import RouteDecision
-from slmkit.runtime.router.provenance import head_info, training_overlap
+from slmkit.runtime.router.provenance import head_info, trained_on, training_overlap
 from slmkit.runtime.simulate.cost import DAYS_PER_MONTH
 from slmkit.runtime.simulate.devices import DeviceProfile
 from slmkit.runtime.simulate.hostcal import HostCalibration
 from slmkit.runtime.simulate.speed import DevicePrediction, HostSpeed, gguf_footprint, predict, require_fit
-from slmkit.runtime.spec import PolicySpec, RoutingSpec, TierSpec
+from slmkit.runtime.spec import PolicySpec, RoutingSpec
 
-DEFAULT_OUTPUT_TOKENS = 200   # answer length assumed for a tier that neither ran nor models one
+if TYPE_CHECKING:
+    from slmkit.runtime.batch.route import RouteTally
+
 SPEED_TEST_RUNS = 3
+CDF_POINTS = 200                                            # steps of a latency CDF in report.json, at most
+LABEL_FIGURES = (*GROUP_FIGURES, "macro_f1")                # what `routing` reports: the router against labels
 
 
 @dataclass
@@ -78,15 +83,11 @@ class Simulator:
         self.unpredicted = {t.name: f"no speed model for the {t.backend} backend: its steps keep this host's latency "
                                     f"and its RAM fit is not checked"
                             for t in self.spec.tiers if t.on_device and t.name not in predictions}
-        self.baseline_tier = max(self.spec.tiers, key=lambda t: self.expected_cost(t, 1000))
+        self.baseline_tier = self.spec.costliest_tier(output_tokens)
 
-    # -- money ------------------------------------------------------------------------------
-    def expected_output_tokens(self, tier: TierSpec) -> int:
-        return tier.simulated.output_tokens if tier.simulated else self.output_tokens
-
-    def expected_cost(self, tier: TierSpec, input_tokens: int) -> float:
-        """What answering costs on `tier` when it is not actually run (router-only, sweep, baseline)."""
-        return (input_tokens * tier.price_in_per_mtok + self.expected_output_tokens(tier) * tier.price_out_per_mtok) / 1e6
+    def expected_cost(self, tier: str, input_tokens: int) -> float:
+        """What answering costs on `tier` when it is not actually run (sweep, baseline), USD."""
+        return self.spec.tier(tier).expected_usd(input_tokens, self.output_tokens)
 
     # -- time -------------------------------------------------------------------------------
     def router_device_ms(self, host_ms: float) -> float:
@@ -107,24 +108,11 @@ class Simulator:
         return step["latency_ms"] + self.device.network_rtt_ms
 
     # -- one request ------------------------------------------------------------------------
-    def run(self, request: Request, truth: str | None, router_only: bool, references: tuple[str, ...] = ()) -> Outcome:
-        """One request: router only (decision, policy tier, expected cost) or the whole pipeline (answers,
-        confidence checks, escalations), with device latency, its cost and the baseline's (every request on
-        the costliest tier), USD.
-        """
-        input_tokens = sum(estimate_tokens(m["content"]) for m in request.messages())
-        baseline = self.expected_cost(self.baseline_tier, input_tokens)
-        if router_only:
-            start = time.perf_counter()
-            try:
-                decision = self.pipeline.router.decide(request)
-            except BackendError as exc:
-                decision = RouteDecision(None, 0.0, raw=f"router failed: {exc.reason}", method=self.spec.router.method)
-            tier = choose_tier(decision, self.spec.policy).tier
-            router_ms = self.router_device_ms(decision.latency_ms)
-            return Outcome(truth, decision, tier, tier, router_ms=router_ms, latency_ms=router_ms,
-                           host_latency_ms=(time.perf_counter() - start) * 1000,
-                           cost_usd=self.expected_cost(self.spec.tier(tier), input_tokens), baseline_usd=baseline)
+    def run(self, request: Request, truth: str | None, references: tuple[str, ...] = ()) -> Outcome:
+        """One request through the whole pipeline (answers, confidence checks, escalations), with
+        device latency, its cost and the baseline's (every request on the costliest tier), USD.
+        Router-only runs go through runtime/batch instead (`summarize_routing`)."""
+        baseline = self.expected_cost(self.baseline_tier.name, estimate_request_tokens(request))
         response = self.pipeline.handle(request)
         trace = response.trace.to_dict()
         decision = RouteDecision(trace["router"]["label"], trace["router"]["confidence"], trace["router"]["probabilities"],
@@ -143,11 +131,11 @@ class Simulator:
                        latency_ms=router_ms + sum(s["device_ms"] for s in steps), host_latency_ms=trace["latency_ms"],
                        cost_usd=trace["cost_usd"], baseline_usd=baseline, references=references, checks=checks)
 
-    def run_all(self, dataset: Dataset, router_only: bool, advance: Callable[[], None] = lambda: None) -> list[Outcome]:
+    def run_all(self, dataset: Dataset, advance: Callable[[], None] = lambda: None) -> list[Outcome]:
         """Every request of `dataset` through `run`, calling `advance` after each (the CLI's progress)."""
         outcomes = []
         for item in dataset.items:
-            outcomes.append(self.run(item.request, item.tier, router_only, item.references))
+            outcomes.append(self.run(item.request, item.tier, item.references))
             advance()
         return outcomes
 
@@ -159,20 +147,20 @@ class Simulator:
         `current`). A request whose tier does not change keeps the cost it had in this run, so the
         current row equals the headline cost, escalations and confidence checks included; one that
         moves costs its new tier's expected answer plus, at the escalation rate this run saw on that
-        tier, the next tier's (none in router-only mode).
+        tier, the next tier's.
         """
         local = {t.name for t in self.spec.tiers if t.on_device}
-        current = next((r.min_confidence for r in self.spec.policy.routes if r.label == "simple"), None)
+        current = simple_threshold(self.spec.policy)
         escalated = {t.name: share([o.escalated for o in outcomes if o.routed_tier == t.name]) or 0.0
                      for t in self.spec.tiers}
 
         def moved(tier: str, input_tokens: int) -> float:
             nxt = self.spec.next_tier(tier)
-            extra = escalated[tier] * self.expected_cost(self.spec.tier(nxt), input_tokens) if nxt else 0.0
-            return self.expected_cost(self.spec.tier(tier), input_tokens) + extra
+            extra = escalated[tier] * self.expected_cost(nxt, input_tokens) if nxt else 0.0
+            return self.expected_cost(tier, input_tokens) + extra
 
         rows = []
-        for threshold in sorted(set(SWEEP_THRESHOLDS) | ({current} if current is not None else set())):
+        for threshold in sweep_thresholds(self.spec):
             policy: PolicySpec = with_simple_threshold(self.spec.policy, threshold)
             tiers = [choose_tier(o.decision, policy).tier for o in outcomes]
             cost = sum(o.cost_usd if t == o.routed_tier else moved(t, n)
@@ -209,29 +197,45 @@ class Simulator:
                 "right_overall": share(kept + escalated), "right_when_kept": share(kept),
                 "right_when_escalated": share(escalated)}
 
-    def summarize(self, outcomes: list[Outcome], dataset: Dataset, requests_per_day: float, router_only: bool) -> dict:
-        """The report's numbers (report.json): tier mix, routing quality on labelled lines, cost per
-        request/day/month at `requests_per_day` vs the costliest-tier baseline, latency per step and
-        tier (ms), escalation and fallback rates, device predictions and the threshold sweep.
+    def _common(self, n: int, skipped: list[str], skipped_count: int) -> dict:
+        """What both modes report the same way: size, skipped lines (the first few named), device, host, predictions."""
+        return {"n": n, "skipped_lines": skipped, "skipped_count": skipped_count, "device": self.device.model_dump(),
+                "host": vars(self.host), "predictions": {tier: p.to_dict() for tier, p in self.predictions.items()},
+                "unpredicted_tiers": self.unpredicted}
+
+    def _cost(self, usd_per_request: float, baseline_per_request: float, requests_per_day: float) -> dict:
+        day, baseline_day = usd_per_request * requests_per_day, baseline_per_request * requests_per_day
+        return {
+            "requests_per_day": requests_per_day,
+            "prices": "per-tier prices from the routing spec",
+            "usd_per_request": usd_per_request,
+            "usd_per_day": day,
+            "usd_per_month": day * DAYS_PER_MONTH,
+            "baseline_tier": self.baseline_tier.name,
+            "baseline_usd_per_day": baseline_day,
+            "baseline_usd_per_month": baseline_day * DAYS_PER_MONTH,
+            "savings": 1 - usd_per_request / baseline_per_request if baseline_per_request else 0.0,
+            "assumed_output_tokens": {t.name: t.expected_output_tokens(self.output_tokens) for t in self.spec.tiers},
+        }
+
+    def summarize(self, outcomes: list[Outcome], dataset: Dataset, requests_per_day: float) -> dict:
+        """The report's numbers (report.json) for a pipeline run: tier mix, routing quality on
+        labelled lines, cost per request/day/month at `requests_per_day` vs the costliest-tier
+        baseline (USD), latency per step and tier (ms, on the device), escalation and fallback rates,
+        device predictions and the threshold sweep.
         """
         n = len(outcomes)
         names = [t.name for t in self.spec.tiers]
         local = {t.name for t in self.spec.tiers if t.on_device}
-        inputs = [sum(estimate_tokens(m["content"]) for m in item.request.messages()) for item in dataset.items]
-        routed_day = sum(o.cost_usd for o in outcomes) / n * requests_per_day
-        baseline_day = sum(o.baseline_usd for o in outcomes) / n * requests_per_day
+        inputs = [estimate_request_tokens(item.request) for item in dataset.items]
         labelled = [(o.truth, o.decision) for o in outcomes if o.truth is not None]
         by_tier = {name: sorted(o.latency_ms for o in outcomes if o.final_tier == name) for name in names}
         step_ms = {name: sorted(s["device_ms"] for o in outcomes for s in o.steps if s["tier"] == name and s["purpose"] == "answer")
                    for name in names}
+        routing = evaluate([t for t, _ in labelled], [d for _, d in labelled], self.spec) if labelled else None
         return {
-            "mode": "router-only" if router_only else "pipeline",
-            "n": n,
-            "skipped_lines": dataset.skipped,
-            "device": self.device.model_dump(),
-            "host": vars(self.host),
-            "predictions": {tier: p.to_dict() for tier, p in self.predictions.items()},
-            "unpredicted_tiers": self.unpredicted,
+            "mode": "pipeline",
+            **self._common(n, dataset.skipped, len(dataset.skipped)),
             "tier_mix": {
                 "routed": {name: share([o.routed_tier == name for o in outcomes]) for name in names},
                 "final": {name: share([o.final_tier == name for o in outcomes]) for name in names},
@@ -239,11 +243,11 @@ class Simulator:
             "tier_failures": self.failures(outcomes),
             "kept_on_device": share([o.final_tier in local for o in outcomes]),
             "routed_on_device": share([o.routed_tier in local for o in outcomes]),
-            "confidence_check": None if router_only else self.confidence_summary(outcomes),
-            "escalation_rate": None if router_only else share([o.escalated for o in outcomes]),
-            "fallback_rate": None if router_only else share([o.fell_back for o in outcomes]),
-            "failure_rate": None if router_only else share([o.failed for o in outcomes]),
-            "routing": evaluate([t for t, _ in labelled], [d for _, d in labelled], self.spec) if labelled else None,
+            "confidence_check": self.confidence_summary(outcomes),
+            "escalation_rate": share([o.escalated for o in outcomes]),
+            "fallback_rate": share([o.fell_back for o in outcomes]),
+            "failure_rate": share([o.failed for o in outcomes]),
+            "routing": {key: routing[key] for key in LABEL_FIGURES} if routing else None,
             "training_overlap": training_overlap(head_info(self.spec.router, self.pipeline.base_dir),
                                                  [item.request for item in dataset.items]),
             "latency_ms": {
@@ -253,21 +257,76 @@ class Simulator:
                 "answer_step_by_tier": {name: _p50_p95(values) | {"n": len(values)} for name, values in step_ms.items()},
                 "host_end_to_end": _p50_p95(sorted(o.host_latency_ms for o in outcomes)),
             },
-            "latency_samples_ms": {name: values for name, values in by_tier.items()},
-            "cost": {
-                "requests_per_day": requests_per_day,
-                "prices": "per-tier prices from the routing spec",
-                "usd_per_request": routed_day / requests_per_day if requests_per_day else 0.0,
-                "usd_per_day": routed_day,
-                "usd_per_month": routed_day * DAYS_PER_MONTH,
-                "baseline_tier": self.baseline_tier.name,
-                "baseline_usd_per_day": baseline_day,
-                "baseline_usd_per_month": baseline_day * DAYS_PER_MONTH,
-                "savings": 1 - routed_day / baseline_day if baseline_day else 0.0,
-                "assumed_output_tokens": {t.name: self.expected_output_tokens(t) for t in self.spec.tiers},
-            },
+            "latency_cdf_ms": {name: cdf_points(lambda q, v=values: percentile(v, q)) for name, values in by_tier.items()},
+            "cost": self._cost(sum(o.cost_usd for o in outcomes) / n, sum(o.baseline_usd for o in outcomes) / n,
+                               requests_per_day),
             "threshold_sweep": self.sweep(outcomes, inputs, requests_per_day),
         }
+
+    def summarize_routing(self, tally: RouteTally, requests_per_day: float) -> dict:
+        """The same report for a router-only run (runtime/batch/route.py `route_files` with
+        `workload`): every figure from the merged tally, so memory does not grow with the workload.
+        Router latencies are the host's scaled to the device (`router_device_ms`); end to end is the
+        router alone; costs price each routed tier's expected answer (TierSpec.expected_usd)."""
+        r = tally.routing
+        if r.output_tokens != self.output_tokens:
+            raise ValueError("the tally priced answers at another output length")
+        scale = self.router_device_ms(1.0)
+        names = [t.name for t in self.spec.tiers]
+
+        def device_ms(q: float, tier: str | None = None) -> float | None:
+            value = r.latency_percentile(q, tier)
+            return None if value is None else value * scale
+
+        figures = r.figures()
+        routed = {name: r.tiers[name] / r.n if r.n else None for name in names}
+        on_device = r.on_device[0] / r.n if r.n else None
+        head = trained_on(head_info(self.spec.router, self.pipeline.base_dir))
+        by_tier = {name: {"p50": device_ms(50, name), "p95": device_ms(95, name), "n": r.tiers[name]} for name in names}
+        return {
+            "mode": "router-only",
+            **self._common(r.n, tally.skipped_examples, tally.skipped),
+            "tier_mix": {"routed": routed, "final": dict(routed)},
+            "tier_failures": {},
+            "kept_on_device": on_device,
+            "routed_on_device": on_device,
+            "confidence_check": None,
+            "escalation_rate": None,
+            "fallback_rate": None,
+            "failure_rate": None,
+            "routing": {**{key: figures[key] for key in LABEL_FIGURES}, "n": r.labelled} if r.labelled else None,
+            "training_overlap": None if head is None or not r.n else
+            {"requests": r.n, "seen": tally.seen_in_training, "share": tally.seen_in_training / r.n},
+            "latency_ms": {
+                "router": {"p50": device_ms(50), "p95": device_ms(95)},
+                "end_to_end": {"p50": device_ms(50), "p95": device_ms(95)},
+                "end_to_end_by_final_tier": by_tier,
+                "answer_step_by_tier": {name: {"p50": None, "p95": None, "n": 0} for name in names},
+                "host_end_to_end": {"p50": r.latency_percentile(50), "p95": r.latency_percentile(95)},
+            },
+            "latency_cdf_ms": {name: cdf_points(lambda q, tier=name: device_ms(q, tier)) for name in names},
+            "cost": self._cost(figures["usd_per_request"] or 0.0, figures["baseline_usd_per_request"] or 0.0,
+                               requests_per_day),
+            "threshold_sweep": [{"simple_min_confidence": row["simple_min_confidence"], "on_device": row["on_device"],
+                                 "complex_on_device": row["complex_on_device"],
+                                 "usd_per_day": (row["usd_per_request"] or 0.0) * requests_per_day,
+                                 "current": row["current"]} for row in figures["threshold_sweep"]],
+        }
+
+
+def cdf_points(percentile_of: Callable[[float], float | None]) -> list[list[float]]:
+    """A latency CDF as at most CDF_POINTS [ms, share of requests ≤ ms] steps, from a nearest-rank
+    `percentile_of(q)` (q 0-100; None when there are no latencies: no steps)."""
+    points: list[list[float]] = []
+    for step in range(1, CDF_POINTS + 1):
+        value = percentile_of(100 * step / CDF_POINTS)
+        if value is None:
+            return []
+        if points and points[-1][0] == value:
+            points[-1][1] = step / CDF_POINTS
+        else:
+            points.append([value, step / CDF_POINTS])
+    return points
 
 
 def _p50_p95(sorted_values: list[float]) -> dict:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import random
+
 import pytest
 
 from slmkit.runtime.default import default_spec_path
-import random
-
 from slmkit.runtime.evaluation import RoutingTally, by_group, evaluate
 from slmkit.runtime.router.decision import RouteDecision
 from slmkit.runtime.spec import load_spec
@@ -28,8 +29,9 @@ def test_figures_on_a_small_known_case() -> None:
     assert f["latency_ms"] == {"p50": 3, "p95": 6}
     sweep = {row["simple_min_confidence"]: row for row in f["threshold_sweep"]}
     assert sweep[0.5]["simple_kept_on_device"] == pytest.approx(2 / 3) and sweep[0.9]["complex_on_device"] == 0
-    # cost: on-device free, mid $1/$5, frontier $5/$25 per MTok, 100 in + 200 out tokens each
-    mid, frontier = 100 * 1 + 200 * 5, 100 * 5 + 200 * 25
+    # cost: on-device free, mid $1/$5, frontier $5/$25 per MTok, 100 in + each tier's simulated answer
+    # length out (mid 200, frontier 300 tokens: TierSpec.expected_output_tokens)
+    mid, frontier = 100 * 1 + 200 * 5, 100 * 5 + 300 * 25
     assert f["cost_share"] == pytest.approx((3 * mid + frontier) / (6 * frontier))
 
 
@@ -55,11 +57,14 @@ def test_tallies_merged_from_shards_equal_one_tally_and_stay_small() -> None:
     merged = shards[0].merge(shards[1]).merge(shards[2]).figures()
     expected = whole.figures()
     assert merged["confusion"] == expected["confusion"] and merged["n"] == 20_000
-    assert merged["cost_share"] == pytest.approx(expected["cost_share"], rel=1e-12)
-    for got, want in zip(merged["threshold_sweep"], expected["threshold_sweep"], strict=True):
-        assert got == pytest.approx(want, rel=1e-12)
+    # costs are priced from integer counts: exactly equal however the requests were split
+    assert merged["cost_share"] == expected["cost_share"] and merged["usd_per_request"] == expected["usd_per_request"]
+    assert merged["threshold_sweep"] == expected["threshold_sweep"]
     assert merged["latency_ms"] == expected["latency_ms"]
-    assert len(whole.latency_bins) <= 20 / 0.01  # bounded by the latency range, not the request count
+    for tier in whole.tiers:
+        assert shards[0].latency_percentile(95, tier) == whole.latency_percentile(95, tier)
+    # bounded by the latency range per tier, not the request count
+    assert sum(len(bins) for bins in whole.latency_bins.values()) <= len(whole.tiers) * 20 / 0.01
     labelled = [(t, d) for t, d, _ in rows if t is not None]
     assert whole.figures()["accuracy"] == pytest.approx(sum(t == d.label for t, d in labelled) / len(labelled))
 
@@ -74,3 +79,21 @@ def test_figures_per_group() -> None:
     assert groups["a"]["n"] == 2 and groups["a"]["accuracy"] == 0.5 and groups["a"]["complex_on_device"] is None
     assert groups["b"]["simple_kept_on_device"] == 1.0 and groups["b"]["complex_on_device"] == 1.0
     assert groups["b"]["confusion"]["complex"]["simple"] == 1
+
+
+def test_latency_per_tier_and_a_tally_of_another_format_or_spec_is_refused() -> None:
+    spec = load_spec(default_spec_path())
+    tally = RoutingTally(spec)
+    tally.add("simple", RouteDecision("simple", 0.99, latency_ms=1.0))     # on-device
+    tally.add("complex", RouteDecision("complex", 0.99, latency_ms=9.0))   # frontier
+    tally.add(None, RouteDecision(None, 0.0, latency_ms=5.0))              # unparsed: mid
+    assert [tally.latency_percentile(50, t) for t in ("on-device", "mid", "frontier")] == [1.0, 5.0, 9.0]
+    assert tally.latency_percentile(50) == 5.0 and tally.latency_percentile(100) == 9.0
+    assert RoutingTally(spec).latency_percentile(50, "mid") is None
+    state = tally.to_state()
+    assert RoutingTally.from_state(spec, json.loads(json.dumps(state))).figures() == tally.figures()
+    with pytest.raises(ValueError, match="another slmkit version"):
+        RoutingTally.from_state(spec, {**state, "format": 1})
+    other = spec.model_copy(update={"tiers": spec.tiers[:2]}, deep=True)
+    with pytest.raises(ValueError, match="another spec"):
+        RoutingTally.from_state(other, state)

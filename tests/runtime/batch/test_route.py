@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from slmkit.runtime.batch.route import RouteTally, ShardRouter, evaluate_files, input_tokens
+from slmkit.runtime.backends.base import estimate_request_tokens
+from slmkit.runtime.batch.route import RouteTally, ShardRouter, route_files
 from slmkit.runtime.data import read_dataset
 from slmkit.runtime.default import default_spec_path
 from slmkit.runtime.errors import SlmkitError
@@ -47,8 +48,8 @@ def test_sharded_figures_equal_routing_one_by_one(requests_file: Path, spec_data
     router = ShardRouter(data, base)
     items = read_dataset(requests_file).items
     expected = evaluate([i.tier for i in items], [router.decide(i.request) for i in items], spec,
-                        [input_tokens(i.request.user) for i in items])
-    tally = evaluate_files([str(requests_file)], data, base, engine="local", shard_bytes=9_000, by_source=True)
+                        [estimate_request_tokens(i.request) for i in items])
+    tally = route_files([str(requests_file)], data, base, engine="local", shard_bytes=9_000, by_source=True)
     assert tally.routing.n == 120 and tally.skipped == 2
     assert _untimed(tally.routing.figures()) == _untimed(expected)
     assert sorted(tally.by_source) == sorted({i.source for i in items})
@@ -61,7 +62,7 @@ def test_a_killed_job_resumes_without_redoing_or_losing_shards(requests_file: Pa
 
     data, base = spec_data
     out = tmp_path / "out"
-    first = evaluate_files([str(requests_file)], data, base, str(out), engine="local", shard_bytes=9_000)
+    first = route_files([str(requests_file)], data, base, str(out), engine="local", shard_bytes=9_000)
     parts = sorted((out / "tallies").glob("part-*.json"))
     assert len(parts) > 4
     # a kill: two shards' tallies never written, one part left half-written
@@ -71,7 +72,7 @@ def test_a_killed_job_resumes_without_redoing_or_losing_shards(requests_file: Pa
     kept = {p.name: p.stat().st_mtime_ns for p in (out / "parts").glob("part-*.parquet") if p.name not in
             {"part-000001.parquet", "part-000002.parquet"}}
     progress: list[int] = []
-    again = evaluate_files([str(requests_file)], data, base, str(out), engine="local", shard_bytes=9_000,
+    again = route_files([str(requests_file)], data, base, str(out), engine="local", shard_bytes=9_000,
                            on_progress=lambda done, total: progress.append(done))
     assert _untimed(again.routing.figures()) == _untimed(first.routing.figures())
     assert progress[-1] == len(parts)
@@ -87,19 +88,19 @@ def test_a_killed_job_resumes_without_redoing_or_losing_shards(requests_file: Pa
 def test_an_output_folder_of_another_job_is_refused(requests_file: Path, spec_data, tmp_path: Path) -> None:
     data, base = spec_data
     out = tmp_path / "out"
-    evaluate_files([str(requests_file)], data, base, str(out), engine="local", shard_bytes=50_000)
+    route_files([str(requests_file)], data, base, str(out), engine="local", shard_bytes=50_000)
     with pytest.raises(SlmkitError, match="another job"):
-        evaluate_files([str(requests_file)], data, base, str(out), engine="local", shard_bytes=40_000)
+        route_files([str(requests_file)], data, base, str(out), engine="local", shard_bytes=40_000)
     changed = json.loads(json.dumps(data))
     changed["policy"]["routes"][0]["min_confidence"] = 0.1
     with pytest.raises(SlmkitError, match="another job"):
-        evaluate_files([str(requests_file)], changed, base, str(out), engine="local", shard_bytes=50_000)
+        route_files([str(requests_file)], changed, base, str(out), engine="local", shard_bytes=50_000)
 
 
 def test_tally_state_round_trips(requests_file: Path, spec_data) -> None:
     data, base = spec_data
     spec = load_spec(default_spec_path())
-    tally = evaluate_files([str(requests_file)], data, base, engine="local", by_source=True)
+    tally = route_files([str(requests_file)], data, base, engine="local", by_source=True)
     back = RouteTally.from_state(spec, json.loads(json.dumps(tally.to_state())))
     assert back.routing.figures() == tally.routing.figures() and back.skipped_examples == tally.skipped_examples
 
@@ -107,8 +108,8 @@ def test_tally_state_round_trips(requests_file: Path, spec_data) -> None:
 def test_ray_data_gives_the_local_figures(requests_file: Path, spec_data, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     data, base = spec_data
-    local = evaluate_files([str(requests_file)], data, base, engine="local", shard_bytes=9_000)
-    on_ray = evaluate_files([str(requests_file)], data, base, str(tmp_path / "out"), engine="ray", workers=2,
+    local = route_files([str(requests_file)], data, base, engine="local", shard_bytes=9_000)
+    on_ray = route_files([str(requests_file)], data, base, str(tmp_path / "out"), engine="ray", workers=2,
                             shard_bytes=9_000)
     assert _untimed(on_ray.routing.figures()) == _untimed(local.routing.figures())
     assert on_ray.skipped == 2

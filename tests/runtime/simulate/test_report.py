@@ -14,7 +14,7 @@ from tests.runtime.simulate.test_run import dataset, simulator
 def test_report_files(tmp_path: Path) -> None:
     sim = simulator(Scripted("ok", "9"), Scripted("m"), Scripted("f"))
     data = dataset(("s: a", "simple"), ("m: b", "medium"), ("c: <script>alert(1)</script>", "complex"))
-    summary = sim.summarize(sim.run_all(data, router_only=False), data, 5000, router_only=False)
+    summary = sim.summarize(sim.run_all(data), data, 5000)
     json_path, html_path = write_report(summary, tmp_path / "r")
     assert json.loads(json_path.read_text()) == json.loads(json.dumps(summary))
     html = html_path.read_text()

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from slmkit.runtime.evaluation import LATENCY_BIN_MS
 from slmkit.runtime.simulate.report import write_report
 from tests.runtime.fakes import Scripted
-from tests.runtime.simulate.test_run import dataset, simulator
+from tests.runtime.simulate.test_run import dataset, routed_tally, simulator
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (Debian: apt-get install chromium)")
@@ -69,10 +70,14 @@ def _busy_summary(router_only: bool) -> dict:
     rows = [(f"s: question {i}", "simple") for i in range(30)] + [(f"m: task {i}", "medium") for i in range(15)]
     rows += [(f"c: proof {i}", "complex") for i in range(15)] + [(f"u: unsure {i}", "simple") for i in range(10)]
     data = dataset(*rows)
-    summary = sim.summarize(sim.run_all(data, router_only=router_only), data, 20000, router_only=router_only)
-    if router_only:  # the scripted router takes a constant 10 ms; a real one spreads over 0.3-4 ms (seen 2026-12-05)
-        summary["latency_samples_ms"] = {tier: [0.3 * (4 / 0.3) ** (i / (len(values) - 1)) for i in range(len(values))]
-                                         for tier, values in summary["latency_samples_ms"].items()}
+    if not router_only:
+        return sim.summarize(sim.run_all(data), data, 20000)
+    tally = routed_tally(sim, data)
+    for tier, bins in tally.routing.latency_bins.items():  # the scripted router takes a constant 10 ms; a real one
+        count = sum(bins.values())                         # spreads over 0.3-4 ms (seen 2026-12-05)
+        tally.routing.latency_bins[tier] = {round(0.3 * (4 / 0.3) ** (i / max(1, count - 1)) / LATENCY_BIN_MS): 1
+                                            for i in range(count)}
+    summary = sim.summarize_routing(tally, 20000)
     return summary
 
 

@@ -1,4 +1,4 @@
-"""Workloads: the train-set format or OpenAI chat logs, labels optional, bad lines skipped by number."""
+"""Workloads: the train-set format or OpenAI chat logs, labels optional, bad lines skipped by byte offset."""
 
 import json
 from pathlib import Path
@@ -24,25 +24,27 @@ def test_mixed_formats_and_bad_lines(tmp_path: Path) -> None:
     ]
     path = tmp_path / "w.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    data = read_workload(path, LABELS)
+    data = read_workload([str(path)], LABELS)
     assert [i.request.user for i in data.items] == ["Classify: great product", "Hi", "Prove it."]
     assert [i.tier for i in data.items] == ["simple", None, "complex"]
     assert data.items[1].request.system == "Be brief."
-    assert [s.split(":")[0] for s in data.skipped] == ["line 3", "line 5", "line 6", "line 7"]
+    offsets = [sum(len(line) + 1 for line in lines[:i]) for i in (2, 4, 5, 6)]
+    assert [s.split(":")[0] for s in data.skipped] == [f"{path} byte {offset}" for offset in offsets]
+    assert data.skipped[0].endswith("not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))")
 
 
 def test_sample_is_seeded_and_limit_keeps_the_first(tmp_path: Path) -> None:
     path = tmp_path / "w.jsonl"
     path.write_text("".join(json.dumps({"prompt": f"q{i}"}) + "\n" for i in range(50)))
-    a = [i.request.user for i in read_workload(path, LABELS, sample=10, seed=3).items]
-    assert a == [i.request.user for i in read_workload(path, LABELS, sample=10, seed=3).items] and len(set(a)) == 10
-    assert [i.request.user for i in read_workload(path, LABELS, limit=3).items] == ["q0", "q1", "q2"]
+    a = [i.request.user for i in read_workload([str(path)], LABELS, sample=10, seed=3).items]
+    assert a == [i.request.user for i in read_workload([str(path)], LABELS, sample=10, seed=3).items] and len(set(a)) == 10
+    assert [i.request.user for i in read_workload([str(path)], LABELS, limit=3).items] == ["q0", "q1", "q2"]
 
 
 def test_no_usable_line_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "w.jsonl"
     path.write_text("nope\n")
-    with pytest.raises(SlmkitError, match="holds no usable requests.*line 1"):
-        read_workload(path, LABELS)
+    with pytest.raises(SlmkitError, match="holds no usable requests.*byte 0: not JSON"):
+        read_workload([str(path)], LABELS)
     with pytest.raises(SlmkitError, match="No data file"):
-        read_workload(tmp_path / "missing.jsonl", LABELS)
+        read_workload([str(tmp_path / "missing.jsonl")], LABELS)
