@@ -68,10 +68,13 @@ def package(
 
 def verify(bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `slmkit package`.")]) -> None:
     """Check every file of a bundle against its manifest (sha256 and size); exit 1 naming any that differ."""
-    from slmkit.runtime.manifest import BUNDLE, check_files, read_manifest
+    from slmkit.runtime.manifest import BUNDLE, SIGNATURES, check_files, read_manifest
+    from slmkit.runtime.validation import spec_paths_inside
 
     manifest = read_manifest(bundle, BUNDLE)
-    problems = check_files(bundle, manifest)
+    problems = check_files(bundle, manifest, unlisted=SIGNATURES)
+    if not problems and (bundle / "routing.json").is_file():   # files intact: is the spec self-contained?
+        problems = spec_paths_inside(bundle / "routing.json")
     if problems:
         for problem in problems:
             console.print(f"[red]✗[/] {problem}", highlight=False)

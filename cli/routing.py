@@ -25,13 +25,25 @@ BundleOption = Annotated[Optional[Path], typer.Option(help="Bundle folder holdin
 
 
 def spec_path(spec: Path | None, bundle: Path | None) -> Path:
-    """routing.json of `--bundle`, else `--spec`, else the default bundle's. Raises SlmkitError for both."""
+    """routing.json of `--bundle` (checked to name only files inside the bundle), else `--spec` (the
+    user's own file: its paths may point anywhere), else the default bundle's. Raises SlmkitError for
+    both, or for a bundle without routing.json or naming files outside itself."""
     from slmkit.runtime.default import default_spec_path
 
     if spec and bundle:
         raise SlmkitError("Pass --spec or --bundle, not both.")
     if bundle:
-        return bundle / "routing.json"
+        from slmkit.runtime.validation import spec_paths_inside
+
+        path = bundle / "routing.json"
+        if not path.is_file():
+            raise SlmkitError(f"{bundle} is not a bundle: it has no routing.json.", hint="Pass a folder written by "
+                                                                                         "`slmkit package`.")
+        if problems := spec_paths_inside(path):
+            raise SlmkitError(f"{bundle} is not self-contained: {problems[0]}",
+                              hint="A bundle's routing.json may only name files inside the bundle; check it with "
+                                   "`slmkit verify`.")
+        return path
     return spec or default_spec_path()
 
 

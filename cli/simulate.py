@@ -64,7 +64,7 @@ def simulate(
     from slmkit.runtime.simulate.devices import get_device, load_devices
     from slmkit.runtime.simulate.hostcal import host_calibration
     from slmkit.runtime.simulate.report import write_report
-    from slmkit.runtime.simulate.run import Simulator, predict_local_tiers
+    from slmkit.runtime.simulate.run import Simulator, check_fit, predict_local_tiers
     from slmkit.runtime.simulate.workload import read_workload
 
     if not router_only and (output or engine or ray_address or workers):
@@ -73,11 +73,19 @@ def simulate(
     profile = get_device(device, load_devices(devices_file))
     path = spec_path(spec, bundle)
     spec_data, base_dir = spec_for_method(path, None)
-    if router_only:   # a missing input or a bad --engine fails before the host is measured
+    tally = None
+    if router_only:   # route first: a bad input, option or output folder fails before the host is measured
         from slmkit.runtime.batch.shards import describe_all
 
         describe_all(workload)
         batch_engine(engine, ray_address, 1)
+        pipeline = Pipeline.from_spec_file(path)
+        try:
+            check_fit(pipeline, profile, host_calibration(refresh=False))
+        finally:
+            pipeline.close()
+        tally = _route_workload(workload, spec_data, base_dir, sample, limit, seed, output_tokens, output, engine,
+                                ray_address, workers)
     pipeline = Pipeline.from_spec_file(path)
     try:
         dataset = None if router_only else read_workload(workload, tuple(pipeline.spec.router.labels), sample=sample,
@@ -92,13 +100,9 @@ def simulate(
                 task = progress.add_task("Routing and answering", total=len(dataset.items))
                 outcomes = simulator.run_all(dataset, lambda: progress.advance(task))
     finally:
-        pipeline.close()   # before a batch run: its workers hold their own routers
-    if dataset is not None:
-        summary = simulator.summarize(outcomes, dataset, requests_per_day)
-    else:
-        summary = simulator.summarize_routing(_route_workload(workload, spec_data, base_dir, sample, limit, seed,
-                                                              output_tokens, output, engine, ray_address, workers),
-                                              requests_per_day)
+        pipeline.close()
+    summary = (simulator.summarize(outcomes, dataset, requests_per_day) if dataset is not None
+               else simulator.summarize_routing(tally, requests_per_day))
     json_path, html_path = write_report(summary, report)
     _print_summary(summary)
     console.print(f"[green]Wrote[/] {html_path} and {json_path.name}"
@@ -147,7 +151,8 @@ def _route_workload(workload: list[str], spec_data: dict, base_dir: Path, sample
 
 def _print_summary(s: dict) -> None:
     table = Table(title=f"{s['n']} requests on {s['device']['label']} ({s['mode']})", show_header=True, header_style="bold")
-    for column in ("tier", "routed", "answered", "answer p50", "answer p95", "e2e p50", "e2e p95"):
+    e2e = "router" if s["mode"] == "router-only" else "e2e"
+    for column in ("tier", "routed", "answered", "answer p50", "answer p95", f"{e2e} p50", f"{e2e} p95"):
         table.add_column(column, justify="right")
     for tier, share in s["tier_mix"]["final"].items():
         step = s["latency_ms"]["answer_step_by_tier"][tier]
@@ -247,12 +252,33 @@ def serve(
                                                                             "(shadow-YYYY-MM-DD.jsonl).")] = Path("shadow"),
     shadow_answer: Annotated[bool, typer.Option("--shadow-answer", help="Also record the on-device answer of requests the "
                                                 "router would keep on-device (off the request path).")] = False,
+    api_key: Annotated[Optional[list[str]], typer.Option(help="Require 'Authorization: Bearer KEY' (repeat for several "
+                                                              "keys; default: SLMKIT_API_KEY, comma-separated).",
+                                                         show_default=False)] = None,
+    insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="Allow a non-loopback --host without an "
+                                                   "API key (anyone who reaches the port spends your tiers' budget).")] = False,
+    key_requests_per_minute: Annotated[Optional[int], typer.Option(min=1, help="Per key: requests in any 60 s; more get "
+                                                                               "429 with Retry-After.")] = None,
+    key_usd_per_day: Annotated[Optional[float], typer.Option(min=0.000001, help="Per key: USD (the cost model's price of "
+                                                                                "each answer) in any 24 h; then 429.")] = None,
 ) -> None:
     """An OpenAI-compatible /v1/chat/completions that routes every request (model "auto" or a tier name)."""
     import uvicorn
+    from slmkit.runtime.auth import ENV_KEYS, ApiKeys, KeyLimits, is_loopback, keys_from
     from slmkit.runtime.pipeline import Pipeline
     from slmkit.runtime.server import ServerLimits, Shadow, create_app
 
+    accepted = keys_from(api_key or [])
+    limits = KeyLimits(key_requests_per_minute, key_usd_per_day)
+    if not accepted:
+        if key_requests_per_minute is not None or key_usd_per_day is not None:
+            raise SlmkitError("Per-key limits need API keys.", hint=f"Add --api-key KEY (or set {ENV_KEYS}).")
+        if not is_loopback(host) and not insecure_no_auth:
+            raise SlmkitError(f"Refusing to serve on {host} without an API key: anyone who can reach it could spend "
+                              f"your cloud tiers' budget.",
+                              hint=f"Add --api-key KEY (or set {ENV_KEYS}), or --insecure-no-auth if the network is "
+                                   f"yours alone; --host 127.0.0.1 serves this machine only.")
+    keys = ApiKeys(accepted, limits) if accepted else None
     pipeline = Pipeline.from_spec_file(spec_path(spec, bundle))
     names = [t.name for t in pipeline.spec.tiers]
     recorder = None
@@ -268,10 +294,10 @@ def serve(
         raise SlmkitError("--shadow-answer records on-device answers in shadow mode; add --shadow TIER.")
     app = create_app(pipeline, ServerLimits(max_body_bytes=max_body_bytes, max_concurrency=max_concurrency,
                                             queue_timeout_s=queue_timeout),
-                     Shadow(shadow, recorder) if recorder else None)
+                     Shadow(shadow, recorder) if recorder else None, keys)
     console.print(f"[green]Serving[/] {pipeline.spec.name} on http://{host}:{port}/v1 (models: auto, {', '.join(names)})"
-                  + (f"; shadow mode: auto is answered by {shadow}, records in {shadow_log}" if recorder else ""),
-                  highlight=False)
+                  + (f"; shadow mode: auto is answered by {shadow}, records in {shadow_log}" if recorder else "")
+                  + (f"; {len(keys)} API key(s) required" if keys else "; no API key required"), highlight=False)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     except OSError as exc:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from slmkit.converter.errors import SlmkitError
+
 
 # A checkpoint's tokenizer files (whichever it has).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
@@ -21,14 +23,53 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json",
 ARTIFACT_TOKENIZER_FILES = (*TOKENIZER_FILES, "generation_config.json", "config.json")
 
 
-def observed_special_tokens(directory: Path) -> dict[str, bool]:
-    """Whether the Hugging Face tokenizer really adds BOS / EOS when encoding text."""
+# JSON files a tokenizer folder may hold, each a JSON object when present (transformers indexes them
+# as dicts and fails with KeyError/AttributeError deep inside when one is something else).
+JSON_OBJECT_FILES = ("config.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+                     "added_tokens.json", "chat_template.json")
+
+
+def check_tokenizer_files(folder: Path) -> None:
+    """Refuse tokenizer files that are not what their names claim, before transformers reads them:
+    each JSON file of JSON_OBJECT_FILES a JSON object, tokenizer.json a `tokenizers` tokenizer,
+    tokenizer.model a SentencePiece model. Raises SlmkitError naming the file."""
+    from slmkit.runtime.validation import read_json
+
+    for name in JSON_OBJECT_FILES:
+        if (folder / name).is_file() and not isinstance(read_json(folder / name, f"a {name}"), dict):
+            raise SlmkitError(f"{folder / name} is not a JSON object, as a {name} must be.")
+    if (folder / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        try:
+            Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except Exception as exc:  # tokenizers raises its own Exception type for any malformed file
+            raise SlmkitError(f"{folder / 'tokenizer.json'} is not a tokenizers tokenizer.json ({exc}).") from None
+    if (folder / "tokenizer.model").is_file():
+        import sentencepiece
+
+        try:
+            sentencepiece.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
+        except Exception as exc:  # sentencepiece raises RuntimeError/OSError from C++
+            raise SlmkitError(f"{folder / 'tokenizer.model'} is not a SentencePiece model ({exc}).") from None
+
+
+def load_tokenizer(folder: Path) -> Any:
+    """transformers' AutoTokenizer over `folder`'s own files (no download, no remote code), after
+    `check_tokenizer_files`. Raises SlmkitError when they are missing, malformed or unreadable.
+    """
     from transformers import AutoTokenizer
 
+    check_tokenizer_files(folder)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(directory)
-    except (OSError, ValueError) as exc:
-        raise SlmkitError(f"transformers cannot load the tokenizer in {directory}: {exc}") from None
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    except Exception as exc:  # transformers raises arbitrary types for broken files from elsewhere
+        raise SlmkitError(f"{folder} has no usable tokenizer files: {type(exc).__name__}: {exc}") from None
+
+
+def observed_special_tokens(directory: Path) -> dict[str, bool]:
+    """Whether the Hugging Face tokenizer really adds BOS / EOS when encoding text."""
+    tokenizer = load_tokenizer(directory)
     ids = tokenizer("a", add_special_tokens=True)["input_ids"]
     plain = tokenizer("a", add_special_tokens=False)["input_ids"]
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id

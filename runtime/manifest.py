@@ -20,13 +20,17 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from slmkit.runtime.checksums import sha256_file
 from slmkit.runtime.errors import SlmkitError
+from slmkit.runtime.validation import RelativePath, validated
 
 MANIFEST = "manifest.json"
 PARITY = "parity.json"  # written into an artifact by `slmkit parity`, after its manifest
+# Detached signatures of the manifest (ssh-keygen -Y sign, gpg --detach-sign --armor): written after
+# it, by the user's own signing tool (docs/security.md), so never listed in it.
+SIGNATURES = frozenset({"manifest.json.sig", "manifest.json.asc"})
 ARTIFACT = "slmkit-artifact/2"   # /1 listed files as {path: sha256}; such artifacts are rebuilt
 BUNDLE = "slmkit-bundle/1"
 # The libraries whose versions an artifact or bundle records (the ones that change what gets built).
@@ -36,18 +40,15 @@ LIBRARIES = ("torch", "transformers", "gguf", "llama_cpp_python", "numpy", "safe
 class FileEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str
+    path: RelativePath
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=0)
 
     @field_validator("path")
     @classmethod
-    def _inside(cls, value: str) -> str:
-        """Relative POSIX paths inside the folder only (the source of a path-traversal read)."""
-        pure = PurePosixPath(value)
-        if (not value or "\\" in value or "\x00" in value or pure.is_absolute() or ".." in pure.parts
-                or str(pure) != value or value == MANIFEST):
-            raise ValueError(f"{value!r} is not a relative path inside the folder")
+    def _not_the_manifest(cls, value: str) -> str:
+        if value == MANIFEST:
+            raise ValueError(f"{value!r} lists the manifest itself")
         return value
 
 
@@ -123,12 +124,6 @@ def write_manifest(folder: Path, kind: str, fields: dict[str, Any],
     return manifest
 
 
-def _problem(error: ValidationError) -> str:
-    first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    return f"field {field}: {first['msg']}"
-
-
 def read_manifest(folder: Path, kind: str) -> dict[str, Any]:
     """The validated manifest of `folder` as a dict.
 
@@ -146,10 +141,7 @@ def read_manifest(folder: Path, kind: str) -> dict[str, Any]:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise SlmkitError(f"{path} is not {_WHAT[kind]}: format {found!r}, expected {kind!r}.",
                           hint="Rebuild it with this slmkit." if isinstance(found, str) and found.startswith("slmkit-") else None)
-    try:
-        _MODELS[kind].model_validate(data)
-    except ValidationError as exc:
-        raise SlmkitError(f"{path} is invalid: {_problem(exc)}.") from None
+    validated(_MODELS[kind], data, path)
     return data
 
 

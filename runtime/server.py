@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from slmkit.runtime.auth import ApiKeys
 from slmkit.runtime.pipeline import Pipeline, Response
 from slmkit.runtime.request import MAX_TOP_LOGPROBS, ChatOptions, Request
 from slmkit.runtime.stops import MAX_STOPS
@@ -281,23 +282,33 @@ def _usage(response: Response) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def create_app(pipeline: Pipeline, limits: ServerLimits | None = None, shadow: Shadow | None = None) -> FastAPI:
+def create_app(pipeline: Pipeline, limits: ServerLimits | None = None, shadow: Shadow | None = None,
+               keys: ApiKeys | None = None) -> FastAPI:
     """The OpenAI-compatible app over `pipeline`: POST /v1/chat/completions (JSON or SSE stream) and
     GET /v1/models. Every error is answered in OpenAI's error shape (`_install_errors`); at most
     `limits.max_concurrency` requests run at once, a request waiting longer than
     `limits.queue_timeout_s` for a slot gets 503 with Retry-After. With `shadow`, model "auto" is
     answered by `shadow.tier` (the app's tier today) and every answered request is handed to
-    `shadow.recorder` after its answer (runtime/shadow/recorder.py)."""
+    `shadow.recorder` after its answer (runtime/shadow/recorder.py). With `keys`, every endpoint
+    needs `Authorization: Bearer KEY` (401 otherwise) and a key over its request or spend limit gets
+    429 with Retry-After (runtime/auth.py)."""
     limits = limits or ServerLimits()
     app = FastAPI(title="slmkit", description="OpenAI-compatible chat completions, routed on-device or to the cloud.")
     _install_errors(app, limits)
+    if keys is not None:
+        _install_auth(app, keys)
     slots = asyncio.Semaphore(limits.max_concurrency)
     tiers = [t.name for t in pipeline.spec.tiers]
     created = int(time.time())
 
-    def recorded(request: Request, response: Response) -> None:
-        if shadow is not None:
-            shadow.recorder.submit(request, response)
+    def answered(key: int | None) -> Callable[[Request, Response], None]:
+        """What happens after each answer: its cost charged to the key, the shadow record."""
+        def after(request: Request, response: Response) -> None:
+            if keys is not None and key is not None:
+                keys.charge(key, response.trace.cost_usd)
+            if shadow is not None:
+                shadow.recorder.submit(request, response)
+        return after
 
     @app.get("/v1/models")
     async def models() -> dict:
@@ -318,6 +329,11 @@ def create_app(pipeline: Pipeline, limits: ServerLimits | None = None, shadow: S
         check_parameters(body)
         request = to_request(body)
         check_tiers(pipeline, request, force)
+        key = getattr(http.state, "api_key", None)
+        if keys is not None and key is not None and (wait := keys.admit(key)) is not None:
+            raise ApiError(429, f"this API key is over its limit ({_limit_text(keys)}); retry in {wait:.0f} s",
+                           kind="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": f"{wait:.0f}"})
+        recorded = answered(key)
         try:
             await asyncio.wait_for(slots.acquire(), timeout=limits.queue_timeout_s)
         except TimeoutError:
@@ -334,6 +350,31 @@ def create_app(pipeline: Pipeline, limits: ServerLimits | None = None, shadow: S
         return _completion(pipeline, request, response)
 
     return app
+
+
+def _limit_text(keys: ApiKeys) -> str:
+    parts = []
+    if keys.limits.requests_per_minute is not None:
+        parts.append(f"{keys.limits.requests_per_minute} requests per minute")
+    if keys.limits.usd_per_day is not None:
+        parts.append(f"${keys.limits.usd_per_day:g} per 24 hours")
+    return " and ".join(parts)
+
+
+def _install_auth(app: FastAPI, keys: ApiKeys) -> None:
+    """Every request needs one of `keys` as a Bearer token: 401 in OpenAI's shape otherwise. The key
+    found is kept in `request.state.api_key` (its index, never its text)."""
+
+    @app.middleware("http")
+    async def _authenticate(request: HttpRequest, call_next):
+        header = request.headers.get("authorization")
+        key = keys.authenticate(header)
+        if key is None:
+            message = ("no API key provided: send it as 'Authorization: Bearer KEY'" if not header else
+                       "incorrect API key provided")
+            return ApiError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}).response()
+        request.state.api_key = key
+        return await call_next(request)
 
 
 def _install_errors(app: FastAPI, limits: ServerLimits) -> None:

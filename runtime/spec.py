@@ -294,6 +294,16 @@ class RoutingSpec(Strict):
     def tier(self, name: str) -> TierSpec:
         return next(t for t in self.tiers if t.name == name)
 
+    def local_paths(self) -> list[tuple[str, str]]:
+        """(field, path) of every file or folder this spec names on disk: the router's weights and
+        encoder, each local tier's model (`embedded:NAME` models live in slmkit's package, not here)."""
+        from slmkit.runtime.models.embedded import EMBEDDED_PREFIX
+
+        found = [("router.weights", self.router.weights), ("router.encoder", self.router.encoder)]
+        found += [(f"tiers[{t.name}].model", t.model) for t in self.tiers
+                  if t.backend in LOCAL_BACKENDS and not t.model.startswith(EMBEDDED_PREFIX)]
+        return [(field, path) for field, path in found if path]
+
     def costliest_tier(self, default_output_tokens: int) -> TierSpec:
         """The tier a 1,000-token request costs most on: the all-one-tier baseline that cost
         savings are measured against (the seed's "everything to the frontier model")."""

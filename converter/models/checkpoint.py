@@ -13,8 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from slmkit.converter.architectures import MULTIMODAL, Architecture, architecture_for
 from slmkit.converter.errors import SlmkitError
+from slmkit.converter.tokenizer_files import check_tokenizer_files
+from slmkit.runtime.validation import RelativePath, inside, read_json, validated
 
 if TYPE_CHECKING:
     import torch
@@ -56,6 +60,18 @@ class TensorRef:
             ) from None
 
 
+# Weight files that are Python pickles (torch.save): never loaded, since unpickling runs code.
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+class SafetensorsIndex(BaseModel):
+    """model.safetensors.index.json: which file holds each tensor (files inside the checkpoint)."""
+
+    model_config = ConfigDict(extra="allow")   # metadata
+
+    weight_map: dict[str, RelativePath] = Field(min_length=1)
+
+
 @dataclass
 class Checkpoint:
     path: Path
@@ -79,6 +95,11 @@ class Checkpoint:
         config = load_config(path)
         ckpt = cls(path=path, config=config, source=source, recipe=recipe)
         architecture_for(ckpt.model_type)  # fail early, listing what is supported
+        ckpt.safetensors_files()           # a pickle-only checkpoint is refused before any work
+        check_tokenizer_files(path)
+        if config.get("auto_map"):
+            ckpt.notes.append("config.json names its own Python code (auto_map); slmkit never runs a checkpoint's code "
+                              f"(trust_remote_code stays off) and converts it as transformers' {ckpt.model_type}.")
         if ckpt.is_multimodal:
             ckpt.notes.append(
                 f"{config.get('architectures', ['multimodal'])[0]} checkpoint: only its text decoder "
@@ -125,14 +146,18 @@ class Checkpoint:
         """
         index = self.path / "model.safetensors.index.json"
         if index.is_file():
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            files = sorted({self.path / name for name in weight_map.values()})
+            weight_map = validated(SafetensorsIndex, read_json(index, "a safetensors index (JSON)"), index).weight_map
+            files = sorted({inside(self.path, name, index) for name in weight_map.values()})
         else:
             files = sorted(self.path.glob("*.safetensors"))
         if not files:
+            pickles = sorted(p.name for pattern in PICKLE_WEIGHTS for p in self.path.glob(pattern))
             raise SlmkitError(
-                f"{self.path} has no *.safetensors weights.",
-                hint="slmkit reads safetensors only; re-save the model with save_pretrained().",
+                f"{self.path} has no *.safetensors weights"
+                + (f"; {', '.join(pickles[:3])} {'is a pickle' if len(pickles) == 1 else 'are pickles'}, which slmkit "
+                   f"never loads (unpickling can run any code)." if pickles else "."),
+                hint="If you trust where it came from, convert it yourself with transformers and pass the result: "
+                     "AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(OUT) writes safetensors.",
             )
         missing = [f for f in files if not f.is_file()]
         if missing:
@@ -170,18 +195,18 @@ class Checkpoint:
 
 
 def load_config(path: Path) -> dict[str, Any]:
-    """config.json with transformers' defaults filled in (what the model actually runs with)."""
+    """config.json with transformers' defaults filled in (what the model actually runs with; never
+    the checkpoint's own code). Raises SlmkitError when it is not a JSON object."""
     config_file = path / "config.json"
-    try:
-        raw = json.loads(config_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SlmkitError(f"{config_file} is not valid JSON: {exc}") from None
+    raw = read_json(config_file, "a model config (JSON)")
+    if not isinstance(raw, dict):
+        raise SlmkitError(f"{config_file} is not a JSON object, as a config.json must be.")
     from transformers import AutoConfig
 
     try:
         return AutoConfig.from_pretrained(path, trust_remote_code=False).to_dict()
-    except (ValueError, KeyError, OSError):
-        return raw  # an architecture transformers does not know: architecture_for() explains
+    except Exception:  # noqa: BLE001 - any architecture or field transformers cannot read: architecture_for() explains
+        return raw
 
 
 def read_safetensors_header(file: Path) -> dict[str, Any]:

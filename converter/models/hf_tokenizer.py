@@ -6,24 +6,11 @@ Core ML program) tokenize this way, so their parity checks the model, not a seco
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from slmkit.converter.errors import SlmkitError
 from slmkit.runtime.chat_template import fold_system
 from slmkit.runtime.engines.base import TokenizerInfo
-
-
-def load_tokenizer(folder: Path) -> Any:
-    """transformers' AutoTokenizer over `folder`'s own files (no download). Raises SlmkitError when
-    they are missing or unreadable.
-    """
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(folder)
-    except (OSError, ValueError) as exc:
-        raise SlmkitError(f"{folder} has no usable tokenizer files: {exc}") from None
 
 
 class HfTokenized:

@@ -6,8 +6,12 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from slmkit.converter.errors import SlmkitError
+from slmkit.runtime.validation import validated
 
 
 @dataclass
@@ -18,6 +22,31 @@ class Prompt:
     builtin: bool = False  # slmkit's own set (skipped with a note when the model's context is shorter)
 
 
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class PromptLine(BaseModel):
+    """A JSONL prompt: an optional `id` and exactly one of `text`, `prompt` or `messages` (other
+    fields, e.g. the built-in set's `kind`, are descriptive and ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | int | None = None
+    text: str | None = Field(None, min_length=1)
+    prompt: str | None = Field(None, min_length=1)
+    messages: list[_Message] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> PromptLine:
+        if sum(x is not None for x in (self.text, self.prompt, self.messages)) != 1:
+            raise ValueError('needs exactly one non-empty "text", "prompt" or "messages"')
+        return self
+
+
 def _parse(line: str, origin: str, number: int) -> Prompt:
     stripped = line.strip()
     if not stripped.startswith("{"):
@@ -26,12 +55,11 @@ def _parse(line: str, origin: str, number: int) -> Prompt:
         data = json.loads(stripped)
     except json.JSONDecodeError as exc:
         raise SlmkitError(f"{origin} line {number}: not valid JSON ({exc.msg}).") from None
-    if "messages" in data:
-        return Prompt(id=str(data.get("id", f"{origin}:{number}")), messages=data["messages"])
-    text = data.get("text") or data.get("prompt")
-    if not isinstance(text, str) or not text:
-        raise SlmkitError(f"{origin} line {number}: needs a non-empty \"text\", \"prompt\" or \"messages\".")
-    return Prompt(id=str(data.get("id", f"{origin}:{number}")), text=text)
+    entry = validated(PromptLine, data, f"{origin} line {number}")
+    prompt_id = str(entry.id) if entry.id is not None else f"{origin}:{number}"
+    if entry.messages is not None:
+        return Prompt(id=prompt_id, messages=[m.model_dump() for m in entry.messages])
+    return Prompt(id=prompt_id, text=entry.text or entry.prompt)
 
 
 def builtin_prompts() -> list[Prompt]:

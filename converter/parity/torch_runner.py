@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.models.hf_tokenizer import HfTokenized, load_tokenizer
+from slmkit.converter.models.hf_tokenizer import HfTokenized
+from slmkit.converter.tokenizer_files import load_tokenizer
 from slmkit.converter.models.reference import load_reference_model
 from slmkit.runtime.engines.base import Decode
 

@@ -136,7 +136,8 @@ def _run_on_ray(todo: list[Shard], factory: Callable[[], Worker], out: OutputFol
         size = max(1, min(workers or _cluster_cpus(), len(todo)))
         dataset = ray.data.from_items([shard.to_dict() for shard in todo], override_num_blocks=len(todo))
         results = dataset.map_batches(_ShardActor, fn_constructor_args=(factory, out.url if out else None),
-                                      batch_size=1, concurrency=size, num_cpus=cpus_per_worker)
+                                      batch_size=1, compute=ray.data.ActorPoolStrategy(size=size),
+                                      num_cpus=cpus_per_worker)
         for row in results.iter_rows():
             on_done(int(row["index"]), json.loads(row["state"]))
     except SlmkitError:

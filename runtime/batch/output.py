@@ -58,9 +58,10 @@ class OutputFolder:
                 except json.JSONDecodeError:
                     previous = None
             if previous != job:
-                raise SlmkitError(f"{self.url} holds another job's output (its inputs, their versions, the spec or the "
-                                  f"shard size differ), so it cannot be resumed.",
-                                  hint="Write to a new --output folder, or delete this one to start over.")
+                differ = sorted(k for k in set(job) | set(previous if isinstance(previous, dict) else {})
+                                if not isinstance(previous, dict) or previous.get(k) != job.get(k))
+                raise SlmkitError(f"{self.url} holds another job's output ({', '.join(differ)} differ), so it cannot "
+                                  f"be resumed.", hint="Write to a new --output folder, or delete this one to start over.")
             return
         self.fs.makedirs(self._join("parts"), exist_ok=True)
         self.fs.makedirs(self._join("tallies"), exist_ok=True)

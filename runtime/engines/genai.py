@@ -10,10 +10,34 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from slmkit.runtime.chat_template import fold_system, load_chat_template, template_source
 from slmkit.runtime.engines.base import Decode, TokenizerInfo
 from slmkit.runtime.errors import SlmkitError
+from slmkit.runtime.validation import RelativePath, inside, read_json, validated
+
+
+class _GenaiDecoder(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    filename: RelativePath
+
+
+class _GenaiModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    context_length: int = Field(ge=1)
+    decoder: _GenaiDecoder
+
+
+class GenaiConfig(BaseModel):
+    """What slmkit reads of genai_config.json before onnxruntime-genai opens it: the context length
+    and a decoder file inside the folder (the rest is genai's own schema)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: _GenaiModel
 
 
 class GenaiEngine:
@@ -31,6 +55,8 @@ class GenaiEngine:
         if not config_file.is_file():
             raise SlmkitError(f"{folder} is not an onnxruntime-genai folder (no genai_config.json).",
                               hint="Convert with `slmkit convert MODEL --target onnx`.")
+        checked = validated(GenaiConfig, read_json(config_file, "an onnxruntime-genai config (JSON)"), config_file)
+        inside(folder, checked.model.decoder.filename, config_file)
         self.og, self.folder = og, folder
         config = og.Config(str(folder))
         decoder: dict[str, Any] = {}
@@ -48,7 +74,7 @@ class GenaiEngine:
         # genai's encode() adds no special tokens by default (Gemma would lose its BOS); an app makes
         # the same call to tokenize as transformers does (docs/onnx.md).
         self.tokenizer.update_options(add_special_tokens="true")
-        self.context_length = int(json.loads(config_file.read_text(encoding="utf-8"))["model"]["context_length"])
+        self.context_length = checked.model.context_length
         template = load_chat_template(folder)
         self.fold_system = template is not None and template.refuses_system()
 

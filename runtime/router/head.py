@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from slmkit.runtime.errors import SlmkitError
+from slmkit.runtime.validation import RelativePath, inside, read_json, validated
 
 FORMAT = "slmkit-router-head"
 
@@ -58,28 +62,61 @@ class LinearHead:
         path.write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
 
 
+class HeadHeader(BaseModel):
+    """The JSON header `LinearHead.save` writes; `load_head` refuses anything else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["slmkit-router-head"]
+    version: Literal[1]
+    features: str = Field(min_length=1)
+    labels: list[str] = Field(min_length=2)
+    buckets: StrictInt = Field(ge=0)
+    dense: list[str]
+    shape: tuple[StrictInt, StrictInt]
+    bias: list[float]
+    weights_file: RelativePath
+    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    info: dict[str, Any] = {}
+    label_groups: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HeadHeader:
+        inputs, outputs = self.shape
+        if inputs < self.buckets + len(self.dense):   # the rest, if any, are the sentence encoder's dimensions
+            raise ValueError(f"shape {list(self.shape)} has fewer input rows than {self.buckets} buckets + "
+                             f"{len(self.dense)} dense inputs")
+        if outputs != len(self.labels) or len(self.bias) != len(self.labels):
+            raise ValueError(f"shape {list(self.shape)} and {len(self.bias)} biases need one column per label ({len(self.labels)})")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be unique")
+        if not all(math.isfinite(b) for b in self.bias):
+            raise ValueError("biases must be finite numbers")
+        return self
+
+
 def load_head(path: Path) -> LinearHead:
-    """A router head: the JSON header (`format`, labels, shapes, training info) and the float16 weights
-    file it names beside it. Raises SlmkitError when either is missing, malformed, of another format or
-    fails its sha256.
+    """A router head: the JSON header (`format`, labels, shapes, training info; HeadHeader) and the
+    float16 weights file it names beside it. Raises SlmkitError when either is missing, malformed,
+    of another format, names a file outside its folder, has the wrong size or fails its sha256.
     """
-    try:
-        header = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SlmkitError(f"Router weights {path} not found.", hint="Train them with `slmkit router train`.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SlmkitError(f"{path} is not a router head (invalid JSON: {exc}).") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
+    data = read_json(path, "a router head (JSON)", hint="Train one with `slmkit router train`.")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise SlmkitError(f"{path} is not a router head (format is not {FORMAT}).")
-    weights_file = Path(path).parent / header["weights_file"]
+    header = validated(HeadHeader, data, path)
+    weights_file = inside(Path(path).parent, header.weights_file, path)
     try:
         blob = weights_file.read_bytes()
     except FileNotFoundError:
         raise SlmkitError(f"{weights_file} (the weights {path} names) is missing.") from None
-    if hashlib.sha256(blob).hexdigest() != header["weights_sha256"]:
+    except OSError as exc:
+        raise SlmkitError(f"Cannot read {weights_file}: {exc}") from None
+    if hashlib.sha256(blob).hexdigest() != header.weights_sha256:
         raise SlmkitError(f"{weights_file} does not match the sha256 in {path}: truncated or replaced.")
-    shape = tuple(header["shape"])
-    weights = np.frombuffer(blob, dtype="<f2").reshape(shape)
-    return LinearHead(features=header["features"], labels=list(header["labels"]), weights=weights,
-                      bias=np.asarray(header["bias"], dtype=np.float64), buckets=int(header["buckets"]),
-                      dense=tuple(header["dense"]), info=header.get("info"), label_groups=header.get("label_groups"))
+    if len(blob) != 2 * header.shape[0] * header.shape[1]:
+        raise SlmkitError(f"{weights_file} holds {len(blob)} bytes; shape {list(header.shape)} needs "
+                          f"{2 * header.shape[0] * header.shape[1]} (float16).")
+    weights = np.frombuffer(blob, dtype="<f2").reshape(header.shape)
+    return LinearHead(features=header.features, labels=list(header.labels), weights=weights,
+                      bias=np.asarray(header.bias, dtype=np.float64), buckets=header.buckets,
+                      dense=tuple(header.dense), info=header.info, label_groups=header.label_groups)

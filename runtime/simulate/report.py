@@ -58,7 +58,8 @@ def _tier_mix(summary: dict, tiers: list[str], colours: dict[str, str]) -> str:
     ax.set_ylim(0, top * 1.18 + 1)  # room for the bar labels inside the frame
     ax.set_xticks(range(len(tiers)), tiers)
     ax.set_ylabel("% of requests")
-    ax.set_title("Tier mix: where requests were routed and answered", fontsize=10)
+    ax.set_title("Tier mix: where requests were routed" + ("" if summary["mode"] == "router-only" else " and answered"),
+                 fontsize=10)
     _below(ax, 2)
     return _svg(fig)
 

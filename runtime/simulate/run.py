@@ -54,15 +54,28 @@ class Outcome:
     checks: list[dict] = field(default_factory=list)  # each confidence check: tier, method, value, escalate, answer
 
 
-def predict_local_tiers(pipeline: Pipeline, device: DeviceProfile, host: HostCalibration) -> dict[str, DevicePrediction]:
-    """Size and speed-test every on-device llama.cpp tier; refuse one that does not fit the device."""
-    predictions = {}
+def _sized_local_tiers(pipeline: Pipeline, device: DeviceProfile, host: HostCalibration | None):
+    """(tier, footprint) of every on-device llama.cpp tier, each checked to fit the device (its RAM
+    need depends on the model and context only). Raises SlmkitError for one that does not fit."""
     for tier in pipeline.spec.tiers:
         if not tier.on_device or tier.backend != "llama.cpp" or not tier.model:
             continue
         footprint = gguf_footprint(resolve_model_file(tier.model, pipeline.base_dir), tier.context_tokens)
-        prediction = predict(device, footprint, host, None)
-        require_fit(prediction, device, tier.name)
+        require_fit(predict(device, footprint, host, None), device, tier.name)
+        yield tier, footprint
+
+
+def check_fit(pipeline: Pipeline, device: DeviceProfile, host: HostCalibration) -> None:
+    """Refuse (SlmkitError) an on-device tier whose model does not fit the device, without loading
+    or speed-testing it: what a long router-only run checks before it starts."""
+    for _ in _sized_local_tiers(pipeline, device, host):
+        pass
+
+
+def predict_local_tiers(pipeline: Pipeline, device: DeviceProfile, host: HostCalibration) -> dict[str, DevicePrediction]:
+    """Size and speed-test every on-device llama.cpp tier; refuse one that does not fit the device."""
+    predictions = {}
+    for tier, footprint in _sized_local_tiers(pipeline, device, host):
         backend = pipeline.backend(tier.name)
         runs = [backend.speed_test() for _ in range(SPEED_TEST_RUNS)]  # best of N: a busy moment is not the model's speed
         fastest = max(runs, key=lambda r: r.decode_tps)

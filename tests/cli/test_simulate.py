@@ -199,3 +199,32 @@ def test_shadow_report_from_records_and_serve_refuses_an_unknown_shadow_tier(tmp
     assert empty.returncode == 1 and "No shadow records" in empty.stderr
     bad = run_cli("serve", "--shadow", "gpt-9", "--port", "0")
     assert bad.returncode == 1 and "--shadow gpt-9: no such tier" in bad.stderr
+
+
+def test_serve_refuses_an_open_bind_without_a_key_and_never_prints_the_key(tmp_path: Path) -> None:
+    refused = run_cli("serve", "--host", "0.0.0.0", "--port", "0")
+    assert_clean_failure(refused, "Refusing to serve on 0.0.0.0 without an API key", "--insecure-no-auth")
+    assert_clean_failure(run_cli("serve", "--key-usd-per-day", "5"), "Per-key limits need API keys")
+    assert_clean_failure(run_cli("serve", "--api-key", "short"), "API key 1 is not usable")
+    key = "sk-slmkit-" + "s" * 30
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "slmkit.cli", "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "SLMKIT_API_KEY": f"{key},{'t' * 32}"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                denied = httpx.get(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {key}x"}, timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
+                time.sleep(0.2)
+        assert denied.status_code == 401
+        allowed = httpx.get(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=5)
+        assert allowed.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert "2 API key(s) required" in " ".join(err.split())
+    assert key not in out + err and "t" * 32 not in out + err

@@ -13,6 +13,7 @@ import openai
 import pytest
 import uvicorn
 
+from slmkit.runtime.auth import ApiKeys, KeyLimits
 from slmkit.runtime.backends.base import BackendError, Generation
 from slmkit.runtime.default import default_spec_path
 from slmkit.runtime.pipeline import Pipeline
@@ -28,9 +29,10 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, pipeline: Pipeline, limits: ServerLimits | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, limits: ServerLimits | None = None, keys: ApiKeys | None = None) -> None:
         self.port = _free_port()
-        config = uvicorn.Config(create_app(pipeline, limits), host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(create_app(pipeline, limits, keys=keys), host="127.0.0.1", port=self.port,
+                                log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -50,8 +52,8 @@ class Server:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def client(self) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.base_url, api_key="unused", max_retries=0)
+    def client(self, api_key: str = "unused") -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base_url, api_key=api_key, max_retries=0)
 
 
 def make_pipeline(label: str = "simple", confidence: float = 0.95, **backends) -> Pipeline:
@@ -296,3 +298,41 @@ def test_a_named_tier_answers_itself_without_confidence_escalation() -> None:
         chunks = list(server.client().chat.completions.create(model="mid", stream=True,
                                                               messages=[{"role": "user", "content": "hi"}]))
         assert chunks[-1].model_extra["slmkit"]["trace"]["final_tier"] == "mid"
+
+
+KEY = "sk-test-" + "k" * 24
+
+
+def test_a_key_is_required_and_a_wrong_one_gets_openais_401() -> None:
+    pipeline = make_pipeline(on_device=Scripted("Paris.", "9"), mid=Scripted(), frontier=Scripted())
+    with Server(pipeline, keys=ApiKeys([KEY])) as server:
+        for wrong in ("unused", KEY + "x", KEY[:-1]):
+            with pytest.raises(openai.AuthenticationError) as caught:
+                server.client(wrong).models.list()
+            error = caught.value.response.json()["error"]
+            assert error["code"] == "invalid_api_key" and error["type"] == "invalid_request_error"
+            assert wrong not in caught.value.response.text
+        bare = httpx.post(f"{server.base_url}/chat/completions", json={"model": "auto", "messages": []})
+        assert bare.status_code == 401 and "no API key provided" in bare.json()["error"]["message"]
+        assert bare.headers["www-authenticate"] == "Bearer"
+        assert httpx.get(f"http://127.0.0.1:{server.port}/nowhere").status_code == 401   # nothing is mapped unauthenticated
+        reply = server.client(KEY).chat.completions.create(model="auto", messages=[{"role": "user", "content": "Capital?"}])
+        assert reply.choices[0].message.content == "Paris."
+
+
+def test_a_key_over_its_spend_limit_gets_429_with_retry_after() -> None:
+    pipeline = make_pipeline(label="complex", on_device=Scripted(), mid=Scripted(),
+                             frontier=Scripted(*["A long frontier answer."] * 5))
+    other = "sk-other-" + "o" * 24
+    keys = ApiKeys([KEY, other], KeyLimits(usd_per_day=0.0001))
+    with Server(pipeline, keys=keys) as server:
+        first = server.client(KEY).chat.completions.create(model="auto", messages=[{"role": "user", "content": "Prove it."}])
+        assert first.choices[0].message.content and keys.spent(0) >= 0.0001   # Scripted: 100 in + 50 out tokens at $5/$25
+        with pytest.raises(openai.RateLimitError) as caught:
+            server.client(KEY).chat.completions.create(model="auto", messages=[{"role": "user", "content": "Again."}])
+        assert caught.value.response.json()["error"]["code"] == "rate_limit_exceeded"
+        assert 0 < int(caught.value.response.headers["retry-after"]) <= 24 * 3600
+        stream = server.client(other).chat.completions.create(model="auto", stream=True,
+                                                              messages=[{"role": "user", "content": "Prove it."}])
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+        assert keys.spent(1) > 0   # a streamed answer is charged when it ends

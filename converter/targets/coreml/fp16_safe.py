@@ -74,9 +74,10 @@ def calibrate(ckpt: Checkpoint) -> Fp16Range:
 def residual_peak(model: torch.nn.Module, tokenizer_dir: Path, arch: Architecture) -> float:
     """The largest |value| the residual stream or a residual writer's output takes on the calibration text."""
     import torch
-    from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    from slmkit.converter.tokenizer_files import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_dir)
     peak = 0.0
 
     def record(module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:

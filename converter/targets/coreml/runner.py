@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from slmkit.converter.errors import SlmkitError
-from slmkit.converter.models.hf_tokenizer import HfTokenized, load_tokenizer
+from slmkit.converter.models.hf_tokenizer import HfTokenized
+from slmkit.converter.tokenizer_files import load_tokenizer
 from slmkit.runtime.chat_template import load_chat_template
 from slmkit.runtime.engines import coreml
 from slmkit.runtime.engines.base import Decode

@@ -71,12 +71,9 @@ def _tokenizer_config(directory: Path) -> dict[str, Any]:
 
 def hf_added_tokens(directory: Path) -> dict[int, Any]:
     """id -> AddedToken (content, special) of the tokenizer as transformers loads it."""
-    from transformers import AutoTokenizer
+    from slmkit.converter.tokenizer_files import load_tokenizer
 
-    try:
-        return dict(AutoTokenizer.from_pretrained(directory).added_tokens_decoder)
-    except (OSError, ValueError) as exc:
-        raise SlmkitError(f"transformers cannot load the tokenizer in {directory}: {exc}") from None
+    return dict(load_tokenizer(directory).added_tokens_decoder)
 
 
 def sentencepiece_vocab(directory: Path, vocab_size: int | None) -> Vocab:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from slmkit.converter.models.hf_tokenizer import HfTokenized, load_tokenizer
+from slmkit.converter.models.hf_tokenizer import HfTokenized
+from slmkit.converter.tokenizer_files import load_tokenizer
 from slmkit.runtime.engines.base import Decode
 from slmkit.runtime.engines.onnxruntime import OrtSession
 

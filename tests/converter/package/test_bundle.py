@@ -79,6 +79,7 @@ def test_manifest_lists_every_file_with_versions_licence_parity_and_ram(bundles:
 def test_verify_passes_then_names_a_tampered_file(bundles: dict[str, Path], tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(bundles["desktop"], copy)
+    (copy / "manifest.json.sig").write_text("-----BEGIN SSH SIGNATURE-----\n")   # a detached signature is not "added"
     assert run_cli("verify", str(copy)).returncode == 0
     head = copy / "router" / "router-head.f16"
     data = bytearray(head.read_bytes())
@@ -88,6 +89,31 @@ def test_verify_passes_then_names_a_tampered_file(bundles: dict[str, Path], tmp_
     assert_clean_failure(run_cli("verify", str(copy)), "router/router-head.f16: does not match its sha256",
                          "extra.txt: not in the manifest")
     assert_clean_failure(run_cli("verify", str(tmp_path)), "is not a bundle")
+
+
+def test_a_bundle_whose_spec_names_files_outside_it_is_refused(bundles: dict[str, Path], tmp_path: Path) -> None:
+    """The manifest is rewritten to match (integrity holds), yet the spec reaches out of the bundle."""
+    import hashlib
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundles["desktop"], copy)
+    shutil.copytree(copy / "router", tmp_path / "outside")
+    spec_file = copy / "routing.json"
+    spec = json.loads(spec_file.read_text(encoding="utf-8"))
+    spec["router"]["weights"] = "../outside/router-head.json"
+    spec_file.write_text(json.dumps(spec), encoding="utf-8")
+    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    entry = next(e for e in manifest["files"] if e["path"] == "routing.json")
+    entry.update(sha256=hashlib.sha256(spec_file.read_bytes()).hexdigest(), size=spec_file.stat().st_size)
+    (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert_clean_failure(run_cli("verify", str(copy)),
+                         "routing.json router.weights names '../outside/router-head.json' is not a relative path inside")
+    assert_clean_failure(run_cli("route", "hello", "--bundle", str(copy)), "is not self-contained")
+    # the same path through a symlink inside the bundle
+    spec["router"]["weights"] = "linked/router-head.json"
+    spec_file.write_text(json.dumps(spec), encoding="utf-8")
+    (copy / "linked").symlink_to(tmp_path / "outside")
+    assert_clean_failure(run_cli("route", "hello", "--bundle", str(copy)), "through a symlink")
 
 
 def _parse_errors(language, files: list[Path]) -> dict[str, list]:

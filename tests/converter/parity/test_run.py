@@ -97,7 +97,8 @@ def test_built_in_prompts_past_the_context_are_skipped_user_prompts_refused() ->
 def test_chat_prompts_are_tokenized_as_apply_chat_template_does(fixture_dir) -> None:
     """A template that writes {{ bos_token }} (Gemma) must not get a second BOS from the tokenizer:
     parity measures the prompt the runtimes send (transformers' apply_chat_template(tokenize=True))."""
-    from slmkit.converter.models.hf_tokenizer import HfTokenized, load_tokenizer
+    from slmkit.converter.models.hf_tokenizer import HfTokenized
+    from slmkit.converter.tokenizer_files import load_tokenizer
     from slmkit.converter.parity.prompts import Prompt
     from slmkit.converter.parity.run import prepare
 
