@@ -54,7 +54,7 @@ class Outcome:
     checks: list[dict] = field(default_factory=list)  # each confidence check: tier, method, value, escalate, answer
 
 
-def _sized_local_tiers(pipeline: Pipeline, device: DeviceProfile, host: HostCalibration | None):
+def _sized_local_tiers(pipeline: Pipeline, device: DeviceProfile, host: HostCalibration):
     """(tier, footprint) of every on-device llama.cpp tier, each checked to fit the device (its RAM
     need depends on the model and context only). Raises SlmkitError for one that does not fit."""
     for tier in pipeline.spec.tiers:
