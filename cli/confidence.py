@@ -180,8 +180,8 @@ def train_confidence(
         raise SlmkitError("Pass --data (gold requests to answer) or --from-observations (answers already labelled), one of them.")
     if output.exists() and not force:
         raise SlmkitError(f"{output} exists.", hint="Pass --force to overwrite it.")
+    routing = load_spec(path)  # a spec that is not valid JSON or not a spec fails here, named
     raw = json.loads(path.read_text(encoding="utf-8"))
-    routing = load_spec(path)
     if output.resolve().parent != path.resolve().parent:
         relative = [t.name for t in routing.tiers if t.model and not t.model.startswith("embedded:")
                     and t.backend in ("llama.cpp", "onnxruntime-genai", "coreml") and not Path(t.model).is_absolute()]

@@ -319,8 +319,11 @@ def _encoder(name: str, folder: Path):
     from slmkit.runtime.router.encoder import SentenceEncoder
 
     config = folder / "encoder.json"
-    described = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
-    if (described.get("name"), described.get("recipe")) != (name, RECIPE):
+    try:
+        described = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing or broken: export it again
+        described = {}
+    if not isinstance(described, dict) or (described.get("name"), described.get("recipe")) != (name, RECIPE):
         with console.status(f"Exporting the {name} sentence encoder to int8 ONNX"):
             export_encoder(name, folder)
     return SentenceEncoder(folder)

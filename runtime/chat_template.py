@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from slmkit.runtime.errors import SlmkitError
+from slmkit.runtime.validation import read_json
 
 # How a system prompt joins the first user turn when the template has no system role: Gemma's own
 # templates fold it this way (Gemma 3's `first_user_prefix`), and Gemma 2-era ones refuse the role.
@@ -191,12 +192,10 @@ def _token_text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object file. Raises SlmkitError when it is unreadable, not JSON, or not an object."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SlmkitError(f"Cannot read {path}: {exc}") from None
+def _json_object(path: Path) -> dict[str, Any]:
+    """A tokenizer folder's JSON object file. Raises SlmkitError when it is unreadable, not JSON,
+    or not an object."""
+    data = read_json(path, "a tokenizer configuration (JSON)")
     if not isinstance(data, dict):
         raise SlmkitError(f"{path} is not a JSON object.")
     return data
@@ -209,10 +208,10 @@ def template_source(folder: Path) -> str | None:
     if (folder / "chat_template.jinja").is_file():
         return (folder / "chat_template.jinja").read_text(encoding="utf-8")
     if (folder / "chat_template.json").is_file():
-        template = read_json(folder / "chat_template.json").get("chat_template")
+        template = _json_object(folder / "chat_template.json").get("chat_template")
         if isinstance(template, str):
             return template
-    config = read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").is_file() else {}
+    config = _json_object(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").is_file() else {}
     template = config.get("chat_template")
     if isinstance(template, list):
         template = next((t.get("template") for t in template if isinstance(t, dict) and t.get("name") == "default"), None)
@@ -225,7 +224,7 @@ def special_tokens(folder: Path) -> dict[str, str]:
     found: dict[str, str] = {}
     for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the config wins
         if (folder / name).is_file():
-            data = read_json(folder / name)
+            data = _json_object(folder / name)
             for key in SPECIAL_TOKEN_NAMES:
                 if key in data:
                     text = _token_text(data[key])

@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from slmkit.runtime.checksums import sha256_file
 from slmkit.runtime.errors import SlmkitError
@@ -75,7 +75,13 @@ class Manifest(BaseModel):
 class ArtifactManifest(Manifest):
     target: str
     quant: str
-    model_file: str
+    model_file: RelativePath   # a listed file, or a listed folder (model.mlpackage/...)
+
+    @model_validator(mode="after")
+    def _model_file_listed(self) -> ArtifactManifest:
+        if not any(e.path == self.model_file or e.path.startswith(self.model_file + "/") for e in self.files):
+            raise ValueError(f"model_file {self.model_file!r} is not among the listed files")
+        return self
 
 
 class BundleManifest(Manifest):

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.evaluation import LATENCY_BIN_MS
 from slmkit.runtime.paths import write_atomically
 from slmkit.runtime.spec import RoutingSpec
+from slmkit.runtime.validation import problem
 
 EXAMPLES = 20           # disagreement examples kept for the report
 EXAMPLE_CHARS = 600     # of each request and answer shown
@@ -20,6 +24,71 @@ EXAMPLE_CHARS = 600     # of each request and answer shown
 
 def _cut(text: str) -> str:
     return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS] + " …"
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)  # JSON the recorder wrote: no "0.1" for 0.1
+
+
+class Served(_Open):
+    """What the app's tier did (recorder.served_summary)."""
+
+    tier: str
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    cost_usd: float = Field(ge=0, allow_inf_nan=False)
+    text: str | None = None
+
+
+class RouterFields(_Open):
+    """The parts of RouteDecision.to_dict the report reads."""
+
+    label: str | None
+    confidence: float = Field(allow_inf_nan=False)
+    latency_ms: float = Field(ge=0, allow_inf_nan=False)
+
+
+class OnDeviceAnswer(_Open):
+    ok: bool
+    output_tokens: int | None = Field(default=None, ge=0)
+    text: str | None = None
+    error: str | None = None
+
+
+class Message(_Open):
+    role: str
+    content: object = None
+
+
+class ShadowRecord(_Open):
+    """One line of shadow-YYYY-MM-DD.jsonl as runtime/shadow/recorder.py writes it (version 1)."""
+
+    version: Literal[1]
+    time: str
+    id: str
+    messages: list[Message]
+    served: Served
+    router: RouterFields
+    routed_tier: str
+    on_device: OnDeviceAnswer | None = None
+    unrecorded_before: int = Field(default=0, ge=0)
+
+
+class FailedRecord(_Open):
+    """A line the recorder wrote when it could not record a request (version 1)."""
+
+    version: Literal[1]
+    recording_error: str
+
+
+def parse_record(data: object) -> ShadowRecord | FailedRecord:
+    """One shadow line, validated before anything is counted. Raises ValueError "field F: why"."""
+    try:
+        if isinstance(data, dict) and "recording_error" in data:
+            return FailedRecord.model_validate(data)
+        return ShadowRecord.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(problem(exc)) from None
 
 
 class ShadowTally:
@@ -36,52 +105,49 @@ class ShadowTally:
         self.examples: list[dict] = []
         self.first = self.last = None
 
-    def routed_cost(self, record: dict) -> float:
+    def routed_cost(self, record: ShadowRecord) -> float:
         """USD the routed tier would have cost: what was paid when it is the tier that served, else its
         prices for the served request's tokens (the on-device answer's length where it was recorded)."""
-        served, routed = record["served"], record["routed_tier"]
-        if routed == served["tier"]:
-            return served["cost_usd"]
-        tier = self.spec.tier(routed)
-        answer = record.get("on_device") or {}
-        output = answer.get("output_tokens") if answer.get("ok") else None
-        return (served["input_tokens"] * tier.price_in_per_mtok
-                + (served["output_tokens"] if output is None else output) * tier.price_out_per_mtok) / 1e6
+        served = record.served
+        if record.routed_tier == served.tier:
+            return served.cost_usd
+        tier = self.spec.tier(record.routed_tier)
+        answer = record.on_device
+        output = answer.output_tokens if answer is not None and answer.ok else None
+        return (served.input_tokens * tier.price_in_per_mtok
+                + (served.output_tokens if output is None else output) * tier.price_out_per_mtok) / 1e6
 
-    def add(self, record: dict) -> None:
-        """Count one record. Raises ValueError (with the missing key) for a record that is not a shadow record."""
-        if record.get("version") != 1:
-            raise ValueError("not a shadow record (version 1)")
-        if "recording_error" in record:
+    def add(self, data: object) -> None:
+        """Count one record (a parsed JSON line). Raises ValueError "field F: why" for a line that is
+        not a version-1 shadow record or routes to a tier the spec lacks; nothing is counted then."""
+        record = parse_record(data)
+        if isinstance(record, FailedRecord):
             self.failed_records += 1
             return
-        try:
-            served, routed = record["served"], record["routed_tier"]
-            if routed not in self.routed_tiers:
-                raise ValueError(f"routed tier {routed!r} is not a tier of the spec")
-            self.n += 1
-            self.unrecorded += int(record.get("unrecorded_before", 0))
-            self.served_tiers[str(served["tier"])] = self.served_tiers.get(str(served["tier"]), 0) + 1
-            self.routed_tiers[routed] += 1
-            self.served_usd += served["cost_usd"]
-            self.routed_usd += self.routed_cost(record)
-            bin_ = round(record["router"]["latency_ms"] / LATENCY_BIN_MS)
-            self.router_latency_bins[bin_] = self.router_latency_bins.get(bin_, 0) + 1
-            answer = record.get("on_device")
-            if answer is not None:
-                self.on_device_answers += 1
-                self.on_device_failures += not answer["ok"]
-            self.first = min(self.first or record["time"], record["time"])
-            self.last = max(self.last or record["time"], record["time"])
-        except KeyError as exc:
-            raise ValueError(f"no {exc.args[0]!r}") from None
-        if routed != served["tier"] and len(self.examples) < EXAMPLES:
-            user = next((m["content"] for m in reversed(record["messages"]) if m["role"] == "user"), "")
-            self.examples.append({"id": record["id"], "time": record["time"], "request": _cut(str(user)),
-                                  "served_tier": served["tier"], "served_answer": _cut(served.get("text") or ""),
-                                  "routed_tier": routed, "label": record["router"]["label"],
-                                  "confidence": record["router"]["confidence"],
-                                  "on_device_answer": _cut(answer.get("text") or answer.get("error") or "") if answer else None})
+        served, routed = record.served, record.routed_tier
+        if routed not in self.routed_tiers:
+            raise ValueError(f"field routed_tier: {routed!r} is not a tier of the spec")
+        self.n += 1
+        self.unrecorded += record.unrecorded_before
+        self.served_tiers[served.tier] = self.served_tiers.get(served.tier, 0) + 1
+        self.routed_tiers[routed] += 1
+        self.served_usd += served.cost_usd
+        self.routed_usd += self.routed_cost(record)
+        bin_ = round(record.router.latency_ms / LATENCY_BIN_MS)
+        self.router_latency_bins[bin_] = self.router_latency_bins.get(bin_, 0) + 1
+        answer = record.on_device
+        if answer is not None:
+            self.on_device_answers += 1
+            self.on_device_failures += not answer.ok
+        self.first = min(self.first or record.time, record.time)
+        self.last = max(self.last or record.time, record.time)
+        if routed != served.tier and len(self.examples) < EXAMPLES:
+            user = next((m.content for m in reversed(record.messages) if m.role == "user"), "")
+            self.examples.append({"id": record.id, "time": record.time, "request": _cut(str(user)),
+                                  "served_tier": served.tier, "served_answer": _cut(served.text or ""),
+                                  "routed_tier": routed, "label": record.router.label,
+                                  "confidence": record.router.confidence,
+                                  "on_device_answer": _cut(answer.text or answer.error or "") if answer else None})
 
     def _latency(self, q: float) -> float | None:
         total, seen = sum(self.router_latency_bins.values()), 0
@@ -121,7 +187,7 @@ def read_records(folder: Path, tally: ShadowTally) -> list[str]:
                     continue
                 try:
                     tally.add(json.loads(line))
-                except (json.JSONDecodeError, ValueError, TypeError) as exc:
+                except ValueError as exc:  # JSONDecodeError is one
                     skipped.append(f"{path.name} line {number}: {exc}")
     return skipped
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from slmkit.runtime.checksums import sha256_file
 from slmkit.runtime.errors import SlmkitError
-from slmkit.runtime.manifest import BUNDLE, MANIFEST, check_files, read_manifest, update_manifest, write_manifest
+from slmkit.runtime.manifest import ARTIFACT, BUNDLE, MANIFEST, check_files, read_manifest, update_manifest, write_manifest
 
 
 def _bundle(folder: Path) -> Path:
@@ -67,6 +67,24 @@ def test_missing_or_wrong_fields_name_the_file_and_field(tmp_path: Path, change,
     _rewrite(folder, change)
     with pytest.raises(SlmkitError, match=rf"{MANIFEST} is invalid: field {field}\b"):
         read_manifest(folder, BUNDLE)
+
+
+@pytest.mark.parametrize("model_file, message", [
+    ("../model.gguf", "not a relative path inside the folder"),
+    ("/etc/passwd", "not a relative path inside the folder"),
+    ("other.gguf", "model_file 'other.gguf' is not among the listed files"),
+])
+def test_an_artifacts_model_file_is_a_listed_file(tmp_path: Path, model_file: str, message: str) -> None:
+    """`slmkit parity` opens manifest["model_file"]: it must be one of the hash-checked files (or a
+    listed folder such as model.mlpackage), never a path of the manifest's choosing."""
+    folder = tmp_path / "a"
+    (folder / "model.mlpackage" / "Data").mkdir(parents=True)
+    (folder / "model.mlpackage" / "Data" / "weights.bin").write_bytes(b"w")
+    write_manifest(folder, ARTIFACT, {"target": "coreml", "quant": "int4", "model_file": "model.mlpackage"})
+    assert read_manifest(folder, ARTIFACT)["model_file"] == "model.mlpackage"
+    _rewrite(folder, lambda d: d.update(model_file=model_file))
+    with pytest.raises(SlmkitError, match=message):
+        read_manifest(folder, ARTIFACT)
 
 
 def test_symlinks_are_reported_not_followed(tmp_path: Path) -> None:

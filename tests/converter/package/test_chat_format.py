@@ -1,4 +1,5 @@
 """Chat templates flattened for the phones: exact for concatenating templates, refused otherwise."""
+import json
 
 import pytest
 
@@ -96,3 +97,15 @@ def test_golden_vectors_carry_the_clock_they_were_rendered_at(tmp_path) -> None:
         now = datetime(**row["now"])
         assert row["expected"] == render_flat(row["format"], row["messages"], now)
         assert now.strftime("%d %b %Y") in row["expected"]
+
+
+def test_a_hostile_template_in_a_tokenizer_folder_fails_before_packaging(tmp_path) -> None:
+    """A downloaded tokenizer_config.json whose template reaches for Python internals is refused by
+    the sandbox with one error; nothing runs and nothing is written."""
+    from slmkit.converter.package.chat_format import check_chat_format
+
+    hostile = "{{ ''.__class__.__mro__[1].__subclasses__() }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": hostile}), encoding="utf-8")
+    with pytest.raises(SlmkitError, match="unsafe"):
+        check_chat_format(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokenizer_config.json"]

@@ -8,6 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from fastapi.testclient import TestClient
 
 from slmkit.runtime.default import default_spec_path
@@ -98,7 +100,61 @@ def test_recording_never_holds_up_an_answer(tmp_path: Path) -> None:
 
 def test_broken_records_are_named_not_fatal(tmp_path: Path) -> None:
     log = tmp_path / "shadow-2026-12-06.jsonl"
-    log.write_text('{"version": 1, "served": {}}\nnot json\n{"version": 2}\n', encoding="utf-8")
+    log.write_text('{"version": 1, "served": {}}\nnot json\n{"version": 2}\n[1]\n', encoding="utf-8")
     tally = ShadowTally(load_spec(default_spec_path()))
     skipped = read_records(log, tally)
-    assert tally.n == 0 and len(skipped) == 3 and "no 'routed_tier'" in skipped[0]
+    assert tally.n == 0 and len(skipped) == 4
+    assert skipped[0].startswith(f"{log.name} line 1: field ") and "field version" in skipped[2]
+
+
+def _good_record() -> dict:
+    return {"version": 1, "time": "2026-12-06T10:00:00+00:00", "id": "r1",
+            "messages": [{"role": "user", "content": "Sentiment of: fine"}],
+            "served": {"tier": "frontier", "ok": True, "input_tokens": 12, "output_tokens": 3,
+                       "cost_usd": 0.0001, "latency_ms": 400.0, "text": "positive"},
+            "router": {"label": "simple", "confidence": 0.9, "latency_ms": 2.0},
+            "routed_tier": "on-device", "on_device": None, "unrecorded_before": 0}
+
+
+@pytest.mark.parametrize("path, value", [
+    (("served", "cost_usd"), "0.1"), (("served", "cost_usd"), float("nan")), (("served", "input_tokens"), -1),
+    (("router", "latency_ms"), None), (("messages",), "hello"), (("routed_tier",), "nowhere"),
+    (("served", "tier"), 3), (("unrecorded_before",), 1.5),
+])
+def test_a_bad_field_counts_nothing(path: tuple[str, ...], value: object) -> None:
+    """Validated before counting: a wrong field never leaves the tally half-updated."""
+    tally = ShadowTally(load_spec(default_spec_path()))
+    tally.add(_good_record())
+    before = tally.figures()
+    record = _good_record()
+    target = record
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(ValueError, match="field"):
+        tally.add(record)
+    assert tally.figures() == before
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6),
+                    max_leaves=30))
+def test_any_json_line_is_counted_or_refused_with_value_error(data: object) -> None:
+    tally = ShadowTally(load_spec(default_spec_path()))
+    try:
+        tally.add(data)
+    except ValueError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["served", "router", "on_device", "messages", "id", "time", "routed_tier"]),
+       st.none() | st.integers() | st.text(max_size=5) | st.lists(st.integers(), max_size=2) | st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+def test_any_field_swapped_is_counted_or_refused(field: str, value: object) -> None:
+    tally = ShadowTally(load_spec(default_spec_path()))
+    record = _good_record() | {field: value}
+    try:
+        tally.add(record)
+    except ValueError:
+        assert tally.n == 0
