@@ -21,7 +21,7 @@ from slmkit.runtime.prompts import request_router_input
 from slmkit.runtime.request import ChatOptions, Request
 from slmkit.runtime.router import Router, make_router
 from slmkit.runtime.router.decision import RouteDecision
-from slmkit.runtime.spec import RoutingSpec, load_spec
+from slmkit.runtime.spec import RoutingSpec, TierSpec, load_spec
 from slmkit.runtime.stops import StopScanner, cut_at_stop, trim_logprobs
 from slmkit.runtime.trace import GenerationStep, Trace
 
@@ -39,6 +39,12 @@ class Response:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def answer_max_tokens(request: Request, tier: TierSpec) -> int:
+    """The answer length a tier is asked for: the request's max_tokens, unless absent or 0, then the
+    tier's own (vectors/pipeline.jsonl pins it for the ports)."""
+    return request.max_tokens or tier.max_tokens
 
 
 def cost_usd(tier_price_in: float, tier_price_out: float, generation: Generation) -> float:
@@ -112,7 +118,7 @@ class Pipeline:
         A check that fails (the engine errs while scoring) escalates, as the seed's unreadable rating does.
         """
         check = self.spec.confidence_check
-        messages, max_tokens = request.messages(), request.max_tokens or self.spec.tier(tier).max_tokens
+        messages, max_tokens = request.messages(), answer_max_tokens(request, self.spec.tier(tier))
         score: Score | None = None
         generation: Generation | None = None
         threshold = check.threshold
@@ -211,7 +217,7 @@ class Pipeline:
                 generation, escalate = self._checked_answer(tier, request, trace)
             else:
                 generation = self._generate(tier, "answer", request.messages(),
-                                            request.max_tokens or self.spec.tier(tier).max_tokens, trace,
+                                            answer_max_tokens(request, self.spec.tier(tier)), trace,
                                             options=request.options)
             if generation is None:
                 tier = self._fall_through(tier, tried, trace, trace.steps[-1].error)
@@ -253,7 +259,7 @@ class Pipeline:
         scanner = StopScanner(request.options.stop)
         pieces: Generator[str | Generation, None, None] | None = None
         try:
-            pieces = self.backend(tier).stream(request.messages(), request.max_tokens or self.spec.tier(tier).max_tokens,
+            pieces = self.backend(tier).stream(request.messages(), answer_max_tokens(request, self.spec.tier(tier)),
                                                options=request.options)
             for piece in pieces:
                 if isinstance(piece, Generation):

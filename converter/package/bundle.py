@@ -31,6 +31,9 @@ from slmkit.runtime.spec import parse_spec
 
 DEFAULT_CONTEXT = 4096
 MOBILE_HEAD = ("router-head.json", "router-head.f16")
+# swift-transformers floor of the iOS package: 1.1.4 is the first release that knows the
+# `TokenizersBackend` class transformers 5 writes into tokenizer_config.json (Tokenizer.swift, PR #296).
+SWIFT_TRANSFORMERS = "1.1.4"
 
 
 def get_platform(name: str) -> Platform:
@@ -135,7 +138,7 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
         model_name = ckpt.recipe.name if ckpt.recipe else ckpt.path.name
         _write_vectors_and_app(staging, platform, main, spec, {
             "bundle_name": name, "model_name": model_name, "slmkit_version": versions["slmkit"],
-            "swift_transformers_version": "1.0.0", "genai_version": _version("onnxruntime-genai"),
+            "swift_transformers_version": SWIFT_TRANSFORMERS, "genai_version": _version("onnxruntime-genai"),
             "ort_version": _version("onnxruntime")})
         manifest = _write_readme_and_manifest(staging, model, model_name, name, platform, artifacts, versions,
                                               {"features": features, "context": context, "devices": devices,

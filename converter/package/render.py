@@ -11,7 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, StrictUndefined
 
-TEST_RESOURCES = {"ios": "Tests/SlmkitRoutingTests/Resources", "android": "slmkit-routing/src/test/resources"}
+TEST_RESOURCES = {"ios": "Tests/SlmkitRoutingCoreTests/Resources", "android": "slmkit-routing/src/test/resources"}
 
 
 def template_root(name: str) -> Path:

@@ -111,10 +111,20 @@ def load_head(path: Path) -> LinearHead:
         raise SlmkitError(f"{weights_file} (the weights {path} names) is missing.") from None
     except OSError as exc:
         raise SlmkitError(f"Cannot read {weights_file}: {exc}") from None
+    return head_from(data, blob, path, weights_name=str(weights_file))
+
+
+def head_from(data: object, blob: bytes, source: Path | str, weights_name: str = "The weights") -> LinearHead:
+    """The head a header (parsed JSON) and its float16 weights describe: HeadHeader's checks, then the
+    weights' sha256 and size (vectors/router_head.jsonl pins which headers the ports must refuse).
+    Raises SlmkitError naming `source` (and `weights_name`) and the first problem."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise SlmkitError(f"{source} is not a router head (format is not {FORMAT}).")
+    header = validated(HeadHeader, data, source)
     if hashlib.sha256(blob).hexdigest() != header.weights_sha256:
-        raise SlmkitError(f"{weights_file} does not match the sha256 in {path}: truncated or replaced.")
+        raise SlmkitError(f"{weights_name} does not match the sha256 in {source}: truncated or replaced.")
     if len(blob) != 2 * header.shape[0] * header.shape[1]:
-        raise SlmkitError(f"{weights_file} holds {len(blob)} bytes; shape {list(header.shape)} needs "
+        raise SlmkitError(f"{weights_name} holds {len(blob)} bytes; shape {list(header.shape)} needs "
                           f"{2 * header.shape[0] * header.shape[1]} (float16).")
     weights = np.frombuffer(blob, dtype="<f2").reshape(header.shape)
     return LinearHead(features=header.features, labels=list(header.labels), weights=weights,

@@ -64,7 +64,10 @@ def parse_confidence(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float (json.loads keeps ints exact)
+            return None
     elif isinstance(value, str):
         text = value.strip()
         ratio = re.fullmatch(r"(\d+(?:\.\d+)?)\s*/\s*(10|100)", text)

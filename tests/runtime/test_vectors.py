@@ -23,15 +23,16 @@ from slmkit.runtime.router.conversation import costlier
 from slmkit.runtime.router.decision import RouteDecision, decision_from_grouped_logits, decision_from_logits
 from slmkit.runtime.router.parse import parse_router_output
 from slmkit.runtime.spec import PolicySpec, TrainedHead, Truncation
+from tests.runtime.vector_pipeline import run_pipeline_vector
 
 VECTOR_FILES = ("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
                 "option_choice", "rating_distribution", "token_confidence", "trained_head", "conversation",
-                "grouped_probabilities", "date_slots")
+                "grouped_probabilities", "date_slots", "router_head", "pipeline")
 
 
 def vectors(name: str) -> list[dict]:
     text = (resources.files("slmkit.runtime") / "vectors" / f"{name}.jsonl").read_text(encoding="utf-8")
-    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    rows = [json.loads(line) for line in text.split("\n") if line.strip()]  # as the ports split
     assert rows, f"{name}.jsonl is empty"
     return rows
 
@@ -209,3 +210,29 @@ def test_date_slots(row: dict) -> None:
     from datetime import datetime
 
     assert fill_dates(row["text"], datetime(**row["now"])) == row["expected"]
+
+
+@pytest.mark.parametrize("row", vectors("router_head"), ids=ids("router_head"))
+def test_router_head(row: dict) -> None:
+    import base64
+
+    from slmkit.runtime.errors import SlmkitError
+    from slmkit.runtime.router.head import head_from
+
+    blob = base64.b64decode(row["weights_base64"])
+    if row["expected"]["error"]:
+        with pytest.raises(SlmkitError):
+            head_from(json.loads(row["header_json"]), blob, row["name"])
+        return
+    head = head_from(json.loads(row["header_json"]), blob, row["name"])
+    sparse = {int(k): v for k, v in row["input"]["sparse"].items()}
+    assert head.logits(sparse, row["input"]["dense"]).tolist() == pytest.approx(row["expected"]["logits"], rel=1e-9)
+
+
+@pytest.mark.parametrize("row", vectors("pipeline"), ids=ids("pipeline"))
+def test_pipeline(row: dict) -> None:
+    got, expected = run_pipeline_vector(row), row["expected"]
+    if "error" in expected:
+        assert got.get("error", "").startswith(expected["error"]), got
+    else:
+        assert got == expected

@@ -15,8 +15,8 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.cli.test_errors import assert_clean_failure
+from tests.converter.package.toolchains import kotlinc, pinned_kotlin, swift
 
-KOTLIN_STDLIB = Path("/usr/share/java/kotlin-stdlib.jar")
 
 
 @pytest.fixture(scope="module")
@@ -137,26 +137,47 @@ def test_rendered_swift_and_kotlin_parse(bundles: dict[str, Path], tmp_path: Pat
     assert _parse_errors(tree_sitter_swift.language(), [broken])  # the check can fail
     package = (bundles["ios"] / "app" / "ios" / "Package.swift").read_text()
     assert ".iOS(.v18)" in package and "{{" not in package
-    assert (bundles["ios"] / "app" / "ios" / ".github" / "workflows" / "swift-test.yml").is_file()
+    assert "swift-tools-version:6.0" in package and 'from: "1.1.4"' in package  # .iOS(.v18) needs 6.0; TokenizersBackend 1.1.4
+
+
+VECTOR_FILES = ("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options", "option_choice",
+                "rating_distribution", "token_confidence", "trained_head", "conversation", "grouped_probabilities", "date_slots",
+                "router_head", "pipeline", "chat_format", "router_decisions")
 
 
 def test_kotlin_routing_core_passes_every_golden_vector_on_the_jvm(bundles: dict[str, Path], tmp_path: Path) -> None:
-    if shutil.which("kotlinc") is None or not KOTLIN_STDLIB.is_file():
-        pytest.skip("kotlinc is not installed (Debian: apt-get install kotlin): the Kotlin port was not compiled or run")
-    module = bundles["android"] / "app" / "android" / "slmkit-routing"
+    """Compiled with the Kotlin the module's Gradle build pins, warnings as errors; every vector file passes."""
+    app = bundles["android"] / "app" / "android"
+    found = kotlinc(pinned_kotlin(app / "build.gradle.kts"))
+    if isinstance(found, str):
+        pytest.skip(found)
+    compiler, stdlib = found
+    module = app / "slmkit-routing"
     sources = [str(p) for p in sorted((module / "src" / "main" / "kotlin").rglob("*.kt")) if p.name != "GenAiEngine.kt"]
     jar = tmp_path / "routing.jar"
-    compiled = subprocess.run(["kotlinc", *sources, "-d", str(jar)], capture_output=True, text=True, timeout=600)
+    compiled = subprocess.run([str(compiler), "-Werror", *sources, "-d", str(jar)], capture_output=True, text=True, timeout=900)
     assert compiled.returncode == 0, compiled.stderr
-    run = subprocess.run(["java", "-cp", f"{jar}:{KOTLIN_STDLIB}", "dev.slmkit.routing.GoldenVectors",
+    run = subprocess.run(["java", "-cp", f"{jar}:{stdlib}", "dev.slmkit.routing.GoldenVectors",
                           str(module / "src" / "test" / "resources" / "vectors")], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout
     counts = dict(line.split(": ", 1) for line in run.stdout.splitlines() if ": " in line and "passed" in line)
-    for name in ("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
-                 "option_choice", "rating_distribution", "token_confidence", "trained_head", "chat_format", "router_decisions",
-                 "date_slots"):
+    for name in VECTOR_FILES:
         done, total = counts[name].split()[0].split("/")
         assert done == total and int(total) > 0, run.stdout
+
+
+def test_swift_routing_core_builds_and_passes_every_golden_vector(bundles: dict[str, Path]) -> None:
+    """`swift build` + `swift test` of the rendered package: on Linux the dependency-free core (the
+    Core ML engine needs a Mac: the repository's macOS workflow builds and tests both targets)."""
+    driver = swift()
+    if driver is None:
+        pytest.skip("no Swift toolchain here (swift.org, or Debian trixie's swiftlang): .github/workflows/ios.yml runs it on macOS")
+    package = bundles["ios"] / "app" / "ios"
+    built = subprocess.run([driver, "build", "--build-tests"], cwd=package, capture_output=True, text=True, timeout=1800)
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-2000:]
+    tested = subprocess.run([driver, "test", "--skip-build"], cwd=package, capture_output=True, text=True, timeout=600)
+    assert tested.returncode == 0, tested.stdout[-4000:] + tested.stderr[-2000:]
+    assert "testEveryVectorPasses' passed" in tested.stdout + tested.stderr
 
 
 def test_parity_failure_is_refused_unless_allowed(bundles: dict[str, Path], fixture_dir, cache: dict[str, str],
@@ -229,3 +250,19 @@ def test_field_template_keeps_its_date_live_and_folds_the_system_prompt(bundles:
     parity = json.loads(next((bundles["android"] / "models").glob("*/parity.json")).read_text())
     assert parity["passed"] and parity["tokenizer"]["problems"] == []
 
+
+
+def test_swift_engine_target_compiles_against_core_ml_and_tokenizers_signatures(bundles: dict[str, Path], tmp_path: Path) -> None:
+    """The Core ML engine (a separate module) compiled against API stubs: it must use only the core's
+    public API and Core ML's / swift-transformers' documented signatures (tests/.../swift_engine_check)."""
+    driver = swift()
+    if driver is None:
+        pytest.skip("no Swift toolchain here: .github/workflows/ios.yml builds the engine on macOS")
+    check = tmp_path / "engine-check"
+    shutil.copytree(Path(__file__).parent / "swift_engine_check", check)
+    package = bundles["ios"] / "app" / "ios"
+    for name in ("SlmkitRoutingCore", "SlmkitRouting"):
+        shutil.copytree(package / "Sources" / name, check / "Sources" / name)
+    shutil.copytree(package / "Tests" / "SlmkitRoutingTests", check / "Tests" / "SlmkitRoutingTests")
+    built = subprocess.run([driver, "build", "--build-tests"], cwd=check, capture_output=True, text=True, timeout=1800)
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-2000:]

@@ -22,20 +22,42 @@ class LinearHead(val labels: List<String>, val buckets: Int, val dense: List<Str
     companion object {
         const val FORMAT = "slmkit-router-head"
 
+        /**
+         * The header (JSON, read as Python's json.loads reads it) and the float16 weights it describes, checked
+         * as runtime/router/head.py `HeadHeader` and `head_from` check them: format and version 1, at least two
+         * unique labels, integer buckets and shape, one weight column and one finite bias per label, sha256 and
+         * size of the weights. This port computes hashed-v1 only, so the rows must be exactly buckets + dense.
+         * Throws JsonException naming the first problem (vectors/router_head.jsonl).
+         */
         fun load(headerJson: String, blob: ByteArray): LinearHead {
-            val h = Json.parse(headerJson).obj("router head")
-            if (h["format"] != FORMAT) throw JsonException("not a router head (format is not $FORMAT)")
-            if (h["features"] != "hashed-v1") throw JsonException("head features ${h["features"]}: this port computes hashed-v1 only")
+            fun bad(why: String) = JsonException("router head: $why")
+            val h = Json.parse(headerJson, integers = true).obj("router head")
+            if (h["format"] != FORMAT || h["version"] != 1L) throw bad("not a router head (format $FORMAT, version 1)")
+            if (h["features"] != "hashed-v1") throw bad("features ${h["features"]}: this port computes hashed-v1 only")
+            val labels = (h["labels"] as? List<*>)?.takeIf { l -> l.all { it is String } }?.map { it as String }
+            if (labels == null || labels.size < 2 || labels.toSet().size != labels.size) throw bad("labels must be at least two unique strings")
+            val buckets = (h["buckets"] as? Long)?.takeIf { it >= 0 }?.toInt() ?: throw bad("buckets must be an integer >= 0")
+            val dense = (h["dense"] as? List<*>)?.takeIf { l -> l.all { it is String } }?.map { it as String }
+                ?: throw bad("dense must be a list of feature names")
+            val shape = (h["shape"] as? List<*>)?.takeIf { l -> l.size == 2 && l.all { it is Long && it >= 0 } }?.map { (it as Long).toInt() }
+                ?: throw bad("shape must be two integers")
+            if (shape[0] != buckets + dense.size) throw bad("shape $shape needs $buckets buckets + ${dense.size} dense rows")
+            val bias = (h["bias"] as? List<*>)?.takeIf { l -> l.all { it is Number } }?.map { (it as Number).toDouble() }
+                ?: throw bad("bias must be a list of numbers")
+            if (!bias.all { it.isFinite() }) throw bad("biases must be finite numbers")
+            if (shape[1] != labels.size || bias.size != labels.size) throw bad("shape $shape and ${bias.size} biases need one column per label (${labels.size})")
+            val groups = when (val g = h["label_groups"]) {
+                null -> null
+                is Map<*, *> -> g.entries.associate { (k, v) -> k.str() to ((v as? String) ?: throw bad("label_groups must map names to labels")) }
+                else -> throw bad("label_groups must be an object")
+            }
             val digest = MessageDigest.getInstance("SHA-256").digest(blob).joinToString("") { String.format("%02x", it) }
-            if (digest != h["weights_sha256"]) throw JsonException("${h["weights_file"]} does not match its sha256: truncated or replaced")
-            val shape = h["shape"].list("shape").map { it.num().toInt() }
-            if (blob.size != shape[0] * shape[1] * 2) throw JsonException("weights hold ${blob.size} bytes, shape $shape needs ${shape[0] * shape[1] * 2}")
+            if (digest != h["weights_sha256"]) throw bad("${h["weights_file"]} does not match its sha256: truncated or replaced")
+            if (blob.size != shape[0] * shape[1] * 2) throw bad("weights hold ${blob.size} bytes, shape $shape needs ${shape[0] * shape[1] * 2}")
             val weights = FloatArray(shape[0] * shape[1]) { i ->
                 halfToFloat((blob[2 * i].toInt() and 0xFF) or ((blob[2 * i + 1].toInt() and 0xFF) shl 8))
             }
-            val groups = (h["label_groups"] as Map<*, *>?)?.entries?.associate { (k, v) -> k.str() to v.str() }
-            return LinearHead(h["labels"].list().map { it.str() }, h["buckets"].num().toInt(), h["dense"].list().map { it.str() },
-                weights, shape[1], h["bias"].list().map { it.num() }.toDoubleArray(), groups)
+            return LinearHead(labels, buckets, dense, weights, shape[1], bias.toDoubleArray(), groups)
         }
 
         /** IEEE 754 binary16 -> binary32 (subnormals, infinities and NaN included). */

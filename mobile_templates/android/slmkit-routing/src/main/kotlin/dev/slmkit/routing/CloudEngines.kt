@@ -89,7 +89,7 @@ class CloudEngine(private val tier: TierSpec, private val keys: Map<String, Stri
 class SimulatedEngine(private val tier: TierSpec, private val ttftMs: Double, private val tokensPerS: Double,
                       private val outputTokens: Int) : TierEngine {
     override fun generate(messages: List<Message>, maxTokens: Int): Generation {
-        val prompt = messages.sumBy { Math.max(1, (Prompts.codePoints(it.content) + 3) / 4) }
+        val prompt = messages.sumOf { Math.max(1, (Prompts.codePoints(it.content) + 3) / 4) }
         val output = Math.min(outputTokens, maxTokens)
         val latency = ttftMs + 1000.0 * output / tokensPerS
         val text = "[simulated answer from tier '${tier.name}' (${tier.model ?: "no model"}): no model was called; " +

@@ -3,13 +3,14 @@ package dev.slmkit.routing
 /** The self-rating check (runtime/confidence/rating.py): "how sure, 1-10" -> rating, escalate or not. */
 object Confidence {
     private const val NUMBER = "(10|[1-9](?:\\.\\d+)?)"
-    // (?U): Unicode \d \w \b like Python 3 str patterns; (?i) with Unicode case; (?m): ^ $ per line.
+    // Python's patterns (runtime/confidence/rating.py) through PyRegex: Python's \d \w \b \s, Unicode case,
+    // ^ $ at each "\n" only (Java alone also ends lines at \r, U+0085, U+2028, U+2029).
     private val PATTERNS = listOf(
         "(?<![\\d.\\-])$NUMBER\\s*(?:/|out of)\\s*10\\b",
         "\\b(?:rating|rate|score|confidence|confident)\\b[^0-9\\n\\-]{0,20}(?<![\\d.\\-])$NUMBER(?![\\d.]*\\d)",
         "^[^\\w\\-]*$NUMBER[^\\w\\-]*$",
         "(?<![\\d.\\-])$NUMBER(?![\\d]|\\.\\d)"
-    ).map { Regex("(?iUm)$it") }
+    ).map { PyRegex.compile(it, ignoreCase = true, multiline = true) }
 
     fun parseRating(text: String): Double? {
         for (pattern in PATTERNS) {

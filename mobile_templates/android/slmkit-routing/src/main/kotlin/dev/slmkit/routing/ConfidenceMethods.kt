@@ -54,33 +54,33 @@ object Options {
     private const val MAX_ITEM_CHARS = 48
     private const val MAX_ITEM_WORDS = 4
     private const val MIN_OPTIONS = 2
-    // (?U): Unicode classes as Python 3 str patterns; (?d): only \n ends a line, as in Python.
+    // Python's patterns (runtime/confidence/options.py) through PyRegex: Python's \w \b \s, only \n ends a line.
     private const val CUE = "(?:\\bone of(?: the following| these)?(?: [a-z]+)?|\\boptions(?: are)?|\\bpossible [a-z]+" +
         "|\\bchoices(?: are)?|\\bchoose from|\\blabels(?: are)?|\\bcategories(?: are)?)"
-    private val CUED_LINES = Regex("(?iUd)$CUE\\s*:[ \\t]*\\n((?:[ \\t]*[-*]?[ \\t]*[^\\n]+\\n?)+)")
-    private val CUED_INLINE = Regex("(?iUd)$CUE\\s*(?::|-|–)[ \\t]*([^\\n]+?)(?:\\.(?:\\s|$)|\\?(?:\\s|$)|\\n|$)")
-    private val ANSWER_LIST = Regex("(?iUdm)\\banswer(?: with)?\\s+((?:[\\w'-]+(?: [\\w'-]+){0,3}, )+[\\w'-]+(?: [\\w'-]+){0,3},? or " +
-        "[\\w'-]+(?: [\\w'-]+){0,3})\\s*(?:\\.|$)")
-    private val SLASHED = Regex("(?Ud)\\(([^()\\n]+?(?:\\s/\\s[^()\\n]+?)+)\\)")
-    private val JSON_FORM = Regex("(?Ud)\\{[^{}\\n]*<[a-z_]+>[^{}\\n]*\\}")
+    private val CUED_LINES = PyRegex.compile("$CUE\\s*:[ \\t]*\\n((?:[ \\t]*[-*]?[ \\t]*[^\\n]+\\n?)+)", ignoreCase = true)
+    private val CUED_INLINE = PyRegex.compile("$CUE\\s*(?::|-|–)[ \\t]*([^\\n]+?)(?:\\.(?:\\s|$)|\\?(?:\\s|$)|\\n|$)", ignoreCase = true)
+    private val ANSWER_LIST = PyRegex.compile("\\banswer(?: with)?\\s+((?:[\\w'-]+(?: [\\w'-]+){0,3}, )+[\\w'-]+(?: [\\w'-]+){0,3},? or " +
+        "[\\w'-]+(?: [\\w'-]+){0,3})\\s*(?:\\.|$)", ignoreCase = true, multiline = true)
+    private val SLASHED = PyRegex.compile("\\(([^()\\n]+?(?:\\s/\\s[^()\\n]+?)+)\\)")
+    private val JSON_FORM = PyRegex.compile("\\{[^{}\\n]*<[a-z_]+>[^{}\\n]*\\}")
     private val PLACEHOLDER = Regex("<[a-z_]+>")
-    private val WHITESPACE = Regex("(?U)\\s+")
+    private val WHITESPACE = PyRegex.compile("\\s+")
     private const val STRIP = " \t\"'`*-"
 
     private fun items(text: String, separators: Regex): List<String>? {
-        val parts = text.trim().split(separators).map { it.trim { c -> c in STRIP } }.filter { it.isNotEmpty() }
+        val parts = PyText.strip(text).split(separators).map { PyText.strip(it, STRIP) }.filter { it.isNotEmpty() }
         if (parts.size < MIN_OPTIONS || parts.toSet().size != parts.size) return null
-        if (parts.any { it.codePointCount(0, it.length) > MAX_ITEM_CHARS || it.trim().split(WHITESPACE).size > MAX_ITEM_WORDS }) return null
+        if (parts.any { it.codePointCount(0, it.length) > MAX_ITEM_CHARS || PyText.strip(it).split(WHITESPACE).size > MAX_ITEM_WORDS }) return null
         return parts
     }
 
-    private val INLINE_SEPARATORS = Regex("(?U)\\s*,\\s*(?:or\\s+|and\\s+)?|\\s+or\\s+")
+    private val INLINE_SEPARATORS = PyRegex.compile("\\s*,\\s*(?:or\\s+|and\\s+)?|\\s+or\\s+")
     private fun inlineItems(text: String) = items(text, INLINE_SEPARATORS)
 
     private fun lines(block: String): List<String>? {
         val kept = ArrayList<String>()
         for (line in block.split("\n")) {
-            if (line.isBlank()) break
+            if (PyText.strip(line).isEmpty()) break
             kept.add(line)
         }
         return items(kept.joinToString("\n"), Regex("\n"))
@@ -92,7 +92,7 @@ object Options {
         val taken = ArrayList<IntRange>()
         val patterns: List<Pair<Regex, (String) -> List<String>?>> = listOf(
             CUED_LINES to { t: String -> lines(t) }, CUED_INLINE to { t: String -> inlineItems(t) },
-            ANSWER_LIST to { t: String -> inlineItems(t) }, SLASHED to { t: String -> items(t, Regex("(?U)\\s/\\s")) })
+            ANSWER_LIST to { t: String -> inlineItems(t) }, SLASHED to { t: String -> items(t, PyRegex.compile("\\s/\\s")) })
         for ((pattern, parse) in patterns) {
             for (match in pattern.findAll(prompt)) {
                 val start = match.range.first

@@ -33,7 +33,7 @@ object Features {
     }
 
     fun words(text: String): List<String> {
-        val lowered = text.toLowerCase(java.util.Locale.ROOT)
+        val lowered = PyText.lower(text)
         val words = ArrayList<String>()
         val current = StringBuilder()
         var i = 0

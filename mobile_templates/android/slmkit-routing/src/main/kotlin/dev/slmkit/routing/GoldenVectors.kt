@@ -11,7 +11,8 @@ object GoldenVectors {
     data class Outcome(val file: String, val name: String, val passed: Boolean, val detail: String)
 
     val FILES = listOf("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
-        "option_choice", "rating_distribution", "token_confidence", "trained_head", "conversation", "grouped_probabilities", "date_slots")
+        "option_choice", "rating_distribution", "token_confidence", "trained_head", "conversation", "grouped_probabilities", "date_slots",
+        "router_head", "pipeline")
     /** Written by `slmkit package`: the model's chat template flattened (vs Jinja's rendering), and the
      *  Python router's decisions with the bundle's head (paths relative to the vectors folder's parent). */
     val BUNDLE_FILES = listOf("chat_format", "router_decisions")
@@ -210,8 +211,64 @@ object GoldenVectors {
                 val text = ChatFormat.from(row["format"]).render(messages, now)
                 return if (text == expected.str()) null else "chat prompt differs: ${toJson(text)}"
             }
+            "router_head" -> {
+                val blob = java.util.Base64.getDecoder().decode(row["weights_base64"].str())
+                val e = expected.obj()
+                val head = try { LinearHead.load(row["header_json"].str(), blob) } catch (ex: JsonException) {
+                    return if (e["error"] == true) null else "head refused: ${ex.message}"
+                }
+                if (e["error"] == true) return "head accepted"
+                val input = row["input"].obj()
+                val sparse = input["sparse"].obj().entries.associate { (k, v) -> k.toInt() to v.num() }
+                val logits = head.logits(sparse, input["dense"].list().map { it.num() })
+                val want = e["logits"].list().map { it.num() }
+                return if (logits.size == want.size && logits.zip(want).all { (a, b) -> close(a, b, 1e-6) }) null else "logits $logits"
+            }
+            "pipeline" -> return checkPipeline(row)
         }
         return "unknown vector file $file"
+    }
+
+    /** vectors/pipeline.jsonl's engine: each call answers the script's next output (10 tokens in, 2 out), or
+     *  every call fails with `fail`; calls are logged as "tier maxTokens". */
+    class ScriptedEngine(private val tier: String, script: Any?, private val log: MutableList<String>) : TierEngine {
+        private val outputs = ArrayDeque((script as? List<*>)?.map { it.str() } ?: emptyList())
+        private val failure = if (script == null) "no engine" else (script as? Map<*, *>)?.get("fail") as String?
+
+        override fun generate(messages: List<Message>, maxTokens: Int): Generation {
+            log.add("$tier $maxTokens")
+            if (failure != null) throw TierException(failure)
+            if (outputs.isEmpty()) throw TierException("script exhausted")
+            return Generation(outputs.removeFirst(), 10, 2, 1.0, tier)
+        }
+    }
+
+    /** The whole pipeline (policy, confidence check, escalation, fallback, answer length, a forced tier). */
+    private fun checkPipeline(row: Map<String, Any?>): String? {
+        val spec = RoutingSpec.parse(toJson(row["spec"]))
+        val d = row["decision"].obj()
+        val decision = RouteDecision(d["label"] as String?, d["confidence"].num())
+        val router = object : Router {
+            override val method = "fixed"
+            override fun decide(request: Request) = decision
+        }
+        val scripts = row["engines"].obj()
+        val calls = ArrayList<String>()
+        val pipeline = Pipeline(spec, router) { tier -> ScriptedEngine(tier.name, scripts[tier.name], calls) }
+        val r = row["request"].obj()
+        val response = pipeline.handle(Request(r["user"].str(), maxTokens = (r["max_tokens"] as Double?)?.toInt()), r["force_tier"] as String?)
+        val e = row["expected"].obj()
+        (e["error"] as String?)?.let { return if (response.error?.startsWith(it) == true) null else "error ${response.error}" }
+        if (response.error != null) return "failed: ${response.error}"
+        if (response.tier != e["tier"] || response.text != e["text"]) return "answered ${response.tier}: ${response.text}"
+        val steps = response.trace.steps.map { "${it.tier} ${it.purpose} ${it.ok}" }
+        if (steps != e["steps"].list().map { val s = it.list(); "${s[0]} ${s[1]} ${s[2]}" }) return "steps $steps"
+        if (calls != e["calls"].list().map { val c = it.list(); "${c[0]} ${c[1].num().toInt()}" }) return "calls $calls"
+        val escalations = response.trace.escalations.map { "${it["from"]}>${it["to"]}" }
+        if (escalations != e["escalations"].list().map { val x = it.list(); "${x[0]}>${x[1]}" }) return "escalations $escalations"
+        val fallbacks = response.trace.fallbacks.map { "${it["from"]}>${it["to"]}" }
+        if (fallbacks != e["fallbacks"].list().map { val x = it.list(); "${x[0]}>${x[1]}" }) return "fallbacks $fallbacks"
+        return null
     }
 
     /** The scripted engine of the option_choice and rating_distribution vectors (see vectors/README.md). */

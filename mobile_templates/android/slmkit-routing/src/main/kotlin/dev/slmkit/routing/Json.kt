@@ -8,8 +8,10 @@ package dev.slmkit.routing
 class JsonException(message: String) : Exception(message)
 
 object Json {
-    fun parse(text: String): Any? {
-        val reader = Reader(text)
+    /** `json.loads(text)`; with `integers`, integral literals (no fraction, no exponent) stay Long, as
+     *  Python's int (what a StrictInt field such as a router head's `buckets` needs), else every number is Double. */
+    fun parse(text: String, integers: Boolean = false): Any? {
+        val reader = Reader(text, integers)
         reader.skipSpace()
         val value = reader.value()
         reader.skipSpace()
@@ -23,7 +25,7 @@ object Json {
     /** Distinguishes "parsed to null" from "did not parse". */
     class Wrapped(val value: Any?)
 
-    private class Reader(val s: String) {
+    private class Reader(val s: String, val integers: Boolean) {
         var pos = 0
 
         fun skipSpace() {
@@ -105,7 +107,9 @@ object Json {
                             'r' -> out.append('\r'); 't' -> out.append('\t')
                             'u' -> {
                                 if (pos + 4 > s.length) throw JsonException("bad \\u escape")
-                                out.append(s.substring(pos, pos + 4).toIntOrNull(16)?.toChar() ?: throw JsonException("bad \\u escape"))
+                                val hex = s.substring(pos, pos + 4)
+                                if (!hex.all { it in '0'..'9' || it in 'a'..'f' || it in 'A'..'F' }) throw JsonException("bad \\u escape")
+                                out.append(hex.toInt(16).toChar())
                                 pos += 4
                             }
                             else -> throw JsonException("bad escape \\$e")
@@ -117,25 +121,29 @@ object Json {
             }
         }
 
-        fun number(): Double {
+        fun number(): Any {
             val start = pos
             if (s.startsWith("-Infinity", pos)) { pos += 9; return Double.NEGATIVE_INFINITY }
+            var integral = true
             if (pos < s.length && s[pos] == '-') pos++
             if (pos < s.length && s[pos] == '0') pos++
             else if (pos < s.length && s[pos] in '1'..'9') while (pos < s.length && s[pos] in '0'..'9') pos++
             else throw JsonException("bad number at $start")
             if (pos < s.length && s[pos] == '.') {
+                integral = false
                 pos++
                 if (pos >= s.length || s[pos] !in '0'..'9') throw JsonException("bad number at $start")
                 while (pos < s.length && s[pos] in '0'..'9') pos++
             }
             if (pos < s.length && (s[pos] == 'e' || s[pos] == 'E')) {
+                integral = false
                 pos++
                 if (pos < s.length && (s[pos] == '+' || s[pos] == '-')) pos++
                 if (pos >= s.length || s[pos] !in '0'..'9') throw JsonException("bad number at $start")
                 while (pos < s.length && s[pos] in '0'..'9') pos++
             }
-            return s.substring(start, pos).toDouble()
+            val text = s.substring(start, pos)
+            return if (integers && integral) text.toLongOrNull() ?: text.toDouble() else text.toDouble()
         }
     }
 }
@@ -160,7 +168,7 @@ fun toJson(value: Any?): String = when (value) {
             c == '"' -> append("\\\"")
             c == '\\' -> append("\\\\")
             c == '\n' -> append("\\n")
-            c < ' ' -> append(String.format("\\u%04x", c.toInt()))
+            c < ' ' -> append(String.format("\\u%04x", c.code))
             else -> append(c)
         }
         append('"')

@@ -58,7 +58,7 @@ class Trace(val requestId: String) {
     val fallbacks = ArrayList<Map<String, Any?>>()
     var finalTier: String? = null
     var latencyMs = 0.0
-    val costUsd: Double get() = steps.sumByDouble { it.costUsd }
+    val costUsd: Double get() = steps.sumOf { it.costUsd }
 
     /** The same keys as the Python trace's to_dict(), so simulator and app logs compare directly. */
     fun toMap(): Map<String, Any?> = linkedMapOf(
@@ -183,7 +183,7 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
     /** The tier's answer and whether its confidence check says escalate; a failing check escalates. */
     private fun checkedAnswer(tier: String, request: Request, trace: Trace): Pair<Generation?, Boolean> {
         val check = spec.confidenceCheck
-        val maxTokens = request.maxTokens ?: spec.tier(tier).maxTokens
+        val maxTokens = answerMaxTokens(request, spec.tier(tier))
         var threshold = check.threshold
         var generation: Generation? = null
         var entry: Map<String, Any?>? = null
@@ -226,11 +226,20 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
         return Pair(generation, escalate)
     }
 
+    /**
+     * Route (or use `forceTier`, which skips routing and the confidence check: the tier the caller named
+     * answers itself, falling through on failure only), answer, check confidence, escalate or fall through.
+     * Never throws for a tier: an unknown `forceTier` or a request no tier could answer gives a Response with `error`.
+     */
+    /** The answer length a tier is asked for: the request's, unless absent or 0, then the tier's own
+     *  (runtime/pipeline.py `answer_max_tokens`; pinned by vectors/pipeline.jsonl). */
+    fun answerMaxTokens(request: Request, tier: TierSpec): Int = request.maxTokens?.takeIf { it != 0 } ?: tier.maxTokens
+
     fun handle(request: Request, forceTier: String? = null): Response {
         val start = now()
         val trace = Trace(request.id)
+        if (forceTier != null && spec.tiers.none { it.name == forceTier }) return Response("", null, trace, "unknown tier '$forceTier'")
         var tier: String? = if (forceTier != null) {
-            spec.tier(forceTier)
             trace.policyTier = forceTier
             trace.policyReason = "tier named by the request"
             forceTier
@@ -241,11 +250,11 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
             tried.add(tier)
             val t = spec.tier(tier)
             var escalate = false
-            val generation = if (tier in spec.confidenceCheck.tiers) {
+            val generation = if (forceTier == null && tier in spec.confidenceCheck.tiers) {
                 val (g, e) = checkedAnswer(tier, request, trace)
                 escalate = e
                 g
-            } else generate(tier, "answer", request.messages(), request.maxTokens ?: t.maxTokens, trace)
+            } else generate(tier, "answer", request.messages(), answerMaxTokens(request, t), trace)
             if (generation == null) {
                 val next = (listOf(tier) + spec.fallbacks(tier)).firstOrNull { it !in tried }
                 trace.fallbacks.add(linkedMapOf("from" to tier, "to" to next, "reason" to trace.steps.last().error))

@@ -1,14 +1,18 @@
 package dev.slmkit.routing
 
-/** Reading a small model's router answer (runtime/router/parse.py): messy text in, label + confidence out. */
+/**
+ * Reading a small model's router answer (runtime/router/parse.py): messy text in, label + confidence out.
+ * Text is stripped and lowered as Python does (PyText), JSON read as json.loads reads it (Json), and
+ * patterns keep Python's `\w \b \s` (PyRegex).
+ */
 data class ParsedRoute(val label: String, val confidence: Double?)
 
 object RouterParse {
     val LABEL_KEYS = listOf("complexity", "tier", "label", "category", "class", "difficulty")
     val CONFIDENCE_KEYS = listOf("confidence", "conf", "probability", "certainty")
-    private val TRAILING_COMMA = Regex(",\\s*([}\\]])")
-    private val RATIO = Regex("(?U)(\\d+(?:\\.\\d+)?)\\s*/\\s*(10|100)")
-    private val PERCENT = Regex("(?U)(\\d+(?:\\.\\d+)?)\\s*(%?)")
+    private val TRAILING_COMMA = PyRegex.compile(",\\s*([}\\]])")
+    private val RATIO = PyRegex.compile("(\\d+(?:\\.\\d+)?)\\s*/\\s*(10|100)")
+    private val PERCENT = PyRegex.compile("(\\d+(?:\\.\\d+)?)\\s*(%?)")
 
     /** Every balanced {...} span, outermost first, ignoring braces inside strings. */
     fun jsonObjects(text: String): List<String> {
@@ -46,7 +50,7 @@ object RouterParse {
             is Boolean -> return null
             is Double -> value
             is String -> {
-                val text = value.trim()
+                val text = PyText.strip(value)
                 RATIO.matchEntire(text)?.let {
                     return parseConfidence(Digits.toDouble(it.groupValues[1]) / Digits.toDouble(it.groupValues[2]))
                 }
@@ -65,13 +69,13 @@ object RouterParse {
 
     private fun labelOf(value: Any?, labels: List<String>): String? {
         if (value !is String) return null
-        val word = value.trim().trim('.').toLowerCase(java.util.Locale.ROOT)
+        val word = PyText.lower(PyText.strip(PyText.strip(value), "."))
         return if (word in labels) word else null
     }
 
     private fun fromObject(obj: Map<String, Any?>, labels: List<String>): ParsedRoute? {
         val lowered = LinkedHashMap<String, Any?>()
-        for ((k, v) in obj) lowered[k.trim().toLowerCase(java.util.Locale.ROOT)] = v
+        for ((k, v) in obj) lowered[PyText.lower(PyText.strip(k))] = v  // a key seen again keeps its place, takes the value
         val labelKey = LABEL_KEYS.firstOrNull { it in lowered } ?: return null
         val label = labelOf(lowered[labelKey], labels) ?: return null
         val confidenceKey = CONFIDENCE_KEYS.firstOrNull { it in lowered }
@@ -85,13 +89,13 @@ object RouterParse {
             fromObject(obj, labels)?.let { return it }
         }
         val alternatives = labels.joinToString("|")
-        val keyed = Regex("(?iU)[\"']?(?:${LABEL_KEYS.joinToString("|")})[\"']?\\s*[:=]\\s*[\"']?($alternatives)\\b").find(text)
+        val keyed = PyRegex.compile("[\"']?(?:${LABEL_KEYS.joinToString("|")})[\"']?\\s*[:=]\\s*[\"']?($alternatives)\\b", ignoreCase = true).find(text)
         if (keyed != null) {
-            val confidence = Regex("(?iU)[\"']?(?:${CONFIDENCE_KEYS.joinToString("|")})[\"']?\\s*[:=]\\s*[\"']?(\\d+(?:\\.\\d+)?\\s*%?)").find(text)
-            return ParsedRoute(keyed.groupValues[1].toLowerCase(java.util.Locale.ROOT),
+            val confidence = PyRegex.compile("[\"']?(?:${CONFIDENCE_KEYS.joinToString("|")})[\"']?\\s*[:=]\\s*[\"']?(\\d+(?:\\.\\d+)?\\s*%?)", ignoreCase = true).find(text)
+            return ParsedRoute(PyText.lower(keyed.groupValues[1]),
                 if (confidence != null) parseConfidence(confidence.groupValues[1]) else null)
         }
-        val named = Regex("(?iU)\\b($alternatives)\\b").findAll(text).map { it.groupValues[1].toLowerCase(java.util.Locale.ROOT) }.toSet()
+        val named = PyRegex.compile("\\b($alternatives)\\b", ignoreCase = true).findAll(text).map { PyText.lower(it.groupValues[1]) }.toSet()
         return if (named.size == 1) ParsedRoute(named.first(), null) else null
     }
 }

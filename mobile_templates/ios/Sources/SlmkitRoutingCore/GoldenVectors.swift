@@ -7,7 +7,7 @@ public enum GoldenVectors {
 
     public static let files = ["router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options",
                                "option_choice", "rating_distribution", "token_confidence", "trained_head", "conversation",
-                               "grouped_probabilities", "date_slots"]
+                               "grouped_probabilities", "date_slots", "router_head", "pipeline"]
     /// Written by `slmkit package`: the model's chat template flattened (vs Jinja's rendering), and the
     /// Python router's decisions with the bundle's head (paths relative to the vectors folder's parent).
     public static let bundleFiles = ["chat_format", "router_decisions"]
@@ -199,9 +199,86 @@ public enum GoldenVectors {
                 return "chat format does not render"
             }
             return text == expected as? String ? nil : "chat prompt differs: \(text)"
+        case "router_head":
+            let header = Data((row["header_json"] as! String).utf8)  // the exact text a port reads (8.0 stays a float)
+            let blob = Data(base64Encoded: row["weights_base64"] as! String)!
+            let e = expected as! [String: Any]
+            guard let head = try? LinearHead(header: header, blob: blob) else {
+                return e["error"] as? Bool == true ? nil : "head refused"
+            }
+            if e["error"] as? Bool == true { return "head accepted" }
+            let input = row["input"] as! [String: Any]
+            let sparse = Dictionary(uniqueKeysWithValues: (input["sparse"] as! [String: Any]).map { (Int($0.key)!, double($0.value)!) })
+            let logits = head.logits(sparse: sparse, dense: (input["dense"] as! [Any]).map { double($0)! })
+            let want = (e["logits"] as! [Any]).map { double($0)! }
+            return logits.count == want.count && zip(logits, want).allSatisfy({ close($0, $1, 1e-6) }) ? nil : "logits \(logits)"
         default:
             return "unknown vector file \(file)"
         }
+    }
+
+    /// A tier engine answering from a script (vectors/pipeline.jsonl): each call returns the next output, or
+    /// every call fails with `fail`; calls are recorded as (tier, maxTokens).
+    final class ScriptedEngine: TierEngine {
+        let tier: String
+        var outputs: [String]
+        let failure: String?
+        let log: (String, Int) -> Void
+
+        init(tier: String, script: Any?, log: @escaping (String, Int) -> Void) {
+            self.tier = tier
+            self.log = log
+            outputs = script as? [String] ?? []
+            failure = (script as? [String: Any])?["fail"] as? String ?? (script == nil ? "no engine" : nil)
+        }
+
+        func generate(_ messages: [Message], maxTokens: Int) async throws -> Generation {
+            log(tier, maxTokens)
+            if let failure { throw TierError(failure) }
+            guard !outputs.isEmpty else { throw TierError("script exhausted") }
+            return Generation(text: outputs.removeFirst(), inputTokens: 10, outputTokens: 2, latencyMs: 1, model: tier)
+        }
+    }
+
+    struct FixedRouter: Router {
+        let method = "fixed"
+        let decision: RouteDecision
+        func decide(_ request: Request) throws -> RouteDecision { decision }
+    }
+
+    /// vectors/pipeline.jsonl: the whole pipeline (policy, confidence check, escalation, fallback, answer
+    /// length, a forced tier) over scripted engines.
+    static func checkPipeline(_ row: [String: Any]) async -> String? {
+        guard let spec = try? RoutingSpec(data: JSONSerialization.data(withJSONObject: row["spec"]!)) else { return "spec refused" }
+        let d = row["decision"] as! [String: Any]
+        let router = FixedRouter(decision: RouteDecision(label: d["label"] as? String, confidence: double(d["confidence"])!))
+        let scripts = row["engines"] as! [String: Any]
+        var calls: [[Any]] = []
+        let pipeline = Pipeline(spec: spec, router: router) { tier in
+            ScriptedEngine(tier: tier.name, script: scripts[tier.name]) { calls.append([$0, $1]) }
+        }
+        let r = row["request"] as! [String: Any]
+        let request = Request(user: r["user"] as! String, maxTokens: (r["max_tokens"] as? NSNumber)?.intValue)
+        let response = await pipeline.handle(request, forceTier: r["force_tier"] as? String)
+        let e = row["expected"] as! [String: Any]
+        if let error = e["error"] as? String {
+            return response.error?.hasPrefix(error) == true ? nil : "error \(response.error ?? "none")"
+        }
+        if let error = response.error { return "failed: \(error)" }
+        if response.tier != e["tier"] as? String || response.text != e["text"] as? String {
+            return "answered \(response.tier ?? "nil"): \(response.text)"
+        }
+        let steps = response.trace.steps.map { "\($0.tier) \($0.purpose) \($0.ok)" }
+        let wantSteps = (e["steps"] as! [[Any]]).map { "\($0[0]) \($0[1]) \(($0[2] as! NSNumber).boolValue)" }
+        if steps != wantSteps { return "steps \(steps)" }
+        let got = calls.map { "\($0[0]) \($0[1])" }
+        let want = (e["calls"] as! [[Any]]).map { "\($0[0]) \(($0[1] as! NSNumber).intValue)" }
+        if got != want { return "calls \(got)" }
+        let escalations = response.trace.escalations.map { "\($0["from"]!)>\($0["to"]!)" }
+        if escalations != (e["escalations"] as! [[String]]).map({ "\($0[0])>\($0[1])" }) { return "escalations \(escalations)" }
+        let fallbacks = response.trace.fallbacks.map { "\($0["from"]!)>\(($0["to"] as? String) ?? "nil")" }
+        if fallbacks != (e["fallbacks"] as! [[Any]]).map({ "\($0[0])>\(($0[1] as? String) ?? "nil")" }) { return "fallbacks \(fallbacks)" }
+        return nil
     }
 
     /// The scripted engine of the option_choice and rating_distribution vectors (see vectors/README.md).
@@ -227,7 +304,7 @@ public enum GoldenVectors {
         }
     }
 
-    public static func run(folder: URL) throws -> [Outcome] {
+    public static func run(folder: URL) async throws -> [Outcome] {
         var outcomes: [Outcome] = []
         root = folder.deletingLastPathComponent()
         if let data = try? Data(contentsOf: root.appendingPathComponent("routing.json")) { routerSpec = try? RoutingSpec(data: data).router }
@@ -237,7 +314,8 @@ public enum GoldenVectors {
             let text = try String(contentsOf: url, encoding: .utf8)
             for line in text.split(separator: "\n") where !line.trimmingCharacters(in: .whitespaces).isEmpty {
                 let row = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-                outcomes.append(Outcome(file: file, name: row["name"] as? String ?? "?", detail: check(file, row)))
+                let detail = file == "pipeline" ? await checkPipeline(row) : check(file, row)
+                outcomes.append(Outcome(file: file, name: row["name"] as? String ?? "?", detail: detail))
             }
         }
         return outcomes

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking  // URLSession off Apple platforms (the Linux build of this core)
+#endif
 
 /// Cloud tiers over URLSession: any OpenAI-compatible `/chat/completions`, and the Anthropic
 /// Messages API. Keys come from the app at run time, looked up by the tier's `api_key_env` name;

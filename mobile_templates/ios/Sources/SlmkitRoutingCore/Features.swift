@@ -10,15 +10,6 @@ public enum Features {
         return h
     }
 
-    /// Python's str.isalnum() for one scalar: letters and every kind of number.
-    static func isWordScalar(_ s: Unicode.Scalar) -> Bool {
-        switch s.properties.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
-             .decimalNumber, .letterNumber, .otherNumber: return true
-        default: return false
-        }
-    }
-
     /// Python's str.isdigit(): Numeric_Type Decimal or Digit.
     static func isDigit(_ s: Unicode.Scalar) -> Bool {
         s.properties.numericType == .decimal || s.properties.numericType == .digit
@@ -27,8 +18,8 @@ public enum Features {
     public static func words(_ text: String) -> [String] {
         var words: [String] = []
         var current = String.UnicodeScalarView()
-        for scalar in text.lowercased().unicodeScalars {
-            if isWordScalar(scalar) { current.append(scalar) } else if !current.isEmpty {
+        for scalar in PyText.lower(text).unicodeScalars {
+            if PyText.isAlnum(scalar) { current.append(scalar) } else if !current.isEmpty {
                 words.append(String(current))
                 current = String.UnicodeScalarView()
             }
@@ -37,16 +28,18 @@ public enum Features {
         return words
     }
 
-    /// w:word, b:word word, c:3 code points of " word ".
-    public static func featureStrings(_ text: String) -> Set<String> {
-        let words = words(text)
-        var features = Set(words.map { "w:\($0)" })
-        if words.count > 1 { for i in 0..<(words.count - 1) { features.insert("b:\(words[i]) \(words[i + 1])") } }
-        for w in words {
+    /// w:word, b:word word, c:3 code points of " word "; distinct by code points as Python's set of
+    /// str (a Set<String> would merge canonically equivalent features: composed vs decomposed Hangul).
+    public static func featureStrings(_ text: String) -> [String] {
+        let found = words(text)
+        var features: [String] = found.map { "w:\($0)" }
+        if found.count > 1 { for i in 0..<(found.count - 1) { features.append("b:\(found[i]) \(found[i + 1])") } }
+        for w in found {
             let padded = Array(" \(w) ".unicodeScalars)
-            for i in 0..<(padded.count - 2) { features.insert("c:" + String(String.UnicodeScalarView(padded[i..<(i + 3)]))) }
+            for i in 0..<(padded.count - 2) { features.append("c:" + String(String.UnicodeScalarView(padded[i..<(i + 3)]))) }
         }
-        return features
+        var seen = Set<[UInt32]>()
+        return features.filter { seen.insert(PyText.key($0)).inserted }
     }
 
     /// Bucket -> weight, L2-normalized over distinct buckets.

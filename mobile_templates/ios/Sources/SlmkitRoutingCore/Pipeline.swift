@@ -42,6 +42,19 @@ public struct Generation {
     /// Per generated token, from engines with logits: log-probability, and margin over the runner-up.
     public var tokenLogprobs: [Double]? = nil
     public var tokenMargins: [Double]? = nil
+
+    /// What an app's own TierEngine returns.
+    public init(text: String, inputTokens: Int, outputTokens: Int, latencyMs: Double, model: String, simulated: Bool = false,
+                tokenLogprobs: [Double]? = nil, tokenMargins: [Double]? = nil) {
+        self.text = text
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.latencyMs = latencyMs
+        self.model = model
+        self.simulated = simulated
+        self.tokenLogprobs = tokenLogprobs
+        self.tokenMargins = tokenMargins
+    }
 }
 
 /// A tier that failed (timeout, HTTP error, model missing): the pipeline falls through to the next.
@@ -77,6 +90,20 @@ public struct Step {
     public var model = ""
     public var simulated = false
     public var error: String? = nil
+
+    public init(tier: String, purpose: String, ok: Bool, latencyMs: Double, inputTokens: Int = 0, outputTokens: Int = 0,
+                costUsd: Double = 0, model: String = "", simulated: Bool = false, error: String? = nil) {
+        self.tier = tier
+        self.purpose = purpose
+        self.ok = ok
+        self.latencyMs = latencyMs
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.costUsd = costUsd
+        self.model = model
+        self.simulated = simulated
+        self.error = error
+    }
 }
 
 public final class Trace {
@@ -131,7 +158,8 @@ public final class Pipeline {
         } catch let error as TierError { throw error } catch { throw TierError("cannot load: \(error)") }
     }
 
-    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e6 }
+    /// Milliseconds of a monotonic clock (latencies in traces).
+    public static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e6 }
 
     func route(_ request: Request, _ trace: Trace) -> String {
         let (system, user) = Prompts.requestRouterInput(request, truncation: spec.router.truncation)
@@ -166,6 +194,13 @@ public final class Pipeline {
         let cost = (Double(g.inputTokens) * t.priceInPerMTok + Double(g.outputTokens) * t.priceOutPerMTok) / 1e6
         trace.steps.append(Step(tier: tier, purpose: purpose, ok: true, latencyMs: g.latencyMs, inputTokens: g.inputTokens,
                                 outputTokens: g.outputTokens, costUsd: cost, model: g.model, simulated: g.simulated))
+    }
+
+    /// The answer length a tier is asked for: the request's, unless absent or 0, then the tier's own
+    /// (runtime/pipeline.py `request.max_tokens or tier.max_tokens`; pinned by vectors/pipeline.jsonl).
+    public static func answerMaxTokens(_ requested: Int?, tier: TierSpec) -> Int {
+        guard let requested, requested != 0 else { return tier.maxTokens }
+        return requested
     }
 
     /// The method's value for an answer (runtime/confidence/methods.py `score_answer`).
@@ -229,7 +264,7 @@ public final class Pipeline {
     /// The tier's answer and whether its confidence check says escalate; a failing check escalates.
     func checkedAnswer(_ tier: String, _ request: Request, _ trace: Trace) async -> (Generation?, Bool) {
         let check = spec.confidenceCheck
-        let maxTokens = request.maxTokens ?? spec.tier(tier)?.maxTokens ?? 512
+        let maxTokens = Pipeline.answerMaxTokens(request.maxTokens, tier: spec.tier(tier)!)
         var threshold = check.threshold
         var generation: Generation? = nil
         var entry: [String: Any]? = nil
@@ -277,11 +312,17 @@ public final class Pipeline {
         return (answer, escalate)
     }
 
+    /// Route (or use `forceTier`, which skips routing and the confidence check: the tier the caller named
+    /// answers itself, falling through on failure only), answer, check confidence, escalate or fall through.
+    /// Never throws: an unknown `forceTier` or a request no tier could answer returns a Response with `error`.
     public func handle(_ request: Request, forceTier: String? = nil) async -> Response {
         let start = Pipeline.now()
         let trace = Trace(requestId: request.id)
         var tier: String?
         if let forced = forceTier {
+            guard spec.tier(forced) != nil else {
+                return Response(text: "", tier: nil, trace: trace, error: "unknown tier '\(forced)'")
+            }
             trace.policyTier = forced
             trace.policyReason = "tier named by the request"
             tier = forced
@@ -292,10 +333,10 @@ public final class Pipeline {
         var answer: (String, String)? = nil
         while let current = tier, !tried.contains(current) {
             tried.insert(current)
-            let maxTokens = request.maxTokens ?? spec.tier(current)?.maxTokens ?? 512
+            let maxTokens = Pipeline.answerMaxTokens(request.maxTokens, tier: spec.tier(current)!)
             var escalate = false
             var produced: Generation? = nil
-            if spec.confidenceCheck.tiers.contains(current) {
+            if forceTier == nil && spec.confidenceCheck.tiers.contains(current) {
                 let checked = await checkedAnswer(current, request, trace)
                 produced = checked.0
                 escalate = checked.1

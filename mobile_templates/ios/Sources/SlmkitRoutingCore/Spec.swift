@@ -112,7 +112,7 @@ public struct RoutingSpec {
     public let confidenceCheck: ConfidenceCheck
     public let tiers: [TierSpec]
 
-    public func tier(_ name: String) -> TierSpec? { tiers.first { $0.name == name } }
+    public func tier(_ name: String) -> TierSpec? { tiers.first { PyText.same($0.name, name) } }
 
     /// Its own list, else every later tier, then the earlier ones nearest first.
     public func fallbacks(_ name: String) -> [String] {
@@ -173,5 +173,19 @@ public struct RoutingSpec {
                             fallback: t["fallback"] as? [String], simulated: t["simulated"] as? [String: Any])
         }
         name = json["name"] as? String ?? ""
+        try checkNames()
+    }
+
+    /// Every tier a spec names exists, once (runtime/spec.py `_names_resolve`): the pipeline relies on it.
+    func checkNames() throws {
+        let names = tiers.map(\.name)
+        if Set(names.map(PyText.key)).count != names.count { throw SpecError.shape("tier names must be unique: \(names)") }
+        var refs = [("policy.low_confidence_tier", policy.lowConfidenceTier), ("policy.unparsed_tier", policy.unparsedTier)]
+        refs += policy.routes.map { ("policy.routes[\($0.label)]", $0.tier) }
+        refs += confidenceCheck.tiers.map { ("confidence_check.tiers", $0) }
+        refs += tiers.flatMap { t in (t.fallback ?? []).map { ("tiers[\(t.name)].fallback", $0) } }
+        for (place, name) in refs where tier(name) == nil {
+            throw SpecError.shape("\(place) names tier '\(name)'; the tiers are \(names)")
+        }
     }
 }

@@ -51,9 +51,9 @@ public enum Options {
     static let minOptions = 2
     static let cue = "(?:\\bone of(?: the following| these)?(?: [a-z]+)?|\\boptions(?: are)?|\\bpossible [a-z]+"
         + "|\\bchoices(?: are)?|\\bchoose from|\\blabels(?: are)?|\\bcategories(?: are)?)"
-    // ICU is Unicode-aware like Python 3; useUnixLineSeparators: only \n ends a line, as in Python.
+    // Python's patterns (runtime/confidence/options.py) with Python's \w \b \s, only \n ending a line.
     static func regex(_ pattern: String, _ options: NSRegularExpression.Options = []) -> NSRegularExpression {
-        try! NSRegularExpression(pattern: pattern, options: options.union(.useUnixLineSeparators))
+        PyRegex.compile(pattern, options)
     }
     static let cuedLines = regex(cue + "\\s*:[ \\t]*\\n((?:[ \\t]*[-*]?[ \\t]*[^\\n]+\\n?)+)", .caseInsensitive)
     static let cuedInline = regex(cue + "\\s*(?::|-|–)[ \\t]*([^\\n]+?)(?:\\.(?:\\s|$)|\\?(?:\\s|$)|\\n|$)", .caseInsensitive)
@@ -66,7 +66,7 @@ public enum Options {
     static let slashSeparator = regex("\\s/\\s")
     static let newline = regex("\\n")
     static let whitespace = regex("\\s+")
-    static let strip = CharacterSet(charactersIn: " \t\"'`*-")
+    static let strip: Set<Unicode.Scalar> = [" ", "\t", "\"", "'", "`", "*", "-"]
 
     static func split(_ text: String, _ separator: NSRegularExpression) -> [String] {
         let ns = text as NSString
@@ -81,11 +81,10 @@ public enum Options {
     }
 
     static func items(_ text: String, _ separator: NSRegularExpression) -> [String]? {
-        let parts = split(text.trimmingCharacters(in: .whitespacesAndNewlines), separator)
-            .map { $0.trimmingCharacters(in: strip) }.filter { !$0.isEmpty }
-        guard parts.count >= minOptions, Set(parts).count == parts.count else { return nil }
+        let parts = split(PyText.strip(text), separator).map { PyText.strip($0, strip) }.filter { !$0.isEmpty }
+        guard parts.count >= minOptions, Set(parts.map(PyText.key)).count == parts.count else { return nil }
         for part in parts {
-            let words = split(part.trimmingCharacters(in: .whitespacesAndNewlines), whitespace).filter { !$0.isEmpty }
+            let words = split(PyText.strip(part), whitespace).filter { !$0.isEmpty }
             if part.unicodeScalars.count > maxItemChars || words.count > maxItemWords { return nil }
         }
         return parts
@@ -94,7 +93,7 @@ public enum Options {
     static func lines(_ block: String) -> [String]? {
         var kept: [String] = []
         for line in block.components(separatedBy: "\n") {
-            if line.trimmingCharacters(in: .whitespaces).isEmpty { break }
+            if PyText.strip(line).isEmpty { break }
             kept.append(line)
         }
         return items(kept.joined(separator: "\n"), newline)

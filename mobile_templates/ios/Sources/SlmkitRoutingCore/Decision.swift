@@ -64,7 +64,7 @@ public enum Decisions {
 public enum Policy {
     public static func chooseTier(_ decision: RouteDecision, _ policy: PolicySpec) -> (tier: String, reason: String) {
         guard let label = decision.label else { return (policy.unparsedTier, "router output unparsable") }
-        guard let route = policy.routes.first(where: { $0.label == label }) else {
+        guard let route = policy.routes.first(where: { PyText.same($0.label, label) }) else {
             return (policy.unparsedTier, "no route for label '\(label)'")
         }
         let shown = String(format: "%.3f", decision.confidence)

@@ -1,12 +1,12 @@
 import Foundation
 import XCTest
-@testable import SlmkitRouting
+@testable import SlmkitRoutingCore
 
 /// The bundle's golden vectors through the Swift port: the same files the Python runtime passes.
 final class GoldenVectorsTests: XCTestCase {
-    func testEveryVectorPasses() throws {
+    func testEveryVectorPasses() async throws {
         let folder = Bundle.module.resourceURL!.appendingPathComponent("vectors")
-        let outcomes = try GoldenVectors.run(folder: folder)
+        let outcomes = try await GoldenVectors.run(folder: folder)
         XCTAssertFalse(outcomes.isEmpty)
         let failures = outcomes.filter { $0.detail != nil }.map { "\($0.file) \($0.name): \($0.detail!)" }
         XCTAssertEqual(failures, [])

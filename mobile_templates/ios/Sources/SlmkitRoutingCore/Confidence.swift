@@ -9,7 +9,7 @@ public enum Confidence {
         "\\b(?:rating|rate|score|confidence|confident)\\b[^0-9\\n\\-]{0,20}(?<![\\d.\\-])\(number)(?![\\d.]*\\d)",
         "^[^\\w\\-]*\(number)[^\\w\\-]*$",
         "(?<![\\d.\\-])\(number)(?![\\d]|\\.\\d)",
-    ].map { try! NSRegularExpression(pattern: $0, options: [.caseInsensitive, .anchorsMatchLines]) }
+    ].map { PyRegex.compile($0, [.caseInsensitive, .anchorsMatchLines]) }
 
     public static func parseRating(_ text: String) -> Double? {
         let ns = text as NSString
