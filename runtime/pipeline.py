@@ -77,6 +77,8 @@ class Pipeline:
                 self._backends[tier] = make_backend(self.spec.tier(tier), self.base_dir)
             except SlmkitError as exc:
                 raise BackendError(f"cannot load: {str(exc).splitlines()[0]}") from None
+            except Exception as exc:  # noqa: BLE001 - an engine that cannot start (native library, OS) is a tier failure
+                raise BackendError(f"cannot load: {type(exc).__name__}: {exc}") from None
         return self._backends[tier]
 
     def route(self, request: Request, trace: Trace) -> str:
@@ -101,6 +103,10 @@ class Pipeline:
             generation = self.backend(tier).generate(messages, max_tokens, logprobs=logprobs, options=options)
         except BackendError as exc:
             trace.steps.append(GenerationStep(tier, purpose, False, (time.perf_counter() - start) * 1000, error=exc.reason))
+            return None
+        except Exception as exc:  # noqa: BLE001 - an engine's own bug or native error falls through like a failure
+            trace.steps.append(GenerationStep(tier, purpose, False, (time.perf_counter() - start) * 1000,
+                                              error=f"{type(exc).__name__}: {exc}"))
             return None
         trace.steps.append(self._step(tier, purpose, generation))
         return generation

@@ -217,12 +217,16 @@ public enum GoldenVectors {
         }
     }
 
+    /// An error an engine did not expect (a platform or native failure), not a TierError.
+    struct UnexpectedError: Error { let message: String }
+
     /// A tier engine answering from a script (vectors/pipeline.jsonl): each call returns the next output, or
-    /// every call fails with `fail`; calls are recorded as (tier, maxTokens).
+    /// every call fails with `fail` (TierError) or `raise` (another Error); calls are recorded as (tier, maxTokens).
     final class ScriptedEngine: TierEngine {
         let tier: String
         var outputs: [String]
         let failure: String?
+        let unexpected: String?
         let log: (String, Int) -> Void
 
         init(tier: String, script: Any?, log: @escaping (String, Int) -> Void) {
@@ -230,10 +234,12 @@ public enum GoldenVectors {
             self.log = log
             outputs = script as? [String] ?? []
             failure = (script as? [String: Any])?["fail"] as? String ?? (script == nil ? "no engine" : nil)
+            unexpected = (script as? [String: Any])?["raise"] as? String
         }
 
         func generate(_ messages: [Message], maxTokens: Int) async throws -> Generation {
             log(tier, maxTokens)
+            if let unexpected { throw UnexpectedError(message: unexpected) }
             if let failure { throw TierError(failure) }
             guard !outputs.isEmpty else { throw TierError("script exhausted") }
             return Generation(text: outputs.removeFirst(), inputTokens: 10, outputTokens: 2, latencyMs: 1, model: tier)
@@ -255,7 +261,8 @@ public enum GoldenVectors {
         let scripts = row["engines"] as! [String: Any]
         var calls: [[Any]] = []
         let pipeline = Pipeline(spec: spec, router: router) { tier in
-            ScriptedEngine(tier: tier.name, script: scripts[tier.name]) { calls.append([$0, $1]) }
+            if let why = (scripts[tier.name] as? [String: Any])?["load"] as? String { throw UnexpectedError(message: why) }
+            return ScriptedEngine(tier: tier.name, script: scripts[tier.name]) { calls.append([$0, $1]) }
         }
         let r = row["request"] as! [String: Any]
         let request = Request(user: r["user"] as! String, maxTokens: (r["max_tokens"] as? NSNumber)?.intValue)

@@ -230,13 +230,16 @@ object GoldenVectors {
     }
 
     /** vectors/pipeline.jsonl's engine: each call answers the script's next output (10 tokens in, 2 out), or
-     *  every call fails with `fail`; calls are logged as "tier maxTokens". */
+     *  every call fails with `fail` (TierException) or `raise` (an Error from native code, as a missing or
+     *  crashing JNI library throws); calls are logged as "tier maxTokens". */
     class ScriptedEngine(private val tier: String, script: Any?, private val log: MutableList<String>) : TierEngine {
         private val outputs = ArrayDeque((script as? List<*>)?.map { it.str() } ?: emptyList())
         private val failure = if (script == null) "no engine" else (script as? Map<*, *>)?.get("fail") as String?
+        private val unexpected = (script as? Map<*, *>)?.get("raise") as String?
 
         override fun generate(messages: List<Message>, maxTokens: Int): Generation {
             log.add("$tier $maxTokens")
+            if (unexpected != null) throw UnsatisfiedLinkError(unexpected)
             if (failure != null) throw TierException(failure)
             if (outputs.isEmpty()) throw TierException("script exhausted")
             return Generation(outputs.removeFirst(), 10, 2, 1.0, tier)
@@ -254,7 +257,10 @@ object GoldenVectors {
         }
         val scripts = row["engines"].obj()
         val calls = ArrayList<String>()
-        val pipeline = Pipeline(spec, router) { tier -> ScriptedEngine(tier.name, scripts[tier.name], calls) }
+        val pipeline = Pipeline(spec, router) { tier ->
+            ((scripts[tier.name] as? Map<*, *>)?.get("load") as String?)?.let { throw UnsatisfiedLinkError(it) }
+            ScriptedEngine(tier.name, scripts[tier.name], calls)
+        }
         val r = row["request"].obj()
         val response = pipeline.handle(Request(r["user"].str(), maxTokens = (r["max_tokens"] as Double?)?.toInt()), r["force_tier"] as String?)
         val e = row["expected"].obj()

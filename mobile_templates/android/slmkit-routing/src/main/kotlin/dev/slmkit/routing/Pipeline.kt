@@ -82,13 +82,24 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
     /** The app's router, reading conversations when truncation.historyTurns > 0 (runtime/router/__init__.py). */
     private val router: Router =
         if (spec.router.truncation.historyTurns > 0 && router !is ConversationRouter) ConversationRouter(router, spec) else router
-    private val engines = HashMap<String, TierEngine>()
+    private val engines = java.util.concurrent.ConcurrentHashMap<String, TierEngine>()
 
-    /** Engines load on first use; one that cannot load fails like any other tier failure. */
-    private fun engine(tier: String): TierEngine = engines.getOrPut(tier) {
-        try { engineFor(spec.tier(tier)) } catch (e: TierException) { throw e } catch (e: Exception) {
-            throw TierException("cannot load: ${e.message}")
+    /** Engines load on first use, once even when requests race (computeIfAbsent); one that cannot load fails
+     *  like any other tier failure, a native library that does not load (LinkageError) included. */
+    private fun engine(tier: String): TierEngine = engines.computeIfAbsent(tier) {
+        try { engineFor(spec.tier(tier)) } catch (e: TierException) { throw e } catch (e: Throwable) {
+            throw TierException("cannot load: ${failure(e) ?: throw e}")
         }
+    }
+
+    /** Why a tier failed, for the trace: its TierException's reason, or any other Exception (an engine's bug,
+     *  a platform exception such as NetworkOnMainThreadException) or LinkageError (a native library that does
+     *  not load: 32-bit devices, a missing .so) by class and message. Other Errors (out of memory) are not
+     *  a tier's failure: null, and the caller rethrows. */
+    private fun failure(e: Throwable): String? = when (e) {
+        is TierException -> e.reason
+        is Exception, is LinkageError -> "${e.javaClass.simpleName}: ${e.message}"
+        else -> null
     }
 
     private fun now(): Double = System.nanoTime() / 1e6
@@ -113,8 +124,8 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
             val g = if (logprobs) engine(tier).generateWithLogprobs(messages, maxTokens) else engine(tier).generate(messages, maxTokens)
             step(tier, purpose, g, trace)
             g
-        } catch (e: TierException) {
-            trace.steps.add(Step(tier, purpose, false, now() - start, error = e.reason))
+        } catch (e: Throwable) {
+            trace.steps.add(Step(tier, purpose, false, now() - start, error = failure(e) ?: throw e))
             null
         }
     }
@@ -190,8 +201,8 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
         var method = check.method
         if (check.answersFromOptions()) {
             val start = now()
-            val option = try { optionAnswer(tier, request) } catch (e: TierException) {
-                trace.steps.add(Step(tier, "answer", false, now() - start, error = e.reason))
+            val option = try { optionAnswer(tier, request) } catch (e: Throwable) {
+                trace.steps.add(Step(tier, "answer", false, now() - start, error = failure(e) ?: throw e))
                 return Pair(null, false)
             }
             if (option != null) {
@@ -212,9 +223,9 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
                 val (name, scored) = score(tier, request, generation, trace)
                 method = name
                 entry = scored
-            } catch (e: TierException) {
+            } catch (e: Throwable) {
                 method = if (check.method == "options") check.fallback else check.method
-                error = e.reason
+                error = failure(e) ?: throw e
                 entry = linkedMapOf("value" to (if (method == "sampled_rating") check.unparsableRating else -1.0), "parsed" to false)
             }
         }
