@@ -10,7 +10,7 @@ object Decisions {
     /** Numerically stable softmax(logits / T); -inf logits get probability 0. */
     fun softmax(logits: List<Double>, temperature: Double = 1.0): List<Double> {
         val scaled = logits.map { it / temperature }
-        val top = scaled.max() ?: throw IllegalArgumentException("no logits")
+        val top = scaled.maxOrNull() ?: throw IllegalArgumentException("no logits")
         if (top == Double.NEGATIVE_INFINITY) throw IllegalArgumentException("every logit is -inf")
         val exps = scaled.map { Math.exp(it - top) }
         val total = exps.sum()

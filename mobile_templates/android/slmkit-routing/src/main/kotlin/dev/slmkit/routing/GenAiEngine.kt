@@ -1,54 +1,83 @@
 package dev.slmkit.routing
 
+import ai.onnxruntime.genai.GenAIException
 import ai.onnxruntime.genai.Generator
 import ai.onnxruntime.genai.GeneratorParams
 import ai.onnxruntime.genai.Model
 import ai.onnxruntime.genai.Tokenizer
+import java.util.concurrent.locks.ReentrantReadWriteLock
+import kotlin.concurrent.read
+import kotlin.concurrent.write
 
 /**
- * The on-device tier on Android: the bundle's int4 ONNX model through onnxruntime-genai (greedy,
- * like the simulator's llama.cpp tier). The chat template is the bundle's `chat_format.json`
- * (per-role prefix/suffix strings rendered by `slmkit package` from the model's own Jinja
- * template), so no template engine runs on the phone.
+ * The on-device tier on Android: the bundle's int4 ONNX model through onnxruntime-genai (greedy, like the
+ * simulator's llama.cpp tier). The chat template is the bundle's `chat_format.json` (per-role strings
+ * rendered by `slmkit package` from the model's own Jinja template), so no template engine runs on the phone.
+ *
+ * Every native object (sequences, parameters, generator, tokenizer stream) is closed on every path. Any
+ * failure of onnxruntime-genai — a prompt longer than the context, a model that does not load, the native
+ * library missing on the device (a LinkageError) — is a TierException, so the pipeline falls through to the
+ * next tier. Generations may run on several threads at once; `close()` waits for them before freeing the
+ * model. Interrupting the calling thread cancels a generation between two tokens.
  */
 class GenAiEngine(modelDir: String, private val format: ChatFormat) : TierEngine {
-    private val model = Model(modelDir)
-    private val tokenizer = Tokenizer(model)
+    private val lock = ReentrantReadWriteLock()
+    private var closed = false
+    private val model: Model = native("cannot load the model in $modelDir") { Model(modelDir) }
+    private val tokenizer: Tokenizer = try {
+        native("cannot load the tokenizer") { Tokenizer(model) }
+    } catch (e: TierException) {
+        model.close()
+        throw e
+    }
 
-    override fun generate(messages: List<Message>, maxTokens: Int): Generation {
+    override fun generate(messages: List<Message>, maxTokens: Int): Generation = lock.read {
+        if (closed) throw TierException("the on-device engine is closed")
         val start = System.nanoTime()
         val prompt = format.render(messages)
-        val ids = tokenizer.encode(prompt).getSequence(0)
-        val params = GeneratorParams(model)
-        val promptTokens = ids.size
-        params.setSearchOption("max_length", (promptTokens + maxTokens).toDouble())
-        params.setSearchOption("do_sample", false)
-        val generator = Generator(model, params)
-        try {
-            generator.appendTokens(ids)
-            val stream = tokenizer.createStream()
-            val text = StringBuilder()
-            var produced = 0
-            while (!generator.isDone && produced < maxTokens) {
-                generator.generateNextToken()
-                val token = generator.getLastTokenInSequence(0)
-                text.append(stream.decode(token))
-                produced++
-                if (format.stops.any { text.endsWith(it) }) break
+        native("onnxruntime-genai failed") {
+            tokenizer.encode(prompt).use { sequences ->
+                val ids = sequences.getSequence(0)
+                GeneratorParams(model).use { params ->
+                    params.setSearchOption("max_length", (ids.size + maxTokens).toDouble())
+                    params.setSearchOption("do_sample", false)
+                    Generator(model, params).use { generator ->
+                        tokenizer.createStream().use { stream ->
+                            generator.appendTokens(ids)
+                            val text = StringBuilder()
+                            var produced = 0
+                            while (!generator.isDone && produced < maxTokens) {
+                                if (Thread.currentThread().isInterrupted) throw TierException("cancelled")
+                                generator.generateNextToken()
+                                text.append(stream.decode(generator.getLastTokenInSequence(0)))
+                                produced++
+                                if (format.stops.any { text.endsWith(it) }) break
+                            }
+                            var answer = text.toString()
+                            format.stops.forEach { answer = answer.removeSuffix(it) }
+                            Generation(answer.trim(), ids.size, produced, (System.nanoTime() - start) / 1e6, "onnxruntime-genai")
+                        }
+                    }
+                }
             }
-            var answer = text.toString()
-            format.stops.forEach { answer = answer.removeSuffix(it) }
-            return Generation(answer.trim(), promptTokens, produced, (System.nanoTime() - start) / 1e6, "onnxruntime-genai")
-        } catch (e: Exception) {
-            throw TierException("onnxruntime-genai failed: ${e.message}")
-        } finally {
-            generator.close()
-            params.close()
         }
     }
 
-    override fun close() {
-        tokenizer.close()
-        model.close()
+    override fun close() = lock.write {
+        if (!closed) {
+            closed = true
+            tokenizer.close()
+            model.close()
+        }
+    }
+
+    private inline fun <T> native(what: String, block: () -> T): T = try {
+        block()
+    } catch (e: TierException) {
+        throw e
+    } catch (e: GenAIException) {
+        throw TierException("$what: ${e.message}")
+    } catch (e: LinkageError) {
+        throw TierException("$what: native library: ${e.message}")
     }
 }

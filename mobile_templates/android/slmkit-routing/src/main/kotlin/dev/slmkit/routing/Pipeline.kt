@@ -258,6 +258,10 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
         val tried = HashSet<String>()
         var answer: Pair<String, String>? = null
         while (tier != null && tier !in tried) {
+            if (Thread.currentThread().isInterrupted) {  // the caller cancelled: no further tier is tried
+                trace.latencyMs = now() - start
+                return Response("", null, trace, "cancelled")
+            }
             tried.add(tier)
             val t = spec.tier(tier)
             var escalate = false
