@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from slmkit.cli.extras import missing_modules, require_extra
 from slmkit.cli.paths import writable_file
+from slmkit.cli.report import print_problem
 from slmkit.cli.routing import BundleOption, SpecOption, spec_path
 from slmkit.cli.progress import progress as progress_display
 from slmkit.runtime.errors import SlmkitError
@@ -128,7 +129,7 @@ def evaluate_confidence(
                       _pct(m["kept_accuracy"]), _pct(m["escalated_accuracy"]), f"{m['ms_p50']:.1f}")
     Console().print(table)
     for problem in failed[:5]:
-        console.print(f"[yellow]failed[/] {problem}")
+        print_problem(console, "[yellow]failed[/]", problem)
     console.print(f"[green]Wrote[/] {json_path} and {html_path}")
 
 
@@ -196,7 +197,7 @@ def train_confidence(
             _write_observations(observations, observations_out)
         records = [o.record() for o in observations]
         for problem in failed[:5]:
-            console.print(f"[yellow]failed[/] {problem}")
+            print_problem(console, "[yellow]failed[/]", problem)
     else:
         assert from_observations is not None
         records = _read_observations(from_observations)

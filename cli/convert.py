@@ -12,6 +12,7 @@ from rich.table import Table
 from slmkit.cli.extras import require_extra
 from slmkit.cli.paths import writable_file, writable_folder
 from slmkit.cli.progress import progress_callback
+from slmkit.cli.report import print_problem
 from slmkit.converter.targets.registry import engine_help, quant_help, target_help
 
 console = Console(stderr=True)
@@ -109,10 +110,10 @@ def _print_parity_summary(report: dict[str, Any]) -> None:
     console.print(f"{m['prompts']} prompts, {m['positions']} positions; max |Δlogit| {m['max_abs_logit_diff']:.4g}; "
                   f"perplexity {m['ppl_reference']:.4g} → {m['ppl_artifact']:.4g}")
     for note in report.get("skipped_prompts", []):
-        console.print(f"[yellow]skipped:[/] {note}")
+        print_problem(console, "[yellow]skipped:[/]", note)
     if not report["tokenizer"]["problems"]:
         console.print(f"tokenizer: {report['tokenizer'].get('added_tokens_checked', 0)} added/special tokens tokenized alike")
     for problem in report["tokenizer"]["problems"]:
-        console.print(f"[red]tokenizer:[/] {problem}")
+        print_problem(console, "[red]tokenizer:[/]", problem)
     verdict = "[bold green]PASSED[/]" if report["passed"] else "[bold red]FAILED[/]"
     console.print(f"{verdict} at {report['quant']} thresholds")

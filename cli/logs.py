@@ -12,6 +12,7 @@ from rich.table import Table
 
 from slmkit.cli.extras import require_extra
 from slmkit.cli.progress import progress as progress_display
+from slmkit.cli.report import print_skipped
 from slmkit.cli.routing import (
     BatchEngineOption,
     BundleOption,
@@ -86,8 +87,7 @@ def label(
     exported = export_labels(output)
     (output / "report.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print_label_report(figures)
-    for problem in tally.skipped_examples:
-        console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+    print_skipped(console, tally.skipped_examples)
     console.print(f"[green]Wrote[/] {exported} ({figures['labelled']:,} labelled requests, the data format "
                   f"`slmkit router train` reads) and {output / 'report.json'}", highlight=False)
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from slmkit.cli.extras import require_extra
 from slmkit.cli.paths import writable_folder
+from slmkit.cli.report import print_problem
 from slmkit.runtime.errors import SlmkitError
 
 console = Console(stderr=True)
@@ -77,7 +78,7 @@ def verify(bundle: Annotated[Path, typer.Argument(help="Bundle folder written by
         problems = spec_paths_inside(bundle / "routing.json")
     if problems:
         for problem in problems:
-            console.print(f"[red]✗[/] {problem}", highlight=False)
+            print_problem(console, "[red]✗[/]", problem)
         raise SlmkitError(f"{bundle} does not match its manifest: {len(problems)} problem(s), first: {problems[0]}")
     console.print(f"[green]✓[/] {bundle}: all {len(manifest['files'])} files match the manifest "
                   f"({manifest['platform']}, slmkit {manifest['versions'].get('slmkit', 'unknown')}).")

@@ -14,6 +14,7 @@ from rich.table import Table
 from slmkit.cli.extras import require_extra
 from slmkit.cli.paths import writable_file, writable_folder
 from slmkit.cli.progress import progress as progress_display
+from slmkit.cli.report import print_skipped
 from slmkit.runtime.errors import SlmkitError
 
 router_app = typer.Typer(help="Train, evaluate and describe the request router.", no_args_is_help=True)
@@ -179,7 +180,7 @@ def cv(
                                 "encoder": "encoder" if encoder != "none" else None})
     routing = parse_spec(spec_data, str(base))
     dataset = read_datasets(data, tuple(routing.router.labels))
-    _print_skipped(dataset)
+    print_skipped(console, dataset.skipped)
     target = resolve_target(target, dataset)
     head_target(dataset, list(routing.router.labels), target)  # refuses inconsistent categories before any work
     heads = fold_count(dataset, by, folds)  # refuses too few sources before any work
@@ -225,7 +226,7 @@ def train(
     base = spec_path(spec, None)
     spec_data, base_dir = spec_for_method(base, None)
     dataset = read_datasets(data)
-    _print_skipped(dataset)
+    print_skipped(console, dataset.skipped)
     target = resolve_target(target, dataset, method)
     held_out = []
     if holdout:
@@ -243,12 +244,6 @@ def train(
     print_figures(f"Out-of-fold figures, {target} head (temperature {temperature:.3g})", cv)
     console.print(f"[green]Wrote[/] {path}" + (f" and {output / 'holdout.jsonl'}" if held_out else ""))
 
-
-def _print_skipped(dataset) -> None:
-    for problem in dataset.skipped[:5]:
-        console.print(f"[yellow]skipped[/] {problem}")
-    if len(dataset.skipped) > 5:
-        console.print(f"[yellow]skipped[/] {len(dataset.skipped) - 5} more lines")
 
 
 def _local_llama_backend(spec_data: dict, base: Path, base_dir: Path, why: str):
@@ -424,10 +419,7 @@ def evaluate_router(
             tally = route_files(inputs, spec_data, str(base_dir), output, by_source, engine=chosen, ray_address=ray_address,
                                 workers=workers, on_progress=lambda done, total: progress.update(task, completed=done,
                                                                                                  total=total))
-    for problem in tally.skipped_examples:
-        console.print(f"[yellow]skipped[/] {problem}", highlight=False)
-    if tally.skipped > len(tally.skipped_examples):
-        console.print(f"[yellow]skipped[/] {tally.skipped - len(tally.skipped_examples)} more lines")
+    print_skipped(console, tally.skipped_examples, tally.skipped)
     if not tally.routing.n:
         raise SlmkitError(f"{', '.join(data)} holds no usable labelled requests.",
                           hint="Each line needs a `prompt` (or `messages`) and a `tier` label.")

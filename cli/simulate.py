@@ -7,8 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from slmkit.cli.paths import writable_folder
+from slmkit.cli.report import print_skipped
 from slmkit.cli.routing import (BatchEngineOption, BundleOption, RayAddressOption, SpecOption, WorkersOption, batch_engine,
                                 spec_for_method, spec_path)
 from slmkit.cli.progress import progress as progress_display
@@ -95,7 +97,7 @@ def simulate(
             predictions = predict_local_tiers(pipeline, profile, host)
         simulator = Simulator(pipeline, profile, host, predictions, output_tokens=output_tokens)
         if dataset is not None:
-            _print_skipped(dataset.skipped, len(dataset.skipped))
+            print_skipped(console, dataset.skipped, where="the first are listed in report.json")
             with progress_display() as progress:
                 task = progress.add_task("Routing and answering", total=len(dataset.items))
                 outcomes = simulator.run_all(dataset, lambda: progress.advance(task))
@@ -107,13 +109,6 @@ def simulate(
     _print_summary(summary)
     console.print(f"[green]Wrote[/] {html_path} and {json_path.name}"
                   + (f"; one Parquet row per request in {output}/parts" if output else ""), highlight=False)
-
-
-def _print_skipped(examples: list[str], count: int) -> None:
-    for line in examples[:5]:
-        console.print(f"[yellow]skipped[/] {line}", highlight=False)
-    if count > min(5, len(examples)):
-        console.print(f"[yellow]skipped[/] {count - min(5, len(examples))} more line(s); the first are listed in report.json")
 
 
 def _route_workload(workload: list[str], spec_data: dict, base_dir: Path, sample: int | None, limit: int | None,
@@ -132,7 +127,7 @@ def _route_workload(workload: list[str], spec_data: dict, base_dir: Path, sample
         inputs = workload
         if sample is not None or limit is not None:
             chosen, skipped = select_lines(workload, tuple(spec_data["router"]["labels"]), sample, limit, seed)
-            _print_skipped(skipped, len(skipped))
+            print_skipped(console, skipped, where="the first are listed in report.json")
             inputs = [str(Path(scratch) / "selected.jsonl")]
             with open(inputs[0], "w", encoding="utf-8") as handle:
                 handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record, _ in chosen)
@@ -142,7 +137,7 @@ def _route_workload(workload: list[str], spec_data: dict, base_dir: Path, sample
             tally = route_files(inputs, spec_data, str(base_dir), output, workload=True, output_tokens=output_tokens,
                                 engine=chosen_engine, ray_address=ray_address, workers=workers,
                                 on_progress=lambda done, total: progress.update(task, completed=done, total=total))
-    _print_skipped(tally.skipped_examples, tally.skipped)
+    print_skipped(console, tally.skipped_examples, tally.skipped, where="the first are listed in report.json")
     if not tally.routing.n:
         first = f" ({tally.skipped_examples[0]})" if tally.skipped_examples else ""
         raise SlmkitError(f"{', '.join(workload)} holds no usable {WHAT}{first}.")
@@ -257,8 +252,8 @@ def serve(
                                                          show_default=False)] = None,
     insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="Allow a non-loopback --host without an "
                                                    "API key (anyone who reaches the port spends your tiers' budget).")] = False,
-    key_requests_per_minute: Annotated[Optional[int], typer.Option(min=1, help="Per key: requests in any 60 s; more get "
-                                                                               "429 with Retry-After.")] = None,
+    key_requests_per_minute: Annotated[Optional[int], typer.Option(min=1, help="Per key: chat completions in any 60 s "
+                                                                               "(the requests that spend); more get 429 with Retry-After.")] = None,
     key_usd_per_day: Annotated[Optional[float], typer.Option(min=0.000001, help="Per key: USD (the cost model's price of "
                                                                                 "each answer) in any 24 h; then 429.")] = None,
 ) -> None:
@@ -295,9 +290,13 @@ def serve(
     app = create_app(pipeline, ServerLimits(max_body_bytes=max_body_bytes, max_concurrency=max_concurrency,
                                             queue_timeout_s=queue_timeout),
                      Shadow(shadow, recorder) if recorder else None, keys)
-    console.print(f"[green]Serving[/] {pipeline.spec.name} on http://{host}:{port}/v1 (models: auto, {', '.join(names)})"
+    shown = f"[{host}]" if ":" in host else host   # an IPv6 address in a URL
+    console.print(f"[green]Serving[/] {pipeline.spec.name} on http://{escape(shown)}:{port}/v1 (models: auto, {', '.join(names)})"
                   + (f"; shadow mode: auto is answered by {shadow}, records in {shadow_log}" if recorder else "")
                   + (f"; {len(keys)} API key(s) required" if keys else "; no API key required"), highlight=False)
+    if keys is None and not is_loopback(host):
+        console.print(f"[yellow]warning:[/] --insecure-no-auth: anyone who can reach {escape(host)}:{port} can spend your cloud "
+                      "tiers' budget.", highlight=False)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     except OSError as exc:
@@ -326,11 +325,10 @@ def shadow_report(
 
     tally = ShadowTally(load_spec(spec_path(spec, bundle)))
     skipped = read_records(log, tally)
-    for line in skipped[:5]:
-        console.print(f"[yellow]skipped[/] {line}", highlight=False)
+    print_skipped(console, skipped, where="report.json lists them (up to 1,000)")
     if not tally.n:
         raise SlmkitError(f"{log} holds no usable shadow record.")
-    figures = tally.figures()
+    figures = tally.figures() | {"skipped_lines": {"count": len(skipped), "lines": skipped[:1000]}}
     json_path, html_path = write_shadow_report(figures, report)
     out.print(f"{tally.n:,} requests: {_pct(figures['would_stay_on_device'])} would have stayed on-device; cost "
               f"${figures['cost']['served_usd']:,.2f} served vs ${figures['cost']['routed_usd']:,.2f} routed "

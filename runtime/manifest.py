@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from slmkit.runtime.checksums import sha256_file
 from slmkit.runtime.errors import SlmkitError
@@ -42,7 +42,7 @@ class FileEntry(BaseModel):
 
     path: RelativePath
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    size: int = Field(ge=0)
+    size: StrictInt = Field(ge=0)  # "351" is not a size
 
     @field_validator("path")
     @classmethod
@@ -79,9 +79,11 @@ class ArtifactManifest(Manifest):
 
     @model_validator(mode="after")
     def _model_file_listed(self) -> ArtifactManifest:
-        if not any(e.path == self.model_file or e.path.startswith(self.model_file + "/") for e in self.files):
-            raise ValueError(f"model_file {self.model_file!r} is not among the listed files")
-        return self
+        if any(e.path == self.model_file for e in self.files):
+            return self
+        if self.model_file.endswith(".mlpackage") and any(e.path.startswith(self.model_file + "/") for e in self.files):
+            return self   # a Core ML package is a folder
+        raise ValueError(f"model_file {self.model_file!r} is not among the listed files")
 
 
 class BundleManifest(Manifest):

@@ -357,7 +357,7 @@ def _limit_text(keys: ApiKeys) -> str:
     if keys.limits.requests_per_minute is not None:
         parts.append(f"{keys.limits.requests_per_minute} requests per minute")
     if keys.limits.usd_per_day is not None:
-        parts.append(f"${keys.limits.usd_per_day:g} per 24 hours")
+        parts.append(f"${keys.limits.usd_per_day:.6f}".rstrip("0").rstrip(".") + " per 24 hours")
     return " and ".join(parts)
 
 
@@ -371,6 +371,7 @@ def _install_auth(app: FastAPI, keys: ApiKeys) -> None:
         key = keys.authenticate(header)
         if key is None:
             message = ("no API key provided: send it as 'Authorization: Bearer KEY'" if not header else
+                       "the Authorization header must be 'Bearer KEY'" if not header.lower().startswith("bearer ") else
                        "incorrect API key provided")
             return ApiError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}).response()
         request.state.api_key = key

@@ -23,10 +23,11 @@ M = TypeVar("M", bound=BaseModel)
 
 def relative_inside(value: str) -> str:
     """`value` when it is a relative POSIX path that stays inside its folder (no `..`, no absolute
-    path, no backslash, no NUL, already normalised); else ValueError (the source of a path-traversal read)."""
+    path, no `~` home prefix (expanded by some readers), no backslash, no NUL, already normalised); else
+    ValueError (the source of a path-traversal read)."""
     pure = PurePosixPath(value)
     if (not value or "\\" in value or "\x00" in value or pure.is_absolute() or ".." in pure.parts
-            or str(pure) != value):
+            or value.startswith("~") or str(pure) != value):
         raise ValueError(f"{value!r} is not a relative path inside the folder")
     return value
 

@@ -157,7 +157,8 @@ class Checkpoint:
                 + (f"; {', '.join(pickles[:3])} {'is a pickle' if len(pickles) == 1 else 'are pickles'}, which slmkit "
                    f"never loads (unpickling can run any code)." if pickles else "."),
                 hint="If you trust where it came from, convert it yourself with transformers and pass the result: "
-                     "AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(OUT) writes safetensors.",
+                     "AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(OUT) writes safetensors; "
+                     "AutoTokenizer.from_pretrained(DIR).save_pretrained(OUT) adds the tokenizer beside them.",
             )
         missing = [f for f in files if not f.is_file()]
         if missing:

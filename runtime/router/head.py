@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
 
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.validation import RelativePath, inside, read_json, validated
@@ -74,7 +74,7 @@ class HeadHeader(BaseModel):
     buckets: StrictInt = Field(ge=0)
     dense: list[str]
     shape: tuple[StrictInt, StrictInt]
-    bias: list[float]
+    bias: list[StrictFloat]  # numbers, not "0.1"
     weights_file: RelativePath
     weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     info: dict[str, Any] = {}

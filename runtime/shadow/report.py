@@ -181,13 +181,13 @@ def read_records(folder: Path, tally: ShadowTally) -> list[str]:
         raise SlmkitError(f"No shadow records in {folder}.", hint="Record some with `slmkit serve --shadow TIER --shadow-log DIR`.")
     skipped = []
     for path in files:
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
+        with open(path, "rb") as handle:  # lines decoded one by one: a corrupt line is skipped, not fatal
+            for number, raw in enumerate(handle, 1):
+                if not raw.strip():
                     continue
                 try:
-                    tally.add(json.loads(line))
-                except ValueError as exc:  # JSONDecodeError is one
+                    tally.add(json.loads(raw.decode("utf-8")))
+                except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
                     skipped.append(f"{path.name} line {number}: {exc}")
     return skipped
 

@@ -188,12 +188,16 @@ def test_shadow_report_from_records_and_serve_refuses_an_unknown_shadow_tier(tmp
                 "router": {"label": "simple" if i < 3 else "complex", "confidence": 0.9, "latency_ms": 1.5},
                 "routed_tier": "on-device" if i < 3 else "frontier", "on_device": None, "unrecorded_before": 0}
                for i in range(4)]
-    (log / "shadow-2026-12-06.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    broken = [records[0] | {"routed_tier": "[/oops]"}] + [records[0] | {"id": f"x{i}", "version": 2} for i in range(6)]
+    (log / "shadow-2026-12-06.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records + broken), encoding="utf-8")
     result = run_cli("shadow", "report", "--log", str(log), "--report", str(tmp_path / "report"))
     assert result.returncode == 0, result.stderr
+    stderr = " ".join(result.stderr.split())  # rich wraps long lines
+    assert "'[/oops]' is not a tier of the spec" in stderr and "2 more line(s)" in stderr  # shown as written, not as markup
     assert "75.0 % would have stayed on-device" in " ".join(result.stdout.split())
     figures = json.loads((tmp_path / "report" / "report.json").read_text())
     assert figures["cost"]["saved"] == 0.75 and len(figures["disagreements"]) == 3
+    assert figures["skipped_lines"]["count"] == 7 and len(figures["skipped_lines"]["lines"]) == 7
     assert (tmp_path / "report" / "report.html").is_file()
     empty = run_cli("shadow", "report", "--log", str(tmp_path / "nothing"))
     assert empty.returncode == 1 and "No shadow records" in empty.stderr

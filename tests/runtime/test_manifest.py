@@ -58,6 +58,7 @@ def test_an_entry_outside_the_folder_is_refused_before_reading_it(tmp_path: Path
     (lambda d: d["files"][0].pop("path"), "files.0.path"),
     (lambda d: d.pop("platform"), "platform"),
     (lambda d: d["files"][0].update(size="big"), "files.0.size"),
+    (lambda d: d["files"][0].update(size=str(d["files"][0]["size"])), "files.0.size"),  # the right size, as text
     (lambda d: d["files"][0].update(sha256="abc"), "files.0.sha256"),
     (lambda d: d["files"].append(dict(d["files"][0])), "files"),
     (lambda d: d.update(files={"routing.json": "0" * 64}), "files"),
@@ -73,6 +74,7 @@ def test_missing_or_wrong_fields_name_the_file_and_field(tmp_path: Path, change,
     ("../model.gguf", "not a relative path inside the folder"),
     ("/etc/passwd", "not a relative path inside the folder"),
     ("other.gguf", "model_file 'other.gguf' is not among the listed files"),
+    ("model.mlpackage/Data", "model_file 'model.mlpackage/Data' is not among the listed files"),  # a folder: Core ML packages only
 ])
 def test_an_artifacts_model_file_is_a_listed_file(tmp_path: Path, model_file: str, message: str) -> None:
     """`slmkit parity` opens manifest["model_file"]: it must be one of the hash-checked files (or a

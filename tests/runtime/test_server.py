@@ -315,6 +315,9 @@ def test_a_key_is_required_and_a_wrong_one_gets_openais_401() -> None:
         bare = httpx.post(f"{server.base_url}/chat/completions", json={"model": "auto", "messages": []})
         assert bare.status_code == 401 and "no API key provided" in bare.json()["error"]["message"]
         assert bare.headers["www-authenticate"] == "Bearer"
+        unprefixed = httpx.get(f"{server.base_url}/models", headers={"Authorization": KEY})
+        assert unprefixed.status_code == 401 and "must be 'Bearer KEY'" in unprefixed.json()["error"]["message"]
+        assert KEY not in unprefixed.text
         assert httpx.get(f"http://127.0.0.1:{server.port}/nowhere").status_code == 401   # nothing is mapped unauthenticated
         reply = server.client(KEY).chat.completions.create(model="auto", messages=[{"role": "user", "content": "Capital?"}])
         assert reply.choices[0].message.content == "Paris."

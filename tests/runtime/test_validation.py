@@ -32,7 +32,7 @@ def _head(folder: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("value", ["../x", "/etc/passwd", "a/../b", "a\\b", "", "./a", "a//b", "x\x00y"])
+@pytest.mark.parametrize("value", ["../x", "/etc/passwd", "a/../b", "a\\b", "", "./a", "a//b", "x\x00y", "~/model", "~root/x"])
 def test_paths_outside_or_unnormalised_are_refused(value: str) -> None:
     with pytest.raises(ValueError):
         relative_inside(value)
@@ -54,6 +54,7 @@ def test_a_symlink_on_the_way_is_refused(tmp_path: Path) -> None:
     ({"shape": [6, 4]}, "one column per label"),
     ({"shape": [5, 3]}, "fewer input rows"),
     ({"bias": [0, 0, float("nan")]}, "finite"),
+    ({"bias": [0, 0, "0.1"]}, "field bias.2"),
     ({"version": 2}, "field version"),
 ])
 def test_a_broken_or_hostile_head_header_names_its_field(tmp_path: Path, change: dict, message: str) -> None:

@@ -86,8 +86,10 @@ def test_verify_passes_then_names_a_tampered_file(bundles: dict[str, Path], tmp_
     data[100] ^= 0xFF
     head.write_bytes(bytes(data))
     (copy / "extra.txt").write_text("added later")
+    (copy / "a[").mkdir()
+    (copy / "a[" / "b]").write_text("a name Rich would read as markup")
     assert_clean_failure(run_cli("verify", str(copy)), "router/router-head.f16: does not match its sha256",
-                         "extra.txt: not in the manifest")
+                         "extra.txt: not in the manifest", "a[/b]: not in the manifest")
     assert_clean_failure(run_cli("verify", str(tmp_path)), "is not a bundle")
 
 
@@ -109,6 +111,11 @@ def test_a_bundle_whose_spec_names_files_outside_it_is_refused(bundles: dict[str
     assert_clean_failure(run_cli("verify", str(copy)),
                          "routing.json router.weights names '../outside/router-head.json' is not a relative path inside")
     assert_clean_failure(run_cli("route", "hello", "--bundle", str(copy)), "is not self-contained")
+    # a home-directory path (the model loader expands `~`)
+    spec["router"]["weights"] = "router/router-head.json"
+    spec["tiers"][0]["model"] = "~/outside-model"
+    spec_file.write_text(json.dumps(spec), encoding="utf-8")
+    assert_clean_failure(run_cli("route", "hello", "--bundle", str(copy)), "'~/outside-model' is not a relative path inside")
     # the same path through a symlink inside the bundle
     spec["router"]["weights"] = "linked/router-head.json"
     spec_file.write_text(json.dumps(spec), encoding="utf-8")

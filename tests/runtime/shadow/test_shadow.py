@@ -107,6 +107,14 @@ def test_broken_records_are_named_not_fatal(tmp_path: Path) -> None:
     assert skipped[0].startswith(f"{log.name} line 1: field ") and "field version" in skipped[2]
 
 
+def test_a_line_that_is_not_utf8_is_skipped_not_fatal(tmp_path: Path) -> None:
+    log = tmp_path / "shadow-2026-12-07.jsonl"
+    log.write_bytes(b"\xff\xfe\x00garbage\n" + json.dumps(_good_record()).encode() + b"\n")
+    tally = ShadowTally(load_spec(default_spec_path()))
+    skipped = read_records(log, tally)
+    assert tally.n == 1 and len(skipped) == 1 and "line 1" in skipped[0] and "utf-8" in skipped[0]
+
+
 def _good_record() -> dict:
     return {"version": 1, "time": "2026-12-06T10:00:00+00:00", "id": "r1",
             "messages": [{"role": "user", "content": "Sentiment of: fine"}],
