@@ -39,6 +39,8 @@ def render_template(name: str, out: Path, values: dict[str, Any], test_resources
             target = out / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+        if target.suffix == ".sh" or target.name == "gradlew":
+            target.chmod(0o755)   # scripts stay runnable whatever the wheel kept of their mode
         written.append(target)
     resource_dir = out / TEST_RESOURCES[name]
     resource_dir.mkdir(parents=True, exist_ok=True)

@@ -147,6 +147,7 @@ def test_rendered_swift_and_kotlin_parse(bundles: dict[str, Path], tmp_path: Pat
     assert "swift-tools-version:6.0" in package and 'from: "1.1.4"' in package  # .iOS(.v18) needs 6.0; TokenizersBackend 1.1.4
 
 
+JUNIT, HAMCREST = Path("/usr/share/java/junit4.jar"), Path("/usr/share/java/hamcrest-core.jar")  # Debian junit4
 VECTOR_FILES = ("router_output", "rating", "policy", "label_probabilities", "prompts", "features", "options", "option_choice",
                 "rating_distribution", "token_confidence", "trained_head", "conversation", "grouped_probabilities", "date_slots",
                 "router_head", "pipeline", "chat_format", "router_decisions")
@@ -179,6 +180,18 @@ def test_kotlin_module_compiles_and_passes_every_golden_vector_on_the_jvm(bundle
     for name in VECTOR_FILES:
         done, total = counts[name].split()[0].split("/")
         assert done == total and int(total) > 0, run.stdout
+    if not JUNIT.is_file():
+        pytest.skip("the vectors passed; JUnit 4 is not installed (Debian: apt-get install junit4), so the module's JUnit tests did not run")
+    tests = [str(p) for p in sorted((module / "src" / "test" / "kotlin").rglob("*.kt"))]
+    test_jar = tmp_path / "routing-tests.jar"
+    compiled = subprocess.run([str(compiler), "-Werror", "-cp", f"{jar}:{JUNIT}", *tests, "-d", str(test_jar)],
+                              capture_output=True, text=True, timeout=900)
+    assert compiled.returncode == 0, compiled.stderr
+    resources = module / "src" / "test" / "resources"
+    junit = subprocess.run(["java", f"-Dslmkit.vectors={resources / 'vectors'}", f"-Dslmkit.spec={resources / 'routing.json'}",
+                            "-cp", f"{test_jar}:{jar}:{stdlib}:{JUNIT}:{HAMCREST}", "org.junit.runner.JUnitCore",
+                            "dev.slmkit.routing.GoldenVectorsTest"], capture_output=True, text=True, timeout=300)
+    assert junit.returncode == 0 and "OK (" in junit.stdout, junit.stdout
 
 
 def test_swift_routing_core_builds_and_passes_every_golden_vector(bundles: dict[str, Path]) -> None:
