@@ -104,6 +104,28 @@ def _spec(base: Path, platform: Platform, name: str, model_ref: str, context: in
     return spec, notes
 
 
+# What an ONNX artifact holds for ONNX Runtime Mobile's reduced build only: the app's onnxruntime-genai
+# opens the model its genai_config.json names (model.onnx + data) with the full onnxruntime-android.
+ORT_MOBILE_FILES = ("model.ort", "model.required_operators.config")
+
+
+def _drop_unused_ort(folder: Path) -> None:
+    """Remove ORT_MOBILE_FILES from an Android bundle's copy of an ONNX artifact when its genai_config.json
+    does not use them (they are the model a second time: ~115 MB for SmolLM2-135M), and list the artifact's
+    files again so its own manifest still verifies (`dropped_for_bundle` records what went)."""
+    from slmkit.runtime.manifest import PARITY, file_entries, update_manifest
+
+    config = folder / "genai_config.json"
+    if not config.is_file():
+        return
+    used = json.loads(config.read_text(encoding="utf-8")).get("model", {}).get("decoder", {}).get("filename")
+    dropped = [name for name in ORT_MOBILE_FILES if name != used and (folder / name).is_file()]
+    for name in dropped:
+        (folder / name).unlink()
+    if dropped:
+        update_manifest(folder, ARTIFACT, {"files": file_entries(folder, frozenset({PARITY})), "dropped_for_bundle": dropped})
+
+
 def _bundle_name(output: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", output.name) or "bundle"
 
@@ -132,6 +154,8 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
         for a in artifacts:
             a["path"] = f"models/{a['folder'].name}"
             shutil.copytree(a["folder"], staging / a["path"])
+            if platform.name == "android":
+                _drop_unused_ort(staging / a["path"])
         model_ref = f"{main['path']}/{main['manifest']['model_file']}" if platform.target == "gguf" else main["path"]
         spec, notes = _write_router_and_spec(staging, platform, router_files, base_spec, name, model_ref, context)
         versions = library_versions()

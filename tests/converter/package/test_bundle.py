@@ -76,6 +76,17 @@ def test_manifest_lists_every_file_with_versions_licence_parity_and_ram(bundles:
     assert (bundles["android"].parent / "android.zip").is_file()
 
 
+def test_an_android_bundle_ships_the_model_once_and_its_artifact_still_verifies(bundles: dict[str, Path]) -> None:
+    """genai_config.json names model.onnx: the ORT Mobile copy (model.ort) is not shipped, and the artifact's
+    own manifest is rewritten to match (parity's check of the folder passes)."""
+    from slmkit.converter.parity.run import open_artifact
+
+    folder = next((bundles["android"] / "models").iterdir())
+    assert (folder / "model.onnx").is_file() and not (folder / "model.ort").exists()
+    manifest = open_artifact(folder)   # raises if a listed file is missing or changed
+    assert manifest["dropped_for_bundle"] == ["model.ort", "model.required_operators.config"]
+
+
 def test_verify_passes_then_names_a_tampered_file(bundles: dict[str, Path], tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(bundles["desktop"], copy)
