@@ -126,6 +126,31 @@ def _drop_unused_ort(folder: Path) -> None:
         update_manifest(folder, ARTIFACT, {"files": file_entries(folder, frozenset({PARITY})), "dropped_for_bundle": dropped})
 
 
+# The Android module's own assets: what the app needs at run time, laid out as the bundle root, so a copied
+# module carries it (AGP packages src/main/assets by default).
+ANDROID_ASSETS = "app/android/slmkit-routing/src/main/assets/slmkit"
+
+
+def _android_assets(staging: Path, artifacts: list[dict[str, Any]], model_ref: str) -> str:
+    """Move the models into the module's assets (stored once) beside copies of routing.json, router/ and
+    chat_format.json; point the bundle root's routing.json at the moved model. Returns that new path."""
+    assets = staging / ANDROID_ASSETS
+    assets.mkdir(parents=True)
+    shutil.copy2(staging / "routing.json", assets / "routing.json")
+    shutil.copytree(staging / "router", assets / "router")
+    if (staging / "chat_format.json").is_file():
+        shutil.copy2(staging / "chat_format.json", assets / "chat_format.json")
+    shutil.move(staging / "models", assets / "models")
+    for a in artifacts:
+        a["path"] = f"{ANDROID_ASSETS}/{a['path']}"
+    spec = json.loads((staging / "routing.json").read_text(encoding="utf-8"))
+    local = next(t for t in spec["tiers"] if t["on_device"])
+    local["model"] = f"{ANDROID_ASSETS}/{model_ref}"
+    parse_spec(spec)
+    (staging / "routing.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    return local["model"]
+
+
 def _bundle_name(output: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", output.name) or "bundle"
 
@@ -164,6 +189,8 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
             "bundle_name": name, "model_name": model_name, "slmkit_version": versions["slmkit"],
             "swift_transformers_version": SWIFT_TRANSFORMERS, "genai_version": _version("onnxruntime-genai"),
             "ort_version": _version("onnxruntime")})
+        if platform.name == "android":
+            model_ref = _android_assets(staging, artifacts, model_ref)
         manifest = _write_readme_and_manifest(staging, model, model_name, name, platform, artifacts, versions,
                                               {"features": features, "context": context, "devices": devices,
                                                "model_ref": model_ref, "notes": notes})

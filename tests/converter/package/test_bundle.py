@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.cli.test_errors import assert_clean_failure
+from slmkit.converter.package.bundle import ANDROID_ASSETS
 from tests.converter.package.toolchains import kotlinc, pinned_kotlin, swift
 
 
@@ -81,10 +82,28 @@ def test_an_android_bundle_ships_the_model_once_and_its_artifact_still_verifies(
     own manifest is rewritten to match (parity's check of the folder passes)."""
     from slmkit.converter.parity.run import open_artifact
 
-    folder = next((bundles["android"] / "models").iterdir())
+    folder = next((bundles["android"] / ANDROID_ASSETS / "models").iterdir())
     assert (folder / "model.onnx").is_file() and not (folder / "model.ort").exists()
     manifest = open_artifact(folder)   # raises if a listed file is missing or changed
     assert manifest["dropped_for_bundle"] == ["model.ort", "model.required_operators.config"]
+
+
+def test_the_android_module_carries_its_assets(bundles: dict[str, Path], tmp_path: Path) -> None:
+    """The module is self-contained: copied out of the bundle, its assets hold a spec whose paths resolve
+    inside them (model, router head, chat format); the model is stored once, in the module."""
+    from slmkit.runtime.spec import load_spec
+    from slmkit.runtime.validation import spec_paths_inside
+
+    module = tmp_path / "app" / "slmkit-routing"
+    shutil.copytree(bundles["android"] / "app" / "android" / "slmkit-routing", module)
+    assets = module / "src" / "main" / "assets" / "slmkit"
+    assert spec_paths_inside(assets / "routing.json") == []
+    spec = load_spec(assets / "routing.json")
+    local = next(t for t in spec.tiers if t.on_device)
+    assert (assets / local.model / "genai_config.json").is_file() and (assets / spec.router.weights).is_file()
+    assert (assets / "chat_format.json").is_file() and not (bundles["android"] / "models").exists()
+    root = load_spec(bundles["android"] / "routing.json")   # the bundle root's spec points into the module
+    assert next(t for t in root.tiers if t.on_device).model == f"{ANDROID_ASSETS}/{local.model}"
 
 
 def test_verify_passes_then_names_a_tampered_file(bundles: dict[str, Path], tmp_path: Path) -> None:
@@ -286,7 +305,7 @@ def test_field_template_keeps_its_date_live_and_folds_the_system_prompt(bundles:
     assert "26 Jul 2024" not in json.dumps(fmt)
     rows = [json.loads(line) for line in (bundles["android"] / "vectors" / "chat_format.jsonl").read_text().splitlines()]
     assert all("now" in row and "Today Date: 07 Mar 2026" in row["expected"] for row in rows)
-    parity = json.loads(next((bundles["android"] / "models").glob("*/parity.json")).read_text())
+    parity = json.loads(next((bundles["android"] / ANDROID_ASSETS / "models").glob("*/parity.json")).read_text())
     assert parity["passed"] and parity["tokenizer"]["problems"] == []
 
 
