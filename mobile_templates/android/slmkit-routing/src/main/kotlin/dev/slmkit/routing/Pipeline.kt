@@ -229,7 +229,7 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
                 entry = linkedMapOf("value" to (if (method == "sampled_rating") check.unparsableRating else -1.0), "parsed" to false)
             }
         }
-        val scored: Map<String, Any?> = entry ?: emptyMap()
+        val scored: Map<String, Any?> = requireNotNull(entry) { "every path above sets the confidence entry" }
         val value = scored["value"] as Double
         val escalate = value < threshold
         trace.confidence.add(linkedMapOf<String, Any?>("tier" to tier, "method" to method, "value" to value,
