@@ -91,6 +91,10 @@ class BundleManifest(Manifest):
 
 
 _MODELS = {ARTIFACT: ArtifactManifest, BUNDLE: BundleManifest}
+# What building a bundle's app templates writes inside it (README: `swift test` in app/ios, the Gradle
+# wrapper and the genai AAR fetch in app/android): not part of the bundle, not reported by verify.
+BUNDLE_BUILD_OUTPUTS = ("app/ios/.build", "app/ios/.swiftpm", "app/android/.gradle", "app/android/build",
+                        "app/android/.kotlin", "app/android/slmkit-routing/build", "app/android/slmkit-routing/maven")
 _WHAT = {ARTIFACT: "an slmkit artifact (written by `slmkit convert`)", BUNDLE: "a bundle (written by `slmkit package`)"}
 
 
@@ -154,9 +158,10 @@ def read_manifest(folder: Path, kind: str) -> dict[str, Any]:
 
 
 def check_files(folder: Path, manifest: dict[str, Any], unlisted: frozenset[str] = frozenset(),
-                report_added: bool = True) -> list[str]:
+                report_added: bool = True, build_outputs: tuple[str, ...] = ()) -> list[str]:
     """Problems, one line each: a listed file that is a symlink, outside the folder, missing, of
-    another size or hash; with `report_added`, a file present but not listed (besides `unlisted`)."""
+    another size or hash; with `report_added`, a file present but not listed (besides `unlisted` and
+    anything inside the folders `build_outputs` names: what building the app templates writes)."""
     root = Path(folder).resolve()
     problems, listed = [], set()
     for entry in manifest["files"]:
@@ -175,6 +180,8 @@ def check_files(folder: Path, manifest: dict[str, Any], unlisted: frozenset[str]
             problems.append(f"{relative}: does not match its sha256 (modified)")
     if report_added:
         for dirpath, dirnames, filenames in os.walk(folder):
+            here = Path(dirpath).relative_to(folder).as_posix()
+            dirnames[:] = [d for d in dirnames if (d if here == "." else f"{here}/{d}") not in build_outputs]
             for name in sorted(dirnames + filenames):
                 path = Path(dirpath) / name
                 relative = path.relative_to(folder).as_posix()

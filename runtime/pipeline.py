@@ -42,9 +42,9 @@ class Response:
 
 
 def answer_max_tokens(request: Request, tier: TierSpec) -> int:
-    """The answer length a tier is asked for: the request's max_tokens, unless absent or 0, then the
-    tier's own (vectors/pipeline.jsonl pins it for the ports)."""
-    return request.max_tokens or tier.max_tokens
+    """The answer length a tier is asked for: the request's max_tokens, unless absent or not positive,
+    then the tier's own (vectors/pipeline.jsonl pins it for the ports)."""
+    return request.max_tokens if request.max_tokens is not None and request.max_tokens > 0 else tier.max_tokens
 
 
 def cost_usd(tier_price_in: float, tier_price_out: float, generation: Generation) -> float:

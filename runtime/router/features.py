@@ -27,7 +27,7 @@ def fnv1a(text: str) -> int:
 
 
 def feature_strings(text: str) -> set[str]:
-    """w:word, b:word word, c:3 chars of " word " (words of 1 char give no trigram)."""
+    """w:word, b:word word, c:3 code points of " word " (a 1-character word gives one: " a ")."""
     words = WORD.findall(text.lower())
     features = {f"w:{w}" for w in words}
     features.update(f"b:{a} {b}" for a, b in zip(words, words[1:]))

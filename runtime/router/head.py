@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -68,7 +69,7 @@ class HeadHeader(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: Literal["slmkit-router-head"]
-    version: Literal[1]
+    version: StrictInt = Field(ge=1, le=1)  # 1, not 1.0 or true
     features: str = Field(min_length=1)
     labels: list[str] = Field(min_length=2)
     buckets: StrictInt = Field(ge=0)
@@ -88,8 +89,10 @@ class HeadHeader(BaseModel):
                              f"{len(self.dense)} dense inputs")
         if outputs != len(self.labels) or len(self.bias) != len(self.labels):
             raise ValueError(f"shape {list(self.shape)} and {len(self.bias)} biases need one column per label ({len(self.labels)})")
-        if len(set(self.labels)) != len(self.labels):
-            raise ValueError("labels must be unique")
+        if len({unicodedata.normalize("NFC", label) for label in self.labels}) != len(self.labels):
+            raise ValueError("labels must be unique, also after Unicode normalization (the ports compare text that way)")
+        if self.features.startswith("hashed") and self.buckets < 1:
+            raise ValueError("hashed features need at least one bucket")
         if not all(math.isfinite(b) for b in self.bias):
             raise ValueError("biases must be finite numbers")
         return self

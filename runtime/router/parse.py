@@ -13,6 +13,9 @@ import re
 from dataclasses import dataclass
 
 LABEL_KEYS = ("complexity", "tier", "label", "category", "class", "difficulty")
+# JSON nested deeper than this is not read as JSON (the ports' readers stop at the same depth; Python's
+# own json would raise RecursionError somewhere near its recursion limit).
+MAX_JSON_DEPTH = 512
 CONFIDENCE_KEYS = ("confidence", "conf", "probability", "certainty")
 
 
@@ -47,12 +50,37 @@ def _json_objects(text: str) -> list[str]:
     return spans
 
 
+def _too_deep(text: str) -> bool:
+    """Brackets nested deeper than MAX_JSON_DEPTH outside strings (a lenient scan: "'" quotes too)."""
+    depth, quote, escaped = 0, "", False
+    for ch in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "{[":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif ch in "}]":
+            depth -= 1
+    return False
+
+
 def _loads_lenient(span: str) -> dict | None:
-    """json.loads, then again with single quotes and trailing commas repaired."""
+    """json.loads, then again with single quotes and trailing commas repaired; None for anything else
+    (not JSON, not an object, nested deeper than MAX_JSON_DEPTH, an integer past Python's digit limit)."""
     for candidate in (span, re.sub(r",\s*([}\]])", r"\1", span.replace("'", '"'))):
+        if _too_deep(candidate):
+            continue
         try:
             value = json.loads(candidate)
-        except (json.JSONDecodeError, ValueError):
+        except (json.JSONDecodeError, ValueError, RecursionError):
             continue
         if isinstance(value, dict):
             return value
@@ -116,10 +144,10 @@ def parse_router_output(text: str, labels: tuple[str, ...] = ("simple", "medium"
                 return parsed
     alternatives = "|".join(labels)
     keyed = re.search(rf'["\']?(?:{"|".join(LABEL_KEYS)})["\']?\s*[:=]\s*["\']?({alternatives})\b', text, re.IGNORECASE)
-    if keyed:
+    if keyed and keyed.group(1).lower() in labels:  # IGNORECASE also matches "sımple" (dotless i): not a label
         confidence = re.search(rf'["\']?(?:{"|".join(CONFIDENCE_KEYS)})["\']?\s*[:=]\s*["\']?(\d+(?:\.\d+)?\s*%?)', text, re.IGNORECASE)
         return ParsedRoute(keyed.group(1).lower(), parse_confidence(confidence.group(1)) if confidence else None)
-    named = {m.lower() for m in re.findall(rf"\b({alternatives})\b", text, re.IGNORECASE)}
+    named = {m.lower() for m in re.findall(rf"\b({alternatives})\b", text, re.IGNORECASE)} & set(labels)
     if len(named) == 1:
         return ParsedRoute(named.pop(), None)
     return None

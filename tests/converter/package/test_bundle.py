@@ -116,6 +116,8 @@ def test_verify_passes_then_names_a_tampered_file(bundles: dict[str, Path], tmp_
     data[100] ^= 0xFF
     head.write_bytes(bytes(data))
     (copy / "extra.txt").write_text("added later")
+    (copy / "app" / "ios" / ".build" / "debug").mkdir(parents=True)   # what `swift test` in app/ios writes
+    (copy / "app" / "ios" / ".build" / "debug" / "x.o").write_bytes(b"\0")
     (copy / "a[").mkdir()
     (copy / "a[" / "b]").write_text("a name Rich would read as markup")
     assert_clean_failure(run_cli("verify", str(copy)), "router/router-head.f16: does not match its sha256",

@@ -19,8 +19,13 @@ public final class CoreMLEngine: TierEngine {
     let name: String
     /// Tokens decoded to look for a stop string: enough for the longest stop even at 4 byte-tokens per character.
     let stopWindow: Int
+    /// Prompt tokens per prefill call (runtime/engines/coreml.py PREFILL_CHUNK): the program returns logits for
+    /// every position it is fed, so a 4,000-token prompt in one call would allocate ~400 MB of fp16 logits.
+    static let prefillChunk = 128
 
-    public init(modelURL: URL, tokenizerFolder: URL, format: ChatFormat, cacheLength: Int,
+    /// `cacheLength`: the KV-cache length the program was converted with; `contextTokens` (the tier's
+    /// context_tokens) caps prompt + answer further when smaller, as the Python runtime does.
+    public init(modelURL: URL, tokenizerFolder: URL, format: ChatFormat, cacheLength: Int, contextTokens: Int? = nil,
                 computeUnits: MLComputeUnits = .cpuAndNeuralEngine) async throws {
         let configuration = MLModelConfiguration()
         configuration.computeUnits = computeUnits
@@ -28,7 +33,7 @@ public final class CoreMLEngine: TierEngine {
         model = try MLModel(contentsOf: compiled, configuration: configuration)
         tokenizer = try await AutoTokenizer.from(modelFolder: tokenizerFolder)
         self.format = format
-        self.cacheLength = cacheLength
+        self.cacheLength = min(cacheLength, contextTokens ?? cacheLength)
         name = modelURL.lastPathComponent
         stopWindow = 4 * (format.stops.map { $0.unicodeScalars.count }.max() ?? 0) + 4
     }
@@ -47,7 +52,7 @@ public final class CoreMLEngine: TierEngine {
         try await self.init(modelURL: folder.appendingPathComponent("model.mlpackage"),
                             tokenizerFolder: folder.appendingPathComponent("tokenizer", isDirectory: true),
                             format: try ChatFormat(data: Data(contentsOf: root.appendingPathComponent("chat_format.json"))),
-                            cacheLength: cacheLength, computeUnits: computeUnits)
+                            cacheLength: cacheLength, contextTokens: tier.contextTokens, computeUnits: computeUnits)
     }
 
     /// The logits output of one call.
@@ -100,6 +105,17 @@ public final class CoreMLEngine: TierEngine {
         }
     }
 
+    /// The prompt through the cache `prefillChunk` tokens per call; the logits of the last call.
+    func prefill(_ ids: [Int], state: MLState) throws -> MLMultiArray {
+        var logits: MLMultiArray? = nil
+        for start in stride(from: 0, to: ids.count, by: CoreMLEngine.prefillChunk) {
+            let end = min(start + CoreMLEngine.prefillChunk, ids.count)
+            logits = try step(Array(ids[start..<end]), total: end, state: state)
+        }
+        guard let logits else { throw TierError("an empty prompt cannot be prefilled") }
+        return logits
+    }
+
     /// One call of the stateful program: `feed` new tokens, `total` tokens in the cache with them.
     func step(_ feed: [Int], total: Int, state: MLState) throws -> MLMultiArray {
         let inputIds = try MLMultiArray(shape: [1, NSNumber(value: feed.count)], dataType: .int32)
@@ -127,12 +143,12 @@ public final class CoreMLEngine: TierEngine {
         let state = model.makeState()
         var generated: [Int] = []
         var stats: [(Double, Double)] = []
-        var feed = ids
         let eos = tokenizer.eosTokenId
         do {
-            for _ in 0..<min(maxTokens, room) {
+            for _ in 0..<max(0, min(maxTokens, room)) {
                 try Task.checkCancellation()
-                let logits = try step(feed, total: ids.count + generated.count, state: state)
+                let logits = generated.isEmpty ? try prefill(ids, state: state)
+                    : try step([generated.last!], total: ids.count + generated.count, state: state)
                 let token: Int
                 if logprobs {
                     let row = try CoreMLEngine.lastLogits(logits)
@@ -143,7 +159,6 @@ public final class CoreMLEngine: TierEngine {
                 }
                 if token == eos { break }
                 generated.append(token)
-                feed = [token]
                 if !format.stops.isEmpty {
                     let tail = tokenizer.decode(tokens: Array(generated.suffix(stopWindow)))
                     if format.stops.contains(where: { tail.hasSuffix($0) }) { break }
@@ -154,7 +169,7 @@ public final class CoreMLEngine: TierEngine {
         }
         var text = tokenizer.decode(tokens: generated)
         for stop in format.stops where text.hasSuffix(stop) { text.removeLast(stop.count) }
-        return Generation(text: text.trimmingCharacters(in: .whitespacesAndNewlines), inputTokens: ids.count,
+        return Generation(text: text, inputTokens: ids.count,
                           outputTokens: generated.count, latencyMs: Pipeline.now() - start, model: name,
                           tokenLogprobs: logprobs ? stats.map { $0.0 } : nil, tokenMargins: logprobs ? stats.map { $0.1 } : nil)
     }
@@ -191,7 +206,7 @@ final class StateContinuation: Continuation {
         state = engine.model.makeState()
         promptTokens = ids.count
         total = ids.count
-        last = try CoreMLEngine.lastLogits(try engine.step(ids, total: total, state: state))
+        last = try CoreMLEngine.lastLogits(try engine.prefill(ids, state: state))
     }
 
     func logprobs() throws -> [Double] { TokenConfidence.logSoftmax(last) }

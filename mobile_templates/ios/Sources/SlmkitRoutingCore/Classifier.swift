@@ -17,6 +17,10 @@ public struct LinearHead {
     /// at least two unique labels, integer buckets and shape, one weight column and one finite bias per
     /// label, sha256 and size of the weights. This port computes hashed-v1 only, so its rows must be
     /// exactly buckets + dense (no sentence-encoder rows). Throws SpecError naming the first problem.
+    /// HeadHeader's fields (runtime/router/head.py); any other is refused, as there (extra="forbid").
+    static let fields: Set<String> = ["format", "version", "features", "labels", "buckets", "dense", "shape", "bias",
+                                      "weights_file", "weights_sha256", "info", "label_groups"]
+
     public init(header: Data, blob: Data) throws {
         func bad(_ why: String) -> SpecError { SpecError.shape("router head: \(why)") }
         guard let pairs = (try? PyJSON.loads(String(decoding: header, as: UTF8.self)))?.pairs else { throw bad("not a JSON object") }
@@ -24,6 +28,11 @@ public struct LinearHead {
         guard h["format"]?.string == "slmkit-router-head", h["version"]?.int == 1 else {
             throw bad("not a router head (format slmkit-router-head, version 1)")
         }
+        if let extra = h.keys.first(where: { !LinearHead.fields.contains($0) }) { throw bad("unknown field \(extra)") }
+        guard let file = h["weights_file"]?.string, PyText.isRelativeInside(file) else {
+            throw bad("weights_file must be a relative path inside the head's folder")
+        }
+        if let info = h["info"], info.pairs == nil { throw bad("info must be an object") }
         guard h["features"]?.string == "hashed-v1" else {
             throw bad("features \(h["features"]?.string ?? "?"): this port computes hashed-v1 only")
         }
@@ -32,16 +41,18 @@ public struct LinearHead {
             let found = items.compactMap(\.string)
             return found.count == items.count ? found : nil
         }
-        guard let labels = strings("labels"), labels.count >= 2, Set(labels.map(PyText.key)).count == labels.count else {
-            throw bad("labels must be at least two unique strings")
+        // Unique also as Swift compares text (canonical equivalence): "café" twice in two spellings is refused.
+        guard let labels = strings("labels"), labels.count >= 2, Set(labels).count == labels.count else {
+            throw bad("labels must be at least two unique strings (also after Unicode normalization)")
         }
-        guard let buckets = h["buckets"]?.int, buckets >= 0 else { throw bad("buckets must be an integer >= 0") }
+        guard let buckets = h["buckets"]?.int, buckets >= 1 else { throw bad("buckets must be an integer >= 1 (hashed features)") }
         guard let dense = strings("dense") else { throw bad("dense must be a list of feature names") }
         guard case .array(let shapeItems)? = h["shape"], shapeItems.count == 2,
               let rows = shapeItems[0].int, let columns = shapeItems[1].int, rows >= 0, columns >= 0 else {
             throw bad("shape must be two integers")
         }
-        guard rows == buckets + dense.count else {
+        guard rows == buckets + dense.count, case (let cells, false) = rows.multipliedReportingOverflow(by: columns),
+              case (let bytes, false) = cells.multipliedReportingOverflow(by: 2) else {
             throw bad("shape [\(rows), \(columns)] needs \(buckets) buckets + \(dense.count) dense rows")
         }
         guard case .array(let biasItems)? = h["bias"] else { throw bad("bias must be a list of numbers") }
@@ -61,8 +72,8 @@ public struct LinearHead {
             throw bad("label_groups must be an object")
         }
         guard Digest.sha256Hex(blob) == h["weights_sha256"]?.string else { throw bad("weights do not match their sha256") }
-        guard blob.count == rows * columns * 2 else {
-            throw bad("weights hold \(blob.count) bytes; shape [\(rows), \(columns)] needs \(rows * columns * 2)")
+        guard blob.count == bytes else {
+            throw bad("weights hold \(blob.count) bytes; shape [\(rows), \(columns)] needs \(bytes)")
         }
         weights = blob.withUnsafeBytes { raw in
             (0..<(rows * columns)).map { LinearHead.halfToFloat(raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self).littleEndian) }

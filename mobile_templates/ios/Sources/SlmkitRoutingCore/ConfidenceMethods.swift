@@ -92,7 +92,7 @@ public enum Options {
 
     static func lines(_ block: String) -> [String]? {
         var kept: [String] = []
-        for line in block.components(separatedBy: "\n") {
+        for line in block.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map({ String(String.UnicodeScalarView($0)) }) {
             if PyText.strip(line).isEmpty { break }
             kept.append(line)
         }
@@ -140,8 +140,8 @@ public enum Options {
 
     /// The answer before the option (the JSON form up to its placeholder), forced before scoring.
     public static func answerPrefix(_ prompt: String) -> String {
-        guard let form = form(prompt), let index = form.firstIndex(of: "<") else { return "" }
-        return String(form[..<index])
+        guard let form = form(prompt), let index = form.unicodeScalars.firstIndex(of: "<") else { return "" }
+        return String(form.unicodeScalars[..<index])
     }
 
     /// `margin`: the closest branch's chosen minus runner-up renormalized probability.
@@ -151,8 +151,9 @@ public enum Options {
 
     /// Greedy walk of the options' token trie, renormalized over the options at each branch.
     public static func choose(_ continuation: Continuation, options: [[Int]]) throws -> Choice {
-        precondition(!options.isEmpty && options.allSatisfy { !$0.isEmpty } && Set(options).count == options.count,
-                     "options must be distinct, non-empty token sequences")
+        guard !options.isEmpty && options.allSatisfy({ !$0.isEmpty }) && Set(options).count == options.count else {
+            throw TierError("options must be distinct, non-empty token sequences")
+        }
         var live = Array(options.indices)
         var depth = 0
         var probability = 1.0
@@ -199,7 +200,10 @@ public enum RatingDistribution {
     /// P(rating 1-10) renormalized over the ratings, one shared first token (e.g. "1" of "10") expanded.
     public static func distribution(_ continuation: Continuation) throws -> [Int: Double] {
         var spelled: [Int: [Int]] = [:]
-        for r in ratings { spelled[r] = try continuation.tokenize(String(r)) }
+        for r in ratings {
+            spelled[r] = try continuation.tokenize(String(r))
+            if spelled[r]!.isEmpty { throw TierError("the tokenizer spells rating \(r) with no token") }
+        }
         let logprobs = try continuation.logprobs()
         var groups: [Int: [Int]] = [:]
         var order: [Int] = []
@@ -209,7 +213,7 @@ public enum RatingDistribution {
             groups[first, default: []].append(r)
         }
         let shared = order.filter { groups[$0]!.count > 1 || spelled[groups[$0]![0]]!.count > 1 }
-        precondition(shared.count <= 1, "ratings share \(shared.count) first tokens; one can be expanded")
+        if shared.count > 1 { throw TierError("ratings share \(shared.count) first tokens; one can be expanded") }
         var mass: [Int: Double] = [:]
         for r in ratings where !shared.contains(spelled[r]![0]) { mass[r] = exp(logprobs[spelled[r]![0]]) }
         if let first = shared.first {

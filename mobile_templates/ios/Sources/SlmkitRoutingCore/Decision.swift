@@ -39,7 +39,7 @@ public enum Decisions {
     public static func fromGroupedLogits(_ labels: [String], classes: [String], _ logits: [Double], groups: [String: String],
                                          temperature: Double = 1, method: String = "") -> RouteDecision {
         let probs = softmax(logits, temperature: temperature)
-        var totals = Dictionary(uniqueKeysWithValues: labels.map { ($0, 0.0) })
+        var totals = Dictionary(labels.map { ($0, 0.0) }, uniquingKeysWith: { first, _ in first })
         for (i, name) in classes.enumerated() { if let label = groups[name] { totals[label, default: 0] += probs[i] } }
         var best = 0
         for i in labels.indices where totals[labels[i]]! > totals[labels[best]]! { best = i }
@@ -56,7 +56,7 @@ public enum Decisions {
         var best = 0
         for i in probs.indices where probs[i] > probs[best] { best = i }
         return RouteDecision(label: labels[best], confidence: probs[best],
-                             probabilities: Dictionary(uniqueKeysWithValues: zip(labels, probs)), method: method)
+                             probabilities: Dictionary(zip(labels, probs), uniquingKeysWith: { first, _ in first }), method: method)
     }
 }
 

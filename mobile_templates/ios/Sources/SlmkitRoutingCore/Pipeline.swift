@@ -106,7 +106,8 @@ public struct Step {
     }
 }
 
-public final class Trace {
+/// One request's record; built by the one task handling that request, then read (hence @unchecked Sendable).
+public final class Trace: @unchecked Sendable {
     public let requestId: String
     public var routerInput: [String: Any] = [:]
     public var router: RouteDecision?
@@ -122,7 +123,7 @@ public final class Trace {
     init(requestId: String) { self.requestId = requestId }
 }
 
-public struct Response {
+public struct Response: @unchecked Sendable {  // its Trace is no longer written once returned
     public let text: String
     public let tier: String?
     public let trace: Trace
@@ -130,11 +131,14 @@ public struct Response {
     public var ok: Bool { error == nil }
 }
 
-public final class Pipeline {
+/// Safe to share between tasks: engines load once under a lock (two requests racing for a tier that is
+/// not loaded yet wait for one load); each request has its own Trace.
+public final class Pipeline: @unchecked Sendable {
     public let spec: RoutingSpec
     let router: Router
     let engineFor: (TierSpec) throws -> TierEngine
     var engines: [String: TierEngine] = [:]
+    let enginesLock = NSLock()
 
     /// `router` reads conversations when truncation.historyTurns > 0 (runtime/router/__init__.py).
     public init(spec: RoutingSpec, router: Router, engineFor: @escaping (TierSpec) throws -> TierEngine) {
@@ -149,6 +153,8 @@ public final class Pipeline {
 
     /// Engines load on first use; one that cannot load fails like any other tier failure.
     func engine(_ tier: String) throws -> TierEngine {
+        enginesLock.lock()
+        defer { enginesLock.unlock() }
         if let e = engines[tier] { return e }
         guard let spec = spec.tier(tier) else { throw TierError("unknown tier \(tier)") }
         do {
@@ -196,10 +202,10 @@ public final class Pipeline {
                                 outputTokens: g.outputTokens, costUsd: cost, model: g.model, simulated: g.simulated))
     }
 
-    /// The answer length a tier is asked for: the request's, unless absent or 0, then the tier's own
+    /// The answer length a tier is asked for: the request's, unless absent or not positive, then the tier's own
     /// (runtime/pipeline.py `request.max_tokens or tier.max_tokens`; pinned by vectors/pipeline.jsonl).
     public static func answerMaxTokens(_ requested: Int?, tier: TierSpec) -> Int {
-        guard let requested, requested != 0 else { return tier.maxTokens }
+        guard let requested, requested > 0 else { return tier.maxTokens }
         return requested
     }
 

@@ -51,9 +51,16 @@ public enum PyJSON {
         return order.map { values[$0]! }
     }
 
+    /// Nesting deeper than this is not JSON here (runtime/router/parse.py MAX_JSON_DEPTH; Python's own
+    /// limit is its recursion limit) and an integer literal longer than this many digits neither
+    /// (Python's int_max_str_digits, 4300 by default).
+    public static let maxDepth = 512
+    public static let maxIntegerDigits = 4300
+
     struct Reader {
         let s: [Unicode.Scalar]
         var pos = 0
+        var depth = 0
         init(_ s: [Unicode.Scalar]) { self.s = s }
 
         mutating func skipSpace() {
@@ -85,6 +92,9 @@ public enum PyJSON {
 
         mutating func object() throws -> JSONValue {
             var pairs: [(String, JSONValue)] = []
+            depth += 1
+            defer { depth -= 1 }
+            if depth > PyJSON.maxDepth { throw fail("nested deeper than \(PyJSON.maxDepth)") }
             pos += 1
             skipSpace()
             if pos < s.count && s[pos] == "}" { pos += 1; return .object(pairs) }
@@ -107,6 +117,9 @@ public enum PyJSON {
 
         mutating func array() throws -> JSONValue {
             var items: [JSONValue] = []
+            depth += 1
+            defer { depth -= 1 }
+            if depth > PyJSON.maxDepth { throw fail("nested deeper than \(PyJSON.maxDepth)") }
             pos += 1
             skipSpace()
             if pos < s.count && s[pos] == "]" { pos += 1; return .array(items) }
@@ -149,6 +162,8 @@ public enum PyJSON {
                     while isDigit(pos) { pos += 1 }
                 }
             }
+            let digits = s[start..<pos].filter { ("0"..."9").contains($0) }.count
+            if integral && digits > PyJSON.maxIntegerDigits { throw fail("an integer of \(digits) digits") }
             return .number(Double(String(String.UnicodeScalarView(s[start..<pos]))) ?? .nan, integral: integral)
         }
 

@@ -54,6 +54,14 @@ public enum PyText {
         return j == scalars.count || !scalars[j].properties.isCased
     }
 
+    /// runtime/validation.py `relative_inside`: a normalised relative POSIX path inside its folder
+    /// (no `..`, no absolute path, no `~`, no backslash, no NUL, no `.` or empty segment).
+    public static func isRelativeInside(_ path: String) -> Bool {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        return !path.isEmpty && !path.hasPrefix("/") && !path.hasPrefix("~") && !path.contains("\\") && !path.contains("\u{0}")
+            && parts.allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
+    }
+
     /// Python's `==` on str: the same code points (Swift's `==` is canonical equivalence).
     public static func same(_ a: String, _ b: String) -> Bool { a.unicodeScalars.elementsEqual(b.unicodeScalars) }
 
@@ -64,12 +72,29 @@ public enum PyText {
 /// Patterns written in Python `re` syntax, compiled by ICU (NSRegularExpression) with Python's
 /// meaning: `\w` `\W` `\b` `\B` `\s` `\S` become explicit classes (ICU's `\w` includes marks and
 /// connector punctuation, its `\s` lacks U+001C-U+001F), and only "\n" ends a line for `^ $ .`.
-/// `\d` is Nd in both and is kept.
+/// `\d` is Nd in both and is kept. Case-insensitive patterns do not use ICU's full case folding (ß
+/// would match "ss", ﬁ "fi"): each letter becomes the class of what Python's re.IGNORECASE matches
+/// (its simple case mappings plus sre's equivalences: i ı İ, s ſ, k K, σ ς).
 public enum PyRegex {
     static let word = "\\p{L}\\p{N}_"
     static let space = "\\p{White_Space}\\x{1C}-\\x{1F}"
+    /// Letters sre treats as equal beyond simple lower/upper case (Lib/re/_casefix.py, Python 3.11).
+    static let equivalents: [Unicode.Scalar: String] = ["i": "\u{131}\u{130}", "s": "\u{17F}", "k": "\u{212A}",
+                                                        "\u{3C3}": "\u{3C2}\u{3A3}", "\u{3C2}": "\u{3C3}\u{3A3}"]
 
-    public static func translate(_ pattern: String) -> String {
+    /// What Python's IGNORECASE matches for the letter `c`, as class members ("" when case does not apply).
+    static func caseClass(_ c: Unicode.Scalar) -> String {
+        guard c.properties.changesWhenCaseMapped || equivalents[c] != nil else { return "" }
+        var members = String(c)
+        for form in [c.properties.lowercaseMapping, c.properties.uppercaseMapping] where form.unicodeScalars.count == 1 && form != String(c) {
+            members += form
+        }
+        let lower = c.properties.lowercaseMapping.unicodeScalars.count == 1 ? c.properties.lowercaseMapping.unicodeScalars.first! : c
+        members += equivalents[lower] ?? ""
+        return members
+    }
+
+    public static func translate(_ pattern: String, ignoreCase: Bool = false) -> String {
         var out = ""
         var inClass = false
         var chars = Array(pattern)
@@ -94,6 +119,23 @@ public enum PyRegex {
                 }
                 continue
             }
+            if ignoreCase, let scalar = c.unicodeScalars.first, c.unicodeScalars.count == 1 {
+                let members = caseClass(scalar)
+                if !members.isEmpty {
+                    if inClass, i + 2 < chars.count, chars[i + 1] == "-", chars[i + 2] != "]",
+                       let end = chars[i + 2].unicodeScalars.first, ("a"..."z").contains(scalar), ("a"..."z").contains(end) {
+                        // an ASCII range: both cases, and the equivalents of the letters it spans
+                        let upper = Character(Unicode.Scalar(scalar.value - 32)!), upperEnd = Character(Unicode.Scalar(end.value - 32)!)
+                        out += "\(c)-\(chars[i + 2])\(upper)-\(upperEnd)"
+                        for letter in ["i", "s", "k"] as [Unicode.Scalar] where (scalar...end).contains(letter) { out += equivalents[letter]! }
+                        i += 3
+                        continue
+                    }
+                    out += inClass ? members : "[\(members)]"
+                    i += 1
+                    continue
+                }
+            }
             if c == "[" && !inClass {
                 inClass = true
                 out.append(c)
@@ -112,8 +154,11 @@ public enum PyRegex {
         return out
     }
 
-    /// The pattern translated and compiled; a pattern that does not compile is a programming error.
+    /// The pattern translated and compiled (`.caseInsensitive` means Python's IGNORECASE, see above); a
+    /// pattern that does not compile is a programming error.
     public static func compile(_ pattern: String, _ options: NSRegularExpression.Options = []) -> NSRegularExpression {
-        try! NSRegularExpression(pattern: translate(pattern), options: options.union(.useUnixLineSeparators))
+        let ignoreCase = options.contains(.caseInsensitive)
+        return try! NSRegularExpression(pattern: translate(pattern, ignoreCase: ignoreCase),
+                                        options: options.subtracting(.caseInsensitive).union(.useUnixLineSeparators))
     }
 }

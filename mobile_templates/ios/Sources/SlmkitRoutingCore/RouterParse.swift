@@ -55,7 +55,7 @@ public enum RouterParse {
 
     /// json.loads, then again with single quotes and trailing commas repaired; the object's pairs or nil.
     static func loadsLenient(_ span: String) -> [(String, JSONValue)]? {
-        let quoted = span.replacingOccurrences(of: "'", with: "\"")
+        let quoted = String(String.UnicodeScalarView(span.unicodeScalars.map { $0 == "'" ? "\"" : $0 }))
         let repaired = trailingComma.stringByReplacingMatches(
             in: quoted, range: NSRange(location: 0, length: (quoted as NSString).length), withTemplate: "$1")
         for candidate in [span, repaired] {
@@ -112,7 +112,8 @@ public enum RouterParse {
         let alternatives = labels.joined(separator: "|")
         let keyed = PyRegex.compile("[\"']?(?:\(labelKeys.joined(separator: "|")))[\"']?\\s*[:=]\\s*[\"']?(\(alternatives))\\b",
                                     .caseInsensitive)
-        if let m = keyed.firstMatch(in: text, range: all) {
+        // IGNORECASE also matches "sımple" (dotless i), which is no label: such a match does not count.
+        if let m = keyed.firstMatch(in: text, range: all), labels.contains(where: { PyText.same($0, PyText.lower(ns.substring(with: m.range(at: 1)))) }) {
             let confidence = PyRegex.compile("[\"']?(?:\(confidenceKeys.joined(separator: "|")))[\"']?\\s*[:=]\\s*[\"']?(\\d+(?:\\.\\d+)?\\s*%?)",
                                              .caseInsensitive).firstMatch(in: text, range: all)
             return ParsedRoute(label: PyText.lower(ns.substring(with: m.range(at: 1))),
@@ -121,7 +122,7 @@ public enum RouterParse {
         var named: [[UInt32]: String] = [:]
         for m in PyRegex.compile("\\b(\(alternatives))\\b", .caseInsensitive).matches(in: text, range: all) {
             let word = PyText.lower(ns.substring(with: m.range(at: 1)))
-            named[PyText.key(word)] = word
+            if labels.contains(where: { PyText.same($0, word) }) { named[PyText.key(word)] = word }
         }
         return named.count == 1 ? ParsedRoute(label: named.values.first!, confidence: nil) : nil
     }

@@ -136,6 +136,7 @@ public struct RoutingSpec {
         guard (json["version"] as? NSNumber)?.intValue == 1 else { throw SpecError.shape("version must be 1") }
         guard let r = json["router"] as? [String: Any], let method = r["method"] as? String,
               let labels = r["labels"] as? [String] else { throw SpecError.shape("router needs method and labels") }
+        guard Set(labels).count == labels.count else { throw SpecError.shape("router labels must be unique (also after Unicode normalization)") }
         router = RouterSpec(method: method, labels: labels, weights: r["weights"] as? String,
                             truncation: Truncation(json: r["truncation"] as? [String: Any] ?? [:]),
                             temperature: (r["temperature"] as? NSNumber)?.doubleValue ?? 1.0,

@@ -21,6 +21,13 @@ class LinearHead(val labels: List<String>, val buckets: Int, val dense: List<Str
 
     companion object {
         const val FORMAT = "slmkit-router-head"
+        /** HeadHeader's fields (runtime/router/head.py); any other is refused, as there (extra="forbid"). */
+        private val FIELDS = setOf("format", "version", "features", "labels", "buckets", "dense", "shape", "bias",
+            "weights_file", "weights_sha256", "info", "label_groups")
+
+        /** runtime/validation.py `relative_inside`: a normalised relative path inside its folder (no `..`, `~`, `\\`). */
+        fun isRelativeInside(path: String): Boolean = path.isNotEmpty() && !path.startsWith("/") && !path.startsWith("~") &&
+            '\\' !in path && '\u0000' !in path && path.split("/").all { it.isNotEmpty() && it != "." && it != ".." }
 
         /**
          * The header (JSON, read as Python's json.loads reads it) and the float16 weights it describes, checked
@@ -33,14 +40,22 @@ class LinearHead(val labels: List<String>, val buckets: Int, val dense: List<Str
             fun bad(why: String) = JsonException("router head: $why")
             val h = Json.parse(headerJson, integers = true).obj("router head")
             if (h["format"] != FORMAT || h["version"] != 1L) throw bad("not a router head (format $FORMAT, version 1)")
+            h.keys.firstOrNull { it !in FIELDS }?.let { throw bad("unknown field $it") }
+            val file = h["weights_file"] as? String
+            if (file == null || !isRelativeInside(file)) throw bad("weights_file must be a relative path inside the head's folder")
+            if ("info" in h && h["info"] !is Map<*, *>) throw bad("info must be an object")
             if (h["features"] != "hashed-v1") throw bad("features ${h["features"]}: this port computes hashed-v1 only")
             val labels = (h["labels"] as? List<*>)?.takeIf { l -> l.all { it is String } }?.map { it as String }
-            if (labels == null || labels.size < 2 || labels.toSet().size != labels.size) throw bad("labels must be at least two unique strings")
-            val buckets = (h["buckets"] as? Long)?.takeIf { it >= 0 }?.toInt() ?: throw bad("buckets must be an integer >= 0")
+            if (labels == null || labels.size < 2 ||
+                labels.map { java.text.Normalizer.normalize(it, java.text.Normalizer.Form.NFC) }.toSet().size != labels.size) {
+                throw bad("labels must be at least two unique strings (also after Unicode normalization)")
+            }
+            val buckets = (h["buckets"] as? Long)?.takeIf { it in 1..Int.MAX_VALUE }?.toInt()
+                ?: throw bad("buckets must be an integer >= 1 (hashed features)")
             val dense = (h["dense"] as? List<*>)?.takeIf { l -> l.all { it is String } }?.map { it as String }
                 ?: throw bad("dense must be a list of feature names")
-            val shape = (h["shape"] as? List<*>)?.takeIf { l -> l.size == 2 && l.all { it is Long && it >= 0 } }?.map { (it as Long).toInt() }
-                ?: throw bad("shape must be two integers")
+            val shape = (h["shape"] as? List<*>)?.takeIf { l -> l.size == 2 && l.all { it is Long && it in 0..Int.MAX_VALUE } }
+                ?.map { (it as Long).toInt() } ?: throw bad("shape must be two integers")
             if (shape[0] != buckets + dense.size) throw bad("shape $shape needs $buckets buckets + ${dense.size} dense rows")
             val bias = (h["bias"] as? List<*>)?.takeIf { l -> l.all { it is Number } }?.map { (it as Number).toDouble() }
                 ?: throw bad("bias must be a list of numbers")
@@ -53,7 +68,8 @@ class LinearHead(val labels: List<String>, val buckets: Int, val dense: List<Str
             }
             val digest = MessageDigest.getInstance("SHA-256").digest(blob).joinToString("") { String.format("%02x", it) }
             if (digest != h["weights_sha256"]) throw bad("${h["weights_file"]} does not match its sha256: truncated or replaced")
-            if (blob.size != shape[0] * shape[1] * 2) throw bad("weights hold ${blob.size} bytes, shape $shape needs ${shape[0] * shape[1] * 2}")
+            val bytes = 2L * shape[0] * shape[1]
+            if (blob.size.toLong() != bytes) throw bad("weights hold ${blob.size} bytes, shape $shape needs $bytes")
             val weights = FloatArray(shape[0] * shape[1]) { i ->
                 halfToFloat((blob[2 * i].toInt() and 0xFF) or ((blob[2 * i + 1].toInt() and 0xFF) shl 8))
             }

@@ -25,8 +25,14 @@ object Json {
     /** Distinguishes "parsed to null" from "did not parse". */
     class Wrapped(val value: Any?)
 
+    /** Nesting deeper than this is not JSON (runtime/router/parse.py MAX_JSON_DEPTH), nor an integer literal of
+     *  more digits than this (Python's int_max_str_digits, 4300 by default). */
+    const val MAX_DEPTH = 512
+    const val MAX_INTEGER_DIGITS = 4300
+
     private class Reader(val s: String, val integers: Boolean) {
         var pos = 0
+        var depth = 0
 
         fun skipSpace() {
             while (pos < s.length && (s[pos] == ' ' || s[pos] == '\t' || s[pos] == '\n' || s[pos] == '\r')) pos++
@@ -54,6 +60,11 @@ object Json {
         }
 
         fun obj(): Map<String, Any?> {
+            if (++depth > MAX_DEPTH) throw JsonException("nested deeper than $MAX_DEPTH")
+            try { return objBody() } finally { depth-- }
+        }
+
+        fun objBody(): Map<String, Any?> {
             val map = LinkedHashMap<String, Any?>()
             pos++
             skipSpace()
@@ -76,6 +87,11 @@ object Json {
         }
 
         fun array(): List<Any?> {
+            if (++depth > MAX_DEPTH) throw JsonException("nested deeper than $MAX_DEPTH")
+            try { return arrayBody() } finally { depth-- }
+        }
+
+        fun arrayBody(): List<Any?> {
             val list = ArrayList<Any?>()
             pos++
             skipSpace()
@@ -143,6 +159,7 @@ object Json {
                 while (pos < s.length && s[pos] in '0'..'9') pos++
             }
             val text = s.substring(start, pos)
+            if (integral && text.count { it in '0'..'9' } > MAX_INTEGER_DIGITS) throw JsonException("an integer of more than $MAX_INTEGER_DIGITS digits")
             return if (integers && integral) text.toLongOrNull() ?: text.toDouble() else text.toDouble()
         }
     }

@@ -242,9 +242,9 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
      * answers itself, falling through on failure only), answer, check confidence, escalate or fall through.
      * Never throws for a tier: an unknown `forceTier` or a request no tier could answer gives a Response with `error`.
      */
-    /** The answer length a tier is asked for: the request's, unless absent or 0, then the tier's own
+    /** The answer length a tier is asked for: the request's, unless absent or not positive, then the tier's own
      *  (runtime/pipeline.py `answer_max_tokens`; pinned by vectors/pipeline.jsonl). */
-    fun answerMaxTokens(request: Request, tier: TierSpec): Int = request.maxTokens?.takeIf { it != 0 } ?: tier.maxTokens
+    fun answerMaxTokens(request: Request, tier: TierSpec): Int = request.maxTokens?.takeIf { it > 0 } ?: tier.maxTokens
 
     fun handle(request: Request, forceTier: String? = null): Response {
         val start = now()

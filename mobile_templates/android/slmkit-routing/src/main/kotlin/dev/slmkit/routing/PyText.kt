@@ -29,12 +29,30 @@ object PyText {
 /**
  * Patterns written in Python `re` syntax, compiled by java.util.regex with Python's meaning:
  * `\w \W \b \B \s \S \d \D` become explicit Unicode classes, and only "\n" ends a line (UNIX_LINES).
+ * Case-insensitive patterns do not use Java's case folding: each letter becomes the class of what
+ * Python's re.IGNORECASE matches (simple case mappings plus sre's equivalences: i ı İ, s ſ, k K, σ ς).
  */
 object PyRegex {
     private const val WORD = "\\p{L}\\p{N}_"
     private const val SPACE = "\\p{IsWhite_Space}\\x{1C}-\\x{1F}"
+    /** Letters sre treats as equal beyond simple lower/upper case (Lib/re/_casefix.py, Python 3.11). */
+    private val EQUIVALENTS = mapOf('i' to "\u0131\u0130", 's' to "\u017F", 'k' to "\u212A",
+        '\u03C3' to "\u03C2\u03A3", '\u03C2' to "\u03C3\u03A3")
 
-    fun translate(pattern: String): String {
+    /** What Python's IGNORECASE matches for the letter `c`, as class members ("" when case does not apply). */
+    private fun caseClass(c: Char): String {
+        val lower = Character.toLowerCase(c)
+        val upper = Character.toUpperCase(c)
+        if (lower == c && upper == c && c !in EQUIVALENTS) return ""
+        return buildString {
+            append(c)
+            if (lower != c) append(lower)
+            if (upper != c) append(upper)
+            append(EQUIVALENTS[lower] ?: "")
+        }
+    }
+
+    fun translate(pattern: String, ignoreCase: Boolean = false): String {
         val out = StringBuilder()
         var inClass = false
         var i = 0
@@ -59,6 +77,21 @@ object PyRegex {
                 })
                 continue
             }
+            if (ignoreCase && !Character.isSurrogate(c)) {
+                val members = caseClass(c)
+                if (members.isNotEmpty()) {
+                    if (inClass && i + 2 < pattern.length && pattern[i + 1] == '-' && c in 'a'..'z' && pattern[i + 2] in 'a'..'z') {
+                        val end = pattern[i + 2]  // an ASCII range: both cases, and the equivalents of the letters it spans
+                        out.append("$c-$end${c.uppercaseChar()}-${end.uppercaseChar()}")
+                        for (letter in "isk") if (letter in c..end) out.append(EQUIVALENTS.getValue(letter))
+                        i += 3
+                        continue
+                    }
+                    out.append(if (inClass) members else "[$members]")
+                    i++
+                    continue
+                }
+            }
             if (c == '[' && !inClass) {
                 inClass = true
                 out.append(c)
@@ -76,5 +109,5 @@ object PyRegex {
 
     /** The pattern translated; `ignoreCase` is Unicode-aware, `multiline` makes ^ $ match at each "\n". */
     fun compile(pattern: String, ignoreCase: Boolean = false, multiline: Boolean = false): Regex =
-        Regex("(?d${if (ignoreCase) "iu" else ""}${if (multiline) "m" else ""})" + translate(pattern))
+        Regex("(?d${if (multiline) "m" else ""})" + translate(pattern, ignoreCase))
 }

@@ -90,12 +90,13 @@ object RouterParse {
         }
         val alternatives = labels.joinToString("|")
         val keyed = PyRegex.compile("[\"']?(?:${LABEL_KEYS.joinToString("|")})[\"']?\\s*[:=]\\s*[\"']?($alternatives)\\b", ignoreCase = true).find(text)
-        if (keyed != null) {
+        // IGNORECASE also matches "sımple" (dotless i), which is no label: such a match does not count.
+        if (keyed != null && PyText.lower(keyed.groupValues[1]) in labels) {
             val confidence = PyRegex.compile("[\"']?(?:${CONFIDENCE_KEYS.joinToString("|")})[\"']?\\s*[:=]\\s*[\"']?(\\d+(?:\\.\\d+)?\\s*%?)", ignoreCase = true).find(text)
             return ParsedRoute(PyText.lower(keyed.groupValues[1]),
                 if (confidence != null) parseConfidence(confidence.groupValues[1]) else null)
         }
-        val named = PyRegex.compile("\\b($alternatives)\\b", ignoreCase = true).findAll(text).map { PyText.lower(it.groupValues[1]) }.toSet()
+        val named = PyRegex.compile("\\b($alternatives)\\b", ignoreCase = true).findAll(text).map { PyText.lower(it.groupValues[1]) }.filter { it in labels }.toSet()
         return if (named.size == 1) ParsedRoute(named.first(), null) else null
     }
 }
