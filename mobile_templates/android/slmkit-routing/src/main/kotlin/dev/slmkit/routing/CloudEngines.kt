@@ -93,7 +93,7 @@ class SimulatedEngine(private val tier: TierSpec, private val ttftMs: Double, pr
         val output = Math.min(outputTokens, maxTokens)
         val latency = ttftMs + 1000.0 * output / tokensPerS
         val text = "[simulated answer from tier '${tier.name}' (${tier.model ?: "no model"}): no model was called; " +
-            "$output output tokens and ${"%.0f".format(latency)} ms are modelled]"
+            "$output output tokens and ${String.format(java.util.Locale.ROOT, "%.0f", latency)} ms are modelled]"
         return Generation(text, prompt, output, latency, tier.model ?: "simulated", simulated = true)
     }
 }

@@ -55,8 +55,8 @@ object Policy {
         val route = policy.routes.firstOrNull { it.label == label }
             ?: return PolicyChoice(policy.unparsedTier, "no route for label '$label'")
         if (decision.confidence < route.minConfidence) {
-            return PolicyChoice(policy.lowConfidenceTier, "$label with confidence ${"%.3f".format(decision.confidence)} < ${route.minConfidence}")
+            return PolicyChoice(policy.lowConfidenceTier, "$label with confidence ${String.format(java.util.Locale.ROOT, "%.3f", decision.confidence)} < ${route.minConfidence}")
         }
-        return PolicyChoice(route.tier, "$label with confidence ${"%.3f".format(decision.confidence)}")
+        return PolicyChoice(route.tier, "$label with confidence ${String.format(java.util.Locale.ROOT, "%.3f", decision.confidence)}")
     }
 }

@@ -18,9 +18,11 @@ import kotlin.concurrent.write
  * failure of onnxruntime-genai — a prompt longer than the context, a model that does not load, the native
  * library missing on the device (a LinkageError) — is a TierException, so the pipeline falls through to the
  * next tier. Generations may run on several threads at once; `close()` waits for them before freeing the
- * model. Interrupting the calling thread cancels a generation between two tokens.
+ * model. Interrupting the calling thread cancels a generation between two tokens. `contextTokens` (the tier's
+ * context_tokens) bounds prompt + answer as the Python runtime does (runtime/backends/genai.py): a longer
+ * prompt is refused (the pipeline falls through) and the answer is cut to the room left.
  */
-class GenAiEngine(modelDir: String, private val format: ChatFormat) : TierEngine {
+class GenAiEngine(modelDir: String, private val format: ChatFormat, private val contextTokens: Int) : TierEngine {
     private val lock = ReentrantReadWriteLock()
     private var closed = false
     private val model: Model = native("cannot load the model in $modelDir") { Model(modelDir) }
@@ -38,15 +40,18 @@ class GenAiEngine(modelDir: String, private val format: ChatFormat) : TierEngine
         native("onnxruntime-genai failed") {
             tokenizer.encode(prompt).use { sequences ->
                 val ids = sequences.getSequence(0)
+                val room = contextTokens - ids.size
+                if (room < 1) throw TierException("prompt of ${ids.size} tokens does not fit the $contextTokens-token context")
+                val budget = minOf(maxTokens, room)
                 GeneratorParams(model).use { params ->
-                    params.setSearchOption("max_length", (ids.size + maxTokens).toDouble())
+                    params.setSearchOption("max_length", (ids.size + budget).toDouble())
                     params.setSearchOption("do_sample", false)
                     Generator(model, params).use { generator ->
                         tokenizer.createStream().use { stream ->
                             generator.appendTokens(ids)
                             val text = StringBuilder()
                             var produced = 0
-                            while (!generator.isDone && produced < maxTokens) {
+                            while (!generator.isDone && produced < budget) {
                                 if (Thread.currentThread().isInterrupted) throw TierException("cancelled")
                                 generator.generateNextToken()
                                 text.append(stream.decode(generator.getLastTokenInSequence(0)))
