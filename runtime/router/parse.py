@@ -25,21 +25,35 @@ class ParsedRoute:
     confidence: float | None  # None: the output gave none
 
 
-def _json_objects(text: str) -> list[str]:
-    """Every balanced {...} span, outermost first, ignoring braces inside strings."""
-    spans, depth, start, quote, escaped = [], 0, -1, "", False
-    for i, ch in enumerate(text):
-        if quote:
-            if escaped:
-                escaped = False
+class _Strings:
+    """The "..." and '...' strings (backslash escapes) of a scan that walks text code point by code point."""
+
+    def __init__(self) -> None:
+        self.quote, self.escaped = "", False
+
+    def consumes(self, ch: str, may_open: bool = True) -> bool:
+        """True when `ch` belongs to a string (its quotes included): the scan skips it."""
+        if self.quote:
+            if self.escaped:
+                self.escaped = False
             elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = ""
+                self.escaped = True
+            elif ch == self.quote:
+                self.quote = ""
+            return True
+        if may_open and ch in "\"'":
+            self.quote = ch
+            return True
+        return False
+
+
+def _json_objects(text: str) -> list[str]:
+    """Every balanced {...} span, outermost first, ignoring braces inside strings (opened inside a span)."""
+    spans, depth, start, strings = [], 0, -1, _Strings()
+    for i, ch in enumerate(text):
+        if strings.consumes(ch, may_open=depth > 0):
             continue
-        if ch in "\"'" and depth > 0:
-            quote = ch
-        elif ch == "{":
+        if ch == "{":
             if depth == 0:
                 start = i
             depth += 1
@@ -52,18 +66,11 @@ def _json_objects(text: str) -> list[str]:
 
 def _too_deep(text: str) -> bool:
     """Brackets nested deeper than MAX_JSON_DEPTH outside strings (a lenient scan: "'" quotes too)."""
-    depth, quote, escaped = 0, "", False
+    depth, strings = 0, _Strings()
     for ch in text:
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "{[":
+        if strings.consumes(ch):
+            continue
+        if ch in "{[":
             depth += 1
             if depth > MAX_JSON_DEPTH:
                 return True

@@ -90,11 +90,16 @@ public enum PyJSON {
             }
         }
 
+        /// One level deeper (an object or array opens); refused past PyJSON.maxDepth.
+        mutating func enter() throws {
+            depth += 1
+            if depth > PyJSON.maxDepth { throw fail("nested deeper than \(PyJSON.maxDepth)") }
+        }
+
         mutating func object() throws -> JSONValue {
             var pairs: [(String, JSONValue)] = []
-            depth += 1
+            try enter()
             defer { depth -= 1 }
-            if depth > PyJSON.maxDepth { throw fail("nested deeper than \(PyJSON.maxDepth)") }
             pos += 1
             skipSpace()
             if pos < s.count && s[pos] == "}" { pos += 1; return .object(pairs) }
@@ -117,9 +122,8 @@ public enum PyJSON {
 
         mutating func array() throws -> JSONValue {
             var items: [JSONValue] = []
-            depth += 1
+            try enter()
             defer { depth -= 1 }
-            if depth > PyJSON.maxDepth { throw fail("nested deeper than \(PyJSON.maxDepth)") }
             pos += 1
             skipSpace()
             if pos < s.count && s[pos] == "]" { pos += 1; return .array(items) }
