@@ -34,6 +34,10 @@ MOBILE_HEAD = ("router-head.json", "router-head.f16")
 # swift-transformers floor of the iOS package: 1.1.4 is the first release that knows the
 # `TokenizersBackend` class transformers 5 writes into tokenizer_config.json (Tokenizer.swift, PR #296).
 SWIFT_TRANSFORMERS = "1.1.4"
+# onnxruntime-genai's Android AAR is not on Maven Central; each GitHub release carries it under this name
+# (the artifact name its Android packaging pipeline uploads). The Gradle task and the script both fetch it.
+GENAI_AAR_URL = ("https://github.com/microsoft/onnxruntime-genai/releases/download/v{version}/"
+                 "onnxruntime-genai-android-{version}.aar")
 
 
 def get_platform(name: str) -> Platform:
@@ -185,10 +189,11 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
         spec, notes = _write_router_and_spec(staging, platform, router_files, base_spec, name, model_ref, context)
         versions = library_versions()
         model_name = ckpt.recipe.name if ckpt.recipe else ckpt.path.name
+        genai = _version("onnxruntime-genai")
         _write_vectors_and_app(staging, platform, main, spec, {
             "bundle_name": name, "model_name": model_name, "slmkit_version": versions["slmkit"],
-            "swift_transformers_version": SWIFT_TRANSFORMERS, "genai_version": _version("onnxruntime-genai"),
-            "ort_version": _version("onnxruntime")})
+            "swift_transformers_version": SWIFT_TRANSFORMERS, "genai_version": genai,
+            "genai_aar_url": GENAI_AAR_URL.format(version=genai), "ort_version": _version("onnxruntime")})
         if platform.name == "android":
             model_ref = _android_assets(staging, artifacts, model_ref)
         manifest = _write_readme_and_manifest(staging, model, model_name, name, platform, artifacts, versions,
@@ -319,7 +324,8 @@ def _version(package: str) -> str:
 
 
 def _render_readme(path: Path, values: dict[str, Any]) -> None:
-    from jinja2 import Environment, PackageLoader
+    from jinja2 import Environment, PackageLoader, StrictUndefined
 
-    env = Environment(loader=PackageLoader("slmkit.converter.package", "templates"), keep_trailing_newline=True)
+    env = Environment(loader=PackageLoader("slmkit.converter.package", "templates"), keep_trailing_newline=True,
+                      undefined=StrictUndefined)   # a value the template names but nobody passed is an error
     path.write_text(env.get_template("README.md.j2").render(**values), encoding="utf-8")

@@ -106,6 +106,59 @@ def test_the_android_module_carries_its_assets(bundles: dict[str, Path], tmp_pat
     assert next(t for t in root.tiers if t.on_device).model == f"{ANDROID_ASSETS}/{local.model}"
 
 
+FAKE_CURL = """#!/bin/sh
+# Stands in for curl: writes $FAKE_AAR to the file after -o (or fails like curl -f on a 404), records the URL.
+out=""; while [ $# -gt 0 ]; do case "$1" in -o) out="$2"; shift 2;; http*) echo "$1" > "$FAKE_LOG"; shift;; *) shift;; esac; done
+[ -n "$FAKE_AAR" ] || { echo "curl: (22) The requested URL returned error: 404" >&2; exit 22; }
+printf %s "$FAKE_AAR" > "$out"
+"""
+
+
+def test_the_aar_fetch_pins_its_sha256_and_refuses_other_bytes(bundles: dict[str, Path], tmp_path: Path) -> None:
+    """fetch-onnxruntime-genai.sh (curl stood in for): the first fetch installs the AAR and pins its
+    SHA-256; a later fetch of other bytes stops with one message and leaves the pinned AAR and no .part;
+    a failed download installs nothing. The Gradle task names the same URL and pin file."""
+    import hashlib
+    from slmkit.converter.package.bundle import GENAI_AAR_URL
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundles["android"], bundle)
+    module = bundle / "app" / "android" / "slmkit-routing"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "curl").write_text(FAKE_CURL)
+    (bin_dir / "curl").chmod(0o755)
+    gradle = (module / "build.gradle.kts").read_text()
+    version = gradle.split('val genaiVersion = "', 1)[1].split('"', 1)[0]
+    maven = module / "maven"
+    aar = maven / f"com/microsoft/onnxruntime/onnxruntime-genai-android/{version}/onnxruntime-genai-android-{version}.aar"
+    pin = maven / f"onnxruntime-genai-android-{version}.aar.sha256"
+
+    def fetch(content: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_AAR": content, "FAKE_LOG": str(tmp_path / "url")}
+        return subprocess.run(["sh", str(module / "fetch-onnxruntime-genai.sh")], env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    first = fetch("PK first release bytes")
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "url").read_text().strip() == GENAI_AAR_URL.format(version=version)
+    assert aar.read_text() == "PK first release bytes" and aar.with_suffix(".pom").is_file()
+    assert pin.read_text().split()[0] == hashlib.sha256(b"PK first release bytes").hexdigest()
+    assert "pinned SHA-256" in first.stdout
+    swapped = fetch("PK other bytes")
+    assert swapped.returncode != 0 and "pins" in swapped.stderr and "not installed" in swapped.stderr
+    assert aar.read_text() == "PK first release bytes" and not list(maven.rglob("*.part"))
+    again = fetch("PK first release bytes")
+    assert again.returncode == 0 and "pinned" not in again.stdout
+    aar.unlink()
+    failed = fetch("")
+    assert failed.returncode != 0 and not aar.exists() and not list(maven.rglob("*.part"))
+    assert f'"{GENAI_AAR_URL.format(version=version)}"' in gradle
+    assert 'file("maven/onnxruntime-genai-android-$genaiVersion.aar.sha256")' in gradle
+    verified = run_cli("verify", str(bundle))   # what fetching writes is not a tampered bundle
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
 def test_verify_passes_then_names_a_tampered_file(bundles: dict[str, Path], tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(bundles["desktop"], copy)
@@ -222,7 +275,7 @@ def test_kotlin_module_compiles_and_passes_every_golden_vector_on_the_jvm(bundle
     resources = module / "src" / "test" / "resources"
     junit = subprocess.run(["java", f"-Dslmkit.vectors={resources / 'vectors'}", f"-Dslmkit.spec={resources / 'routing.json'}",
                             "-cp", f"{test_jar}:{jar}:{stdlib}:{JUNIT}:{HAMCREST}", "org.junit.runner.JUnitCore",
-                            "dev.slmkit.routing.GoldenVectorsTest"], capture_output=True, text=True, timeout=300)
+                            *(f"dev.slmkit.routing.{Path(p).stem}" for p in tests)], capture_output=True, text=True, timeout=300)
     assert junit.returncode == 0 and "OK (" in junit.stdout, junit.stdout
 
 

@@ -3,7 +3,7 @@ package dev.slmkit.routing
 import java.io.IOException
 import java.net.HttpURLConnection
 import java.net.SocketTimeoutException
-import java.net.URL
+import java.net.URI
 
 /**
  * Cloud tiers over HttpURLConnection (no extra dependency): any OpenAI-compatible
@@ -17,8 +17,9 @@ class CloudEngine(private val tier: TierSpec, private val keys: Map<String, Stri
     }
 
     private fun post(url: String, headers: Map<String, String>, body: Any?): Map<String, Any?> {
-        val connection = try { URL(url).openConnection() as HttpURLConnection } catch (e: IOException) {
-            throw TierException("cannot reach ${URL(url).authority} (${e.javaClass.simpleName})")
+        val address = URI(url)  // URL(String) is deprecated from JDK 20; a malformed URL is a tier failure
+        val connection = try { address.toURL().openConnection() as HttpURLConnection } catch (e: IOException) {
+            throw TierException("cannot reach ${address.authority} (${e.javaClass.simpleName})")
         }
         try {
             connection.requestMethod = "POST"

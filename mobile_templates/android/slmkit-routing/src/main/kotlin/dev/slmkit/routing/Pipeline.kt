@@ -83,13 +83,23 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
     private val router: Router =
         if (spec.router.truncation.historyTurns > 0 && router !is ConversationRouter) ConversationRouter(router, spec) else router
     private val engines = java.util.concurrent.ConcurrentHashMap<String, TierEngine>()
+    @Volatile private var closed = false
 
     /** Engines load on first use, once even when requests race (computeIfAbsent); one that cannot load fails
-     *  like any other tier failure, a native library that does not load (LinkageError) included. */
-    private fun engine(tier: String): TierEngine = engines.computeIfAbsent(tier) {
-        try { engineFor(spec.tier(tier)) } catch (e: TierException) { throw e } catch (e: Throwable) {
-            throw TierException("cannot load: ${failure(e) ?: throw e}")
+     *  like any other tier failure, a native library that does not load (LinkageError) included. After
+     *  close() no engine loads again: one that finished loading while close() ran is closed here. */
+    private fun engine(tier: String): TierEngine {
+        val engine = engines.computeIfAbsent(tier) {
+            if (closed) throw TierException(CLOSED)
+            try { engineFor(spec.tier(tier)) } catch (e: TierException) { throw e } catch (e: Throwable) {
+                throw TierException("cannot load: ${failure(e) ?: throw e}")
+            }
         }
+        if (closed) {
+            if (engines.remove(tier, engine)) engine.close()
+            throw TierException(CLOSED)
+        }
+        return engine
     }
 
     /** Why a tier failed, for the trace: its TierException's reason, or any other Exception (an engine's bug,
@@ -249,6 +259,7 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
     fun handle(request: Request, forceTier: String? = null): Response {
         val start = now()
         val trace = Trace(request.id)
+        if (closed) return Response("", null, trace, CLOSED)
         if (forceTier != null && spec.tiers.none { it.name == forceTier }) return Response("", null, trace, "unknown tier '$forceTier'")
         var tier: String? = if (forceTier != null) {
             trace.policyTier = forceTier
@@ -298,8 +309,14 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
         return Response(answer.second, answer.first, trace)
     }
 
+    /** Closes every loaded engine (each waits for its running generation) and refuses later requests: a
+     *  closed pipeline answers with an error Response and never loads an engine again. Idempotent. */
     fun close() {
-        engines.values.forEach { it.close() }
-        engines.clear()
+        closed = true
+        for (tier in engines.keys.toList()) engines.remove(tier)?.close()
+    }
+
+    private companion object {
+        const val CLOSED = "the pipeline is closed"
     }
 }
