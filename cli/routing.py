@@ -358,6 +358,10 @@ RayAddressOption = Annotated[Optional[str], typer.Option(help="A Ray cluster to 
                                                               "(the one `ray start` runs on this machine); default: a "
                                                               "local Ray, nothing to start.")]
 WorkersOption = Annotated[Optional[int], typer.Option(min=1, help="Ray actors, each holding one router (default: one per CPU).")]
+SampleOption = Annotated[Optional[int], typer.Option(min=1, help="Take N requests drawn at random (seeded by --seed, "
+                                                                "file order kept); reads the input in this process first.")]
+LimitOption = Annotated[Optional[int], typer.Option(min=1, help="Take only the first N requests (after --sample).")]
+SeedOption = Annotated[int, typer.Option(min=0, help="Seed for --sample.")]
 
 
 def batch_engine(engine: str | None, ray_address: str | None, shards: int) -> str:
@@ -386,9 +390,9 @@ def evaluate_router(
     report: Annotated[Optional[Path], typer.Option(callback=writable_file, help="Write every figure as JSON here.")] = None,
     output: Annotated[Optional[str], typer.Option(help="Folder (or fsspec URL) for one Parquet row per request "
                                                        "(OUTPUT/parts) and report.json; re-running the same job resumes it.")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate the first N requests (after --sample); reads the "
-                                                             "input in this process.")] = None,
-    sample: Annotated[Optional[int], typer.Option(min=0, help="Shuffle with this seed before --limit.")] = None,
+    sample: SampleOption = None,
+    limit: LimitOption = None,
+    seed: SeedOption = 0,
     by_source: Annotated[bool, typer.Option("--by-source", help="Also figures per `source` of the data.")] = False,
     engine: BatchEngineOption = None,
     ray_address: RayAddressOption = None,
@@ -410,15 +414,14 @@ def evaluate_router(
     spec_data, base_dir = spec_for_method(path, method)
     routing = parse_spec(spec_data, str(path))
     with tempfile.TemporaryDirectory(prefix="slmkit-eval-") as scratch:
-        inputs = data
-        if limit is not None or sample is not None:
-            inputs = [selected_requests(data, limit, sample, Path(scratch) / "selected.jsonl", tuple(routing.router.labels))]
+        inputs, skipped = selected_inputs(data, tuple(routing.router.labels), False, sample, limit, seed, Path(scratch))
         chosen = batch_engine(engine, ray_address, len(plan(describe_all(inputs))))
         with progress_display() as progress:
             task = progress.add_task(f"Routing with {routing.router.method} ({chosen})", total=None)
             tally = route_files(inputs, spec_data, str(base_dir), output, by_source, engine=chosen, ray_address=ray_address,
                                 workers=workers, on_progress=lambda done, total: progress.update(task, completed=done,
                                                                                                  total=total))
+    tally.add_skipped(skipped)
     print_skipped(console, tally.skipped_examples, tally.skipped)
     if not tally.routing.n:
         raise SlmkitError(f"{', '.join(data)} holds no usable labelled requests.",
@@ -450,29 +453,23 @@ def evaluate_router(
         console.print(f"[green]Wrote[/] {report}")
 
 
-def selected_requests(urls: list[str], limit: int | None, sample: int | None, out: Path,
-                      labels: tuple[str, ...]) -> str:
-    """The labelled requests of `urls` in order, shuffled with seed `sample` when given, the first
-    `limit` kept, written to `out` as JSONL; returns its path. Reads every input in this process."""
-    import random
+def selected_inputs(urls: list[str], labels: tuple[str, ...], workload: bool, sample: int | None, limit: int | None,
+                    seed: int, scratch: Path) -> tuple[list[str], list[str]]:
+    """The inputs a batch routing command reads and the lines skipped on the way ("URL byte N: why", for
+    its tally): `urls` as given, or with --sample/--limit the selection (runtime/batch/select.py) written
+    to `scratch`. One rule for `router eval` and `simulate --router-only`; each line parsed as the batch
+    router parses it. Raises SlmkitError when no line is usable."""
+    if sample is None and limit is None:
+        return urls, []
+    from functools import partial
 
-    from slmkit.runtime.batch.shards import describe_all, plan, read
-    from slmkit.runtime.data import parse_record
+    from slmkit.runtime.batch.route import parse_input
+    from slmkit.runtime.batch.select import select_lines, write_selection
+    from slmkit.runtime.simulate.workload import WHAT
 
-    def labelled(record: object) -> bool:
-        try:
-            return parse_record(record, labels).tier is not None
-        except ValueError:
-            return False
-
-    records = [record for shard in plan(describe_all(urls)) for _, record, problem in read(shard)
-               if problem is None and labelled(record)]
-    if sample is not None:
-        random.Random(sample).shuffle(records)
-    with open(out, "w", encoding="utf-8") as handle:
-        for record in records[:limit] if limit else records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return str(out)
+    what = WHAT if workload else "labelled requests (each line a `prompt` or `messages` and a `tier` label)"
+    chosen, skipped = select_lines(urls, partial(parse_input, labels=labels, workload=workload), what, sample, limit, seed)
+    return [write_selection(chosen, scratch / "selected.jsonl")], skipped
 
 
 @router_app.command()

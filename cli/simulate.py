@@ -11,8 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 from slmkit.cli.paths import writable_folder
 from slmkit.cli.report import print_skipped
-from slmkit.cli.routing import (BatchEngineOption, BundleOption, RayAddressOption, SpecOption, WorkersOption, batch_engine,
-                                spec_for_method, spec_path)
+from slmkit.cli.routing import (BatchEngineOption, BundleOption, LimitOption, RayAddressOption, SampleOption, SeedOption,
+                                SpecOption, WorkersOption, batch_engine, selected_inputs, spec_for_method, spec_path)
 from slmkit.cli.progress import progress as progress_display
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.router.provenance import overlap_warning
@@ -47,10 +47,9 @@ def simulate(
     router_only: Annotated[bool, typer.Option("--router-only", help="Only route, as a batch job (runtime/batch: shards "
                                               "on Ray Data when installed; millions of logged requests); costs use each "
                                               "tier's expected answer length.")] = False,
-    sample: Annotated[Optional[int], typer.Option(min=1, help="Replay N requests drawn at random (seeded); reads the "
-                                                              "workload in this process.")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Replay only the first N requests.")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed for --sample.")] = 0,
+    sample: SampleOption = None,
+    limit: LimitOption = None,
+    seed: SeedOption = 0,
     devices_file: Annotated[Optional[Path], typer.Option("--devices", help="Extra device profiles (YAML).")] = None,
     output_tokens: Annotated[int, typer.Option(min=1, help="Answer length assumed for tiers that are not run and "
                                                "model none.")] = 200,
@@ -116,27 +115,22 @@ def _route_workload(workload: list[str], spec_data: dict, base_dir: Path, sample
                     workers: int | None):
     """simulate --router-only: the workload (or the --sample/--limit selection of it) through the batch
     router; the merged tally. Raises SlmkitError when no line is usable."""
-    import json
     import tempfile
 
     from slmkit.runtime.batch.route import route_files
     from slmkit.runtime.batch.shards import describe_all, plan
-    from slmkit.runtime.simulate.workload import WHAT, select_lines
+    from slmkit.runtime.simulate.workload import WHAT
 
     with tempfile.TemporaryDirectory(prefix="slmkit-simulate-") as scratch:
-        inputs = workload
-        if sample is not None or limit is not None:
-            chosen, skipped = select_lines(workload, tuple(spec_data["router"]["labels"]), sample, limit, seed)
-            print_skipped(console, skipped, where="the first are listed in report.json")
-            inputs = [str(Path(scratch) / "selected.jsonl")]
-            with open(inputs[0], "w", encoding="utf-8") as handle:
-                handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record, _ in chosen)
+        inputs, skipped = selected_inputs(workload, tuple(spec_data["router"]["labels"]), True, sample, limit, seed,
+                                          Path(scratch))
         chosen_engine = batch_engine(engine, ray_address, len(plan(describe_all(inputs))))
         with progress_display() as progress:
             task = progress.add_task(f"Routing ({chosen_engine})", total=None)
             tally = route_files(inputs, spec_data, str(base_dir), output, workload=True, output_tokens=output_tokens,
                                 engine=chosen_engine, ray_address=ray_address, workers=workers,
                                 on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+    tally.add_skipped(skipped)
     print_skipped(console, tally.skipped_examples, tally.skipped, where="the first are listed in report.json")
     if not tally.routing.n:
         first = f" ({tally.skipped_examples[0]})" if tally.skipped_examples else ""

@@ -13,7 +13,7 @@ from slmkit.runtime.batch.job import run_shards
 from slmkit.runtime.batch.output import OutputFolder, PartWriter
 from slmkit.runtime.batch.shards import SHARD_BYTES, Shard, describe_all, plan, read
 from slmkit.runtime.checksums import sha256_file
-from slmkit.runtime.data import parse_record
+from slmkit.runtime.data import LabelledRequest, parse_record
 from slmkit.runtime.evaluation import DEFAULT_OUTPUT_TOKENS, STATE_FORMAT, RoutingTally
 from slmkit.runtime.policy import choose_tier
 from slmkit.runtime.router.decision import RouteDecision
@@ -22,6 +22,18 @@ from slmkit.runtime.simulate.workload import parse_line
 from slmkit.runtime.spec import RoutingSpec, parse_spec
 
 SKIPPED_EXAMPLES = 5   # skipped lines named per shard; the rest are counted
+
+
+def parse_input(record: object, labels: tuple[str, ...], workload: bool) -> LabelledRequest:
+    """One input line as the batch router reads it: a workload line (`simulate`: labels optional, OpenAI
+    chat logs too) or a labelled line of the shared format (`router eval`). Raises ValueError naming what
+    is wrong (a line without `tier` in router eval included)."""
+    if workload:
+        return parse_line(record, labels)
+    item = parse_record(record, labels)
+    if item.tier is None:
+        raise ValueError("no `tier` label")
+    return item
 
 
 @dataclass
@@ -51,6 +63,13 @@ class RouteTally:
         self.seen_in_training += other.seen_in_training
         self.skipped += other.skipped
         self.skipped_examples.extend(other.skipped_examples[:max(0, SKIPPED_EXAMPLES - len(self.skipped_examples))])
+        return self
+
+    def add_skipped(self, lines: list[str]) -> RouteTally:
+        """Count `lines` ("URL byte N: why") skipped before routing (a --sample/--limit selection), named
+        first among the examples; returns self."""
+        self.skipped += len(lines)
+        self.skipped_examples = (lines[:SKIPPED_EXAMPLES] + self.skipped_examples)[:SKIPPED_EXAMPLES]
         return self
 
     def to_state(self) -> dict:
@@ -112,9 +131,7 @@ class ShardRouter:
             item = None
             if problem is None:
                 try:
-                    item = parse_line(record, self.labels) if self.workload else parse_record(record, self.labels)
-                    if item.tier is None and not self.workload:
-                        problem = "no `tier` label"
+                    item = parse_input(record, self.labels, self.workload)
                 except ValueError as exc:
                     problem = str(exc)
             if problem is not None:

@@ -4,10 +4,10 @@ reads them). Read leniently: a bad line is reported and skipped, never fatal."""
 
 from __future__ import annotations
 
-import random
+from functools import partial
 
+from slmkit.runtime.batch.select import select_lines
 from slmkit.runtime.data import Dataset, LabelledRequest, parse_record, parse_references
-from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.request import Request
 
 
@@ -41,36 +41,9 @@ def parse_line(record: object, labels: tuple[str, ...]) -> LabelledRequest:
 WHAT = "requests (the train-set format or OpenAI chat logs)"
 
 
-def select_lines(urls: list[str], labels: tuple[str, ...], sample: int | None = None, limit: int | None = None,
-                 seed: int = 0) -> tuple[list[tuple[dict, LabelledRequest]], list[str]]:
-    """The usable lines of `urls` in file order, each as (record, parsed line), and the skipped ones
-    as "URL byte N: why"; `sample` draws that many at random (seeded, order kept), then `limit` keeps
-    the first N. Reads every input in this process.
-
-    Raises SlmkitError for a missing or unreadable input, or when no line is usable.
-    """
-    from slmkit.runtime.batch.shards import describe_all, plan, read
-
-    chosen, skipped = [], []
-    for shard in plan(describe_all(urls)):
-        for offset, record, problem in read(shard):
-            if problem is None:
-                try:
-                    chosen.append((record, parse_line(record, labels)))
-                    continue
-                except ValueError as exc:
-                    problem = str(exc)
-            skipped.append(f"{shard.url} byte {offset}: {problem}")
-    if not chosen:
-        raise SlmkitError(f"{', '.join(urls)} holds no usable {WHAT}{f' ({skipped[0]})' if skipped else ''}.")
-    if sample is not None and sample < len(chosen):
-        picked = sorted(random.Random(seed).sample(range(len(chosen)), sample))
-        chosen = [chosen[i] for i in picked]
-    return (chosen[:limit] if limit is not None else chosen), skipped
-
-
 def read_workload(urls: list[str], labels: tuple[str, ...], sample: int | None = None, limit: int | None = None,
                   seed: int = 0) -> Dataset:
-    """`select_lines` as a Dataset (every usable line parsed; the skipped ones named)."""
-    chosen, skipped = select_lines(urls, labels, sample, limit, seed)
+    """The workload's usable lines (runtime/batch/select.py `select_lines`: `sample` drawn with `seed`, then
+    the first `limit`) as a Dataset, the skipped ones named. Raises SlmkitError when no line is usable."""
+    chosen, skipped = select_lines(urls, partial(parse_line, labels=labels), WHAT, sample, limit, seed)
     return Dataset([item for _, item in chosen], skipped)

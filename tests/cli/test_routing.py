@@ -114,6 +114,23 @@ def test_eval_writes_parquet_rows_and_the_report_and_resumes(tmp_path: Path, sma
             .items() if k != "latency_ms"} == {k: v for k, v in report.items() if k != "latency_ms"}
 
 
+def test_eval_sample_draws_n_seeded_and_counts_the_lines_it_skipped(tmp_path: Path, small_data: Path) -> None:
+    """--sample N --seed S: N labelled requests drawn at random (the same draw as simulate's), then --limit; the
+    line the selection skipped is counted in the report like any skipped line."""
+    reports = []
+    for seed, name in ((7, "a"), (7, "b"), (8, "c")):
+        result = run_cli("router", "eval", "--data", str(small_data), "--sample", "50", "--seed", str(seed),
+                         "--engine", "local", "--report", str(tmp_path / f"{name}.json"))
+        assert result.returncode == 0, result.stderr
+        reports.append(json.loads((tmp_path / f"{name}.json").read_text()))
+    assert [r["n"] for r in reports] == [50, 50, 50] and all(r["skipped_lines"] == 1 for r in reports)
+    untimed = [{k: v for k, v in r.items() if k != "latency_ms"} for r in reports]
+    assert untimed[0] == untimed[1] and untimed[0]["confusion"] != untimed[2]["confusion"]
+    limited = run_cli("router", "eval", "--data", str(small_data), "--sample", "50", "--seed", "7", "--limit", "20",
+                      "--engine", "local", "--report", str(tmp_path / "d.json"))
+    assert limited.returncode == 0 and json.loads((tmp_path / "d.json").read_text())["n"] == 20
+
+
 @pytest.mark.parametrize("args, message", [
     (["--engine", "spark"], "Unknown engine spark"),
     (["--engine", "local", "--ray-address", "10.0.0.1:6379"], "cannot be combined with --engine local"),
