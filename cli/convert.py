@@ -45,7 +45,7 @@ def convert(
         ckpt = resolve(model)
     for note in ckpt.notes:
         console.print(f"[yellow]note:[/] {note}")
-    with progress_callback("bytes") as progress:
+    with progress_callback() as progress:
         folder = run_convert(model, ckpt, target, quant, output, force=force, progress=progress,
                              options=ConvertOptions(block_size=block_size, cache_length=cache_length,
                                                     deployment_target=deployment_target))
@@ -81,7 +81,7 @@ def parity(
     from slmkit.converter.parity import report as reports
     from slmkit.converter.parity.check import check_artifact
 
-    with progress_callback("items") as progress:
+    with progress_callback() as progress:
         result = check_artifact(artifact, reference=reference, extra_prompts=prompts, steps=steps, threads=threads,
                                 engine=engine, progress=progress)
     reports.write_json(result, report)

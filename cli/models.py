@@ -73,8 +73,8 @@ def models_synth(
 
     recipe = get_recipe(name)
     total = sum(t.nbytes for t in plan(recipe_config(recipe)))
-    with progress_display("bytes") as progress:
-        task = progress.add_task(f"Synthesizing {name} (bf16, random)", total=total)
+    with progress_display() as progress:
+        task = progress.add_task(f"Synthesizing {name} (bf16, random)", total=total, unit="bytes")
         path = synthesize(recipe, output, seed=seed, force=force,
                           on_tensor=lambda tensor: progress.advance(task, tensor.nbytes))
     out.print(str(path))

@@ -44,7 +44,7 @@ def package(
 
     precheck_size(all_recipes().get(model), get_platform(platform))  # before any download or conversion
     ckpt = resolve(model)
-    with progress_callback("bytes") as progress:
+    with progress_callback() as progress:
         manifest = build_bundle(model, ckpt, platform, output, quant=quant, router=router, with_gguf=with_gguf,
                                 allow_parity_failure=allow_parity_failure, force=force, progress=progress)
     for entry in manifest["models"]:

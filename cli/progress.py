@@ -6,40 +6,63 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from slmkit.runtime.progress import ProgressCallback, ProgressEvent
 
 _console = Console(stderr=True)
 
 
-def progress(counting: str = "items"):
-    """Counting "bytes" (conversion, with transfer sizes) or "items" (prompts, requests, folds, with time left)."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+class _Amount(ProgressColumn):
+    """A row's amount in its own unit (the task field `unit`): transfer sizes for "bytes" (conversion),
+    "N/M" for anything else (prompts, requests, folds), so one display mixes both."""
 
-    amount = [DownloadColumn()] if counting == "bytes" else [MofNCompleteColumn()]
-    remaining = [] if counting == "bytes" else [TimeRemainingColumn()]
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), *amount, TimeElapsedColumn(),
-                    *remaining, console=_console, transient=False)
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes, self._items = DownloadColumn(), MofNCompleteColumn()
+
+    def render(self, task: Task) -> Text:
+        return (self._bytes if task.fields.get("unit") == "bytes" else self._items).render(task)
+
+
+class _Remaining(ProgressColumn):
+    """Time left for counted items; none for bytes (quantizing and writing run at very different speeds)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._remaining = TimeRemainingColumn()
+
+    def render(self, task: Task) -> Text:
+        return Text("") if task.fields.get("unit") == "bytes" else self._remaining.render(task)
+
+
+def progress() -> Progress:
+    """The display; a row counting bytes is added with `add_task(..., unit="bytes")`, others count items."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), _Amount(), TimeElapsedColumn(),
+                    _Remaining(), console=_console, transient=False)
 
 
 @contextmanager
-def progress_callback(counting: str = "items") -> Iterator[ProgressCallback]:
-    """A ProgressCallback (runtime/progress.py) drawing each step as a row of the display above,
-    while the block runs; a transient step's row goes when it is done."""
+def progress_callback() -> Iterator[ProgressCallback]:
+    """A ProgressCallback (runtime/progress.py) drawing each step as a row of the display above, in the
+    step's own unit, while the block runs; a transient step's row goes when it is done."""
     rows: dict[int, object] = {}
-    with progress(counting) as display:
+    with progress() as display:
         def report(event: ProgressEvent) -> None:
             if event.step not in rows:
-                rows[event.step] = display.add_task(event.description, total=event.total)
+                rows[event.step] = display.add_task(event.description, total=event.total, unit=event.unit)
             if event.done and event.transient:
                 display.remove_task(rows[event.step])
                 return

@@ -18,8 +18,8 @@ class ProgressEvent:
     """The state of one step after a change.
 
     `step` identifies the step (it stays while `description` changes); `completed` and `total` are
-    in the step's own unit (bytes, prompts; `total` None when the length is unknown). `done` marks
-    the step over; a `transient` step that is done has nothing left worth showing.
+    in the step's `unit` ("bytes", or "items": prompts, requests; `total` None when the length is
+    unknown). `done` marks the step over; a `transient` step that is done has nothing left worth showing.
     """
 
     step: int
@@ -28,6 +28,7 @@ class ProgressEvent:
     total: float | None = None
     done: bool = False
     transient: bool = False
+    unit: str = "items"
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -39,9 +40,9 @@ class Step:
     """One step of long work; every change is sent to the callback as a ProgressEvent."""
 
     def __init__(self, callback: ProgressCallback | None, description: str, total: float | None,
-                 transient: bool) -> None:
+                 transient: bool, unit: str = "items") -> None:
         self._callback = callback
-        self._event = ProgressEvent(next(_ids), description, 0.0, total, transient=transient)
+        self._event = ProgressEvent(next(_ids), description, 0.0, total, transient=transient, unit=unit)
         self._send()
 
     def _send(self, **changes: object) -> None:
@@ -67,6 +68,8 @@ class Steps:
     def __init__(self, callback: ProgressCallback | None = None) -> None:
         self.callback = callback
 
-    def start(self, description: str, total: float | None = None, transient: bool = False) -> Step:
-        """A step of `total` units (None: unknown length); a `transient` one disappears once finished."""
-        return Step(self.callback, description, total, transient)
+    def start(self, description: str, total: float | None = None, transient: bool = False,
+              unit: str = "items") -> Step:
+        """A step of `total` `unit`s ("bytes" or "items"; None: unknown length); a `transient` one
+        disappears once finished."""
+        return Step(self.callback, description, total, transient, unit)

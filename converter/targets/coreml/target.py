@@ -83,7 +83,8 @@ class CoremlTarget(SpecAttributes):
         fp16_range = calibrate(ckpt) if fp16 else Fp16Range(0.0, 1)
         calibrating.finish()
         weights = DecoderWeights(ckpt, spec)
-        task = steps.start(f"Building the ML program ({quant}, weights compressed as read)", total=weights.nbytes)
+        task = steps.start(f"Building the ML program ({quant}, weights compressed as read)", total=weights.nbytes,
+                           unit="bytes")
         compressor = WeightCompressor(quant, block_size)
         with quiet_coremltools():
             program = DecoderProgram(spec, weights, layout, compressor, fp16, fp16_range.scale,

@@ -78,7 +78,8 @@ class GGUFTarget(SpecAttributes):
         float_type = quant if quant not in QUANT_FTYPES else intermediate_type(ckpt)
         plan = GGUFPlan(ckpt, float_type)
         float_file = final if quant not in QUANT_FTYPES else out / f".{stem}-{float_type}.gguf"
-        task = steps.start(f"Writing {float_type.upper()} GGUF", total=sum(t.nbytes for t in plan.tensors))
+        task = steps.start(f"Writing {float_type.upper()} GGUF", total=sum(t.nbytes for t in plan.tensors),
+                           unit="bytes")
         plan.write(float_file, stem, ckpt.recipe.license if ckpt.recipe else None,
                    lambda tensor: task.advance(tensor.nbytes))
         task.finish()
@@ -86,7 +87,7 @@ class GGUFTarget(SpecAttributes):
                                       "tokenizer_pre": plan.vocab.pre, "tensors": len(plan.tensors)}
         if quant in QUANT_FTYPES:
             size = float_file.stat().st_size
-            task = steps.start(f"Quantizing to {quant.upper()} with llama.cpp", total=size)
+            task = steps.start(f"Quantizing to {quant.upper()} with llama.cpp", total=size, unit="bytes")
             log = quantize(float_file, final, quant)
             float_file.unlink()
             task.finish()

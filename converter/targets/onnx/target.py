@@ -100,7 +100,7 @@ class OnnxTarget(SpecAttributes):
         spec = decoder_spec(ckpt)
         weights = DecoderWeights(ckpt, spec)
         task = steps.start(f"Building the ONNX graph ({quant}, weights streamed to {EXTERNAL_DATA})",
-                           total=weights.nbytes)
+                           total=weights.nbytes, unit="bytes")
         model_path = out / MODEL_FILE
         builder = GraphBuilder(out / EXTERNAL_DATA, OPSET)
         try:
