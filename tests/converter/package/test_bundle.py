@@ -239,25 +239,34 @@ VECTOR_FILES = ("router_output", "rating", "policy", "label_probabilities", "pro
 
 
 def test_kotlin_module_compiles_and_passes_every_golden_vector_on_the_jvm(bundles: dict[str, Path], tmp_path: Path) -> None:
-    """Every Kotlin file of the module (GenAiEngine against onnxruntime-genai's Java API, stubbed in
-    genai_stubs/), compiled with the Kotlin the module's Gradle build pins, warnings as errors; every
-    vector file passes on the JVM."""
+    """Every Kotlin file of the module (GenAiEngine against onnxruntime-genai's Java API, faked in
+    genai_fakes/), compiled with the Kotlin the module's Gradle build pins, warnings as errors; GenAiEngine's
+    behaviour on the fakes (genai_engine_check/); every vector file and the module's JUnit tests on the JVM."""
     app = bundles["android"] / "app" / "android"
     found = kotlinc(pinned_kotlin(app / "build.gradle.kts"))
     if isinstance(found, str):
         pytest.skip(found)
     compiler, stdlib = found
-    stubs = tmp_path / "genai-stubs"
-    javac = subprocess.run(["javac", "-d", str(stubs), *map(str, sorted((Path(__file__).parent / "genai_stubs").rglob("*.java")))],
+    fakes = tmp_path / "genai-fakes"
+    javac = subprocess.run(["javac", "-d", str(fakes), *map(str, sorted((Path(__file__).parent / "genai_fakes").rglob("*.java")))],
                            capture_output=True, text=True, timeout=300)
     assert javac.returncode == 0, javac.stderr
     module = app / "slmkit-routing"
     sources = [str(p) for p in sorted((module / "src" / "main" / "kotlin").rglob("*.kt"))]
     assert any(p.endswith("GenAiEngine.kt") for p in sources)
     jar = tmp_path / "routing.jar"
-    compiled = subprocess.run([str(compiler), "-Werror", "-cp", str(stubs), *sources, "-d", str(jar)],
+    compiled = subprocess.run([str(compiler), "-Werror", "-cp", str(fakes), *sources, "-d", str(jar)],
                               capture_output=True, text=True, timeout=900)
     assert compiled.returncode == 0, compiled.stderr
+    check = tmp_path / "genai-engine-check.jar"   # GenAiEngine's native lifetimes, failures, cancel and close, on the fakes
+    compiled = subprocess.run([str(compiler), "-Werror", "-cp", f"{jar}:{fakes}",
+                               str(Path(__file__).parent / "genai_engine_check" / "GenAiEngineCheck.kt"), "-d", str(check)],
+                              capture_output=True, text=True, timeout=900)
+    assert compiled.returncode == 0, compiled.stderr
+    assets = module / "src" / "main" / "assets" / "slmkit"
+    engine = subprocess.run(["java", "-cp", f"{check}:{jar}:{fakes}:{stdlib}", "GenAiEngineCheckKt", str(assets / "chat_format.json"),
+                             str(assets / "routing.json")], capture_output=True, text=True, timeout=300)
+    assert engine.returncode == 0 and engine.stdout.rstrip().endswith("17 passed, 0 failed"), engine.stdout + engine.stderr
     run = subprocess.run(["java", "-cp", f"{jar}:{stdlib}", "dev.slmkit.routing.GoldenVectors",
                           str(module / "src" / "test" / "resources" / "vectors")], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout

@@ -17,14 +17,16 @@ import kotlin.concurrent.write
  * Every native object (sequences, parameters, generator, tokenizer stream) is closed on every path. Any
  * failure of onnxruntime-genai — a prompt longer than the context, a model that does not load, the native
  * library missing on the device (a LinkageError) — is a TierException, so the pipeline falls through to the
- * next tier. Generations may run on several threads at once; `close()` waits for them before freeing the
- * model. Interrupting the calling thread cancels a generation between two tokens. `contextTokens` (the tier's
+ * next tier. Generations may run on several threads at once; `close()` stops them at their next token and
+ * waits for that (one decode step, not a whole answer) before freeing the model. Interrupting the calling
+ * thread cancels a generation between two tokens. `contextTokens` (the tier's
  * context_tokens) bounds prompt + answer as the Python runtime does (runtime/backends/genai.py): a longer
  * prompt is refused (the pipeline falls through) and the answer is cut to the room left.
  */
 class GenAiEngine(modelDir: String, private val format: ChatFormat, private val contextTokens: Int) : TierEngine {
     private val lock = ReentrantReadWriteLock()
     private var closed = false
+    @Volatile private var closing = false   // set before close() takes the lock: running generations stop at the next token
     private val model: Model = native("cannot load the model in $modelDir") { Model(modelDir) }
     private val tokenizer: Tokenizer = try {
         native("cannot load the tokenizer") { Tokenizer(model) }
@@ -34,7 +36,7 @@ class GenAiEngine(modelDir: String, private val format: ChatFormat, private val 
     }
 
     override fun generate(messages: List<Message>, maxTokens: Int): Generation = lock.read {
-        if (closed) throw TierException("the on-device engine is closed")
+        if (closed || closing) throw TierException("the on-device engine is closed")
         val start = System.nanoTime()
         val prompt = format.render(messages)
         native("onnxruntime-genai failed") {
@@ -53,6 +55,7 @@ class GenAiEngine(modelDir: String, private val format: ChatFormat, private val 
                             var produced = 0
                             while (!generator.isDone && produced < budget) {
                                 if (Thread.currentThread().isInterrupted) throw TierException("cancelled")
+                                if (closing) throw TierException("the on-device engine is closing")
                                 generator.generateNextToken()
                                 text.append(stream.decode(generator.getLastTokenInSequence(0)))
                                 produced++
@@ -68,7 +71,12 @@ class GenAiEngine(modelDir: String, private val format: ChatFormat, private val 
         }
     }
 
-    override fun close() = lock.write {
+    override fun close() {
+        closing = true
+        lock.write { release() }
+    }
+
+    private fun release() {
         if (!closed) {
             closed = true
             tokenizer.close()

@@ -28,14 +28,14 @@ data class Generation(val text: String, val inputTokens: Int, val outputTokens: 
 /** A tier that failed (timeout, HTTP error, model missing): the pipeline falls through to the next. */
 class TierException(val reason: String) : Exception(reason)
 
-interface TierEngine {
+interface TierEngine : AutoCloseable {
     fun generate(messages: List<Message>, maxTokens: Int): Generation
     /** The answer with its tokens' log-probabilities; engines that expose logits override this. */
     fun generateWithLogprobs(messages: List<Message>, maxTokens: Int): Generation = generate(messages, maxTokens)
     /** Runs `block` on the chat prompt evaluated and open for scoring; engines without logits cannot. */
     fun <T> withContinuation(messages: List<Message>, block: (Continuation) -> T): T =
         throw TierException("this engine exposes no logits")
-    fun close() {}
+    override fun close() {}
 }
 
 interface Router {
@@ -78,7 +78,7 @@ data class Response(val text: String, val tier: String?, val trace: Trace, val e
     val ok: Boolean get() = error == null
 }
 
-class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (TierSpec) -> TierEngine) {
+class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (TierSpec) -> TierEngine) : AutoCloseable {
     /** The app's router, reading conversations when truncation.historyTurns > 0 (runtime/router/__init__.py). */
     private val router: Router =
         if (spec.router.truncation.historyTurns > 0 && router !is ConversationRouter) ConversationRouter(router, spec) else router
@@ -311,9 +311,9 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
 
     /** Closes every loaded engine (each waits for its running generation) and refuses later requests: a
      *  closed pipeline answers with an error Response and never loads an engine again. Idempotent. */
-    fun close() {
+    override fun close() {
         closed = true
-        for (tier in engines.keys.toList()) engines.remove(tier)?.close()
+        for (tier in engines.keys) engines.remove(tier)?.close()   // this map's iterators tolerate concurrent removal
     }
 
     private companion object {

@@ -74,4 +74,23 @@ class PipelineTest {
         assertFalse(response.ok)
         assertEquals(1, closes.get())
     }
+
+    @Test
+    fun closeRacingRequestsNeverThrowsAndLeavesNoEngineOpen() {
+        val pool = Executors.newFixedThreadPool(3)
+        repeat(2000) {
+            loaded.clear()
+            closes.set(0)
+            val pipeline = pipeline()
+            val start = CountDownLatch(1)
+            val requests = (1..2).map { pool.submit<Response> { start.await(); pipeline.handle(Request("What is 2 + 2?")) } }
+            val closing = pool.submit { start.await(); pipeline.close() }
+            start.countDown()
+            closing.get(30, TimeUnit.SECONDS)   // throws if close() threw
+            requests.forEach { it.get(30, TimeUnit.SECONDS) }
+            pipeline.close()
+            assertEquals(loaded.size, closes.get())
+        }
+        pool.shutdown()
+    }
 }

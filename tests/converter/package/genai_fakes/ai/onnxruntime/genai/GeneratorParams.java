@@ -1,0 +1,16 @@
+// Fake of onnxruntime-genai's Java API: the public signatures of src/java/src/main/java/ai/onnxruntime/genai as
+// read in its sources (0.16-dev, the newest the source mirror holds; the pinned release's AAR is compiled against
+// by the Gradle build in .github/workflows/android.yml). GenAiEngine.kt compiles against exactly these members,
+// and genai_engine_check/ drives it through FakeNative. Not the real library.
+package ai.onnxruntime.genai;
+
+public final class GeneratorParams implements AutoCloseable {
+  private boolean closed;
+
+  public GeneratorParams(Model model) throws GenAIException { FakeNative.check("params"); FakeNative.open.incrementAndGet(); }
+  public void setSearchOption(String optionName, double value) throws GenAIException {
+    if (optionName.equals("max_length")) FakeNative.maxLength = value;
+  }
+  public void setSearchOption(String optionName, boolean value) throws GenAIException {}
+  @Override public synchronized void close() { if (!closed) { closed = true; FakeNative.open.decrementAndGet(); } }
+}

@@ -1,0 +1,18 @@
+// Fake of onnxruntime-genai's Java API: the public signatures of src/java/src/main/java/ai/onnxruntime/genai as
+// read in its sources (0.16-dev, the newest the source mirror holds; the pinned release's AAR is compiled against
+// by the Gradle build in .github/workflows/android.yml). GenAiEngine.kt compiles against exactly these members,
+// and genai_engine_check/ drives it through FakeNative. Not the real library.
+package ai.onnxruntime.genai;
+
+public final class Sequences implements AutoCloseable {
+  private boolean closed;
+
+  Sequences() { FakeNative.open.incrementAndGet(); }
+  public long numSequences() { return 1; }
+  public int[] getSequence(long sequenceIndex) {
+    int[] ids = new int[FakeNative.promptTokens];
+    for (int i = 0; i < ids.length; i++) ids[i] = i + 1;
+    return ids;
+  }
+  @Override public synchronized void close() { if (!closed) { closed = true; FakeNative.open.decrementAndGet(); } }
+}
