@@ -68,12 +68,15 @@ def package(
 
 
 def verify(bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `slmkit package`.")]) -> None:
-    """Check every file of a bundle against its manifest (sha256 and size); exit 1 naming any that differ."""
-    from slmkit.runtime.manifest import BUNDLE, BUNDLE_BUILD_OUTPUTS, SIGNATURES, check_files, read_manifest
+    """Check every file of a bundle against its manifest (sha256 and size), and every download the app templates
+    fetched into it against its pinned SHA-256; exit 1 naming any that differ."""
+    from slmkit.runtime.manifest import (BUNDLE, BUNDLE_BUILD_OUTPUTS, SIGNATURES, check_files, check_pinned_downloads,
+                                         read_manifest)
     from slmkit.runtime.validation import spec_paths_inside
 
     manifest = read_manifest(bundle, BUNDLE)
     problems = check_files(bundle, manifest, unlisted=SIGNATURES, build_outputs=BUNDLE_BUILD_OUTPUTS)
+    problems += check_pinned_downloads(bundle)
     if not problems and (bundle / "routing.json").is_file():   # files intact: is the spec self-contained?
         problems = spec_paths_inside(bundle / "routing.json")
     if problems:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import platform
 from datetime import datetime, timezone
 from importlib import metadata
@@ -94,7 +95,12 @@ _MODELS = {ARTIFACT: ArtifactManifest, BUNDLE: BundleManifest}
 # What building a bundle's app templates writes inside it (README: `swift test` in app/ios, the Gradle
 # wrapper and the genai AAR fetch in app/android): not part of the bundle, not reported by verify.
 BUNDLE_BUILD_OUTPUTS = ("app/ios/.build", "app/ios/.swiftpm", "app/android/.gradle", "app/android/build",
-                        "app/android/.kotlin", "app/android/slmkit-routing/build", "app/android/slmkit-routing/maven")
+                        "app/android/.kotlin", "app/android/.idea", "app/android/local.properties",
+                        "app/android/slmkit-routing/build", "app/android/slmkit-routing/maven")
+# Folders of the app templates that downloads land in (never packaged, so outside the manifest): each download
+# pins its SHA-256 on the first fetch in a "<file name>.sha256" at the folder's top ("<sha256>  <file name>"),
+# which `verify` checks (mobile_templates/android/slmkit-routing/fetch-onnxruntime-genai.sh writes them).
+PINNED_DOWNLOADS = ("app/android/slmkit-routing/maven",)
 _WHAT = {ARTIFACT: "an slmkit artifact (written by `slmkit convert`)", BUNDLE: "a bundle (written by `slmkit package`)"}
 
 
@@ -185,10 +191,30 @@ def check_files(folder: Path, manifest: dict[str, Any], unlisted: frozenset[str]
             for name in sorted(dirnames + filenames):
                 path = Path(dirpath) / name
                 relative = path.relative_to(folder).as_posix()
+                if relative in build_outputs:
+                    continue
                 if path.is_symlink() and relative not in listed:
                     problems.append(f"{relative}: is a symlink, not in the manifest")
                 elif path.is_file() and relative not in listed | unlisted | {MANIFEST}:
                     problems.append(f"{relative}: not in the manifest (added after packaging)")
+    return problems
+
+
+def check_pinned_downloads(folder: Path, roots: tuple[str, ...] = PINNED_DOWNLOADS) -> list[str]:
+    """Problems, one line each: a downloaded file under one of `roots` whose SHA-256 is not the one its pin
+    file records, or a pin file that is not "<64 hex>  <name>". A root without pins has nothing to check."""
+    problems = []
+    for root in roots:
+        base = Path(folder) / root
+        for pin in sorted(base.glob("*.sha256")) if base.is_dir() and not base.is_symlink() else []:
+            fields = pin.read_text(encoding="utf-8", errors="replace").split()
+            where = pin.relative_to(folder).as_posix()
+            if len(fields) != 2 or not re.fullmatch(r"[0-9a-f]{64}", fields[0]) or "/" in fields[1]:
+                problems.append(f"{where}: not a pin (expected '<sha256>  <file name>')")
+                continue
+            for file in sorted(p for p in base.rglob(fields[1]) if p.is_file() and not p.is_symlink()):
+                if sha256_file(file) != fields[0]:
+                    problems.append(f"{file.relative_to(folder).as_posix()}: does not match the SHA-256 {where} pins")
     return problems
 
 

@@ -109,6 +109,7 @@ class OnnxTarget(SpecAttributes):
             builder.save(model_path, {"": OPSET, "com.microsoft": 1})
         finally:
             builder.close()
+        task.finish()
         details: dict[str, object] = {
             "opset": OPSET, "graph": "built from the weights: explicit past/present KV cache, per-layer-type masks",
             "inputs": ["input_ids", "attention_mask", "position_ids", "past_key_values.%d.key",

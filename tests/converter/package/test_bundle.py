@@ -7,6 +7,7 @@ pass every golden vector on the JVM, including the bundle's own chat-format and 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -107,18 +108,22 @@ def test_the_android_module_carries_its_assets(bundles: dict[str, Path], tmp_pat
 
 
 FAKE_CURL = """#!/bin/sh
-# Stands in for curl: writes $FAKE_AAR to the file after -o (or fails like curl -f on a 404), records the URL.
+# Stands in for curl: writes $FAKE_AAR to the file after -o (or fails like curl -f on a 404), records the URL;
+# with FAKE_HANG it writes part of it and hangs, like a slow download.
 out=""; while [ $# -gt 0 ]; do case "$1" in -o) out="$2"; shift 2;; http*) echo "$1" > "$FAKE_LOG"; shift;; *) shift;; esac; done
 [ -n "$FAKE_AAR" ] || { echo "curl: (22) The requested URL returned error: 404" >&2; exit 22; }
 printf %s "$FAKE_AAR" > "$out"
+[ -z "${FAKE_HANG:-}" ] || exec sleep 60
 """
 
 
 def test_the_aar_fetch_pins_its_sha256_and_refuses_other_bytes(bundles: dict[str, Path], tmp_path: Path) -> None:
-    """fetch-onnxruntime-genai.sh (curl stood in for): the first fetch installs the AAR and pins its
-    SHA-256; a later fetch of other bytes stops with one message and leaves the pinned AAR and no .part;
-    a failed download installs nothing. The Gradle task names the same URL and pin file."""
+    """fetch-onnxruntime-genai.sh (curl stood in for): the first fetch installs the AAR and pins its SHA-256; a
+    later fetch of other bytes, a page that is no zip, a failed or killed download each install nothing and leave
+    no .part; an AAR matching its pin is not fetched again; `verify` names an AAR swapped after the fetch."""
     import hashlib
+    import signal
+    import time
     from slmkit.converter.package.bundle import GENAI_AAR_URL
 
     bundle = tmp_path / "bundle"
@@ -133,30 +138,51 @@ def test_the_aar_fetch_pins_its_sha256_and_refuses_other_bytes(bundles: dict[str
     maven = module / "maven"
     aar = maven / f"com/microsoft/onnxruntime/onnxruntime-genai-android/{version}/onnxruntime-genai-android-{version}.aar"
     pin = maven / f"onnxruntime-genai-android-{version}.aar.sha256"
+    log = tmp_path / "url"
+    release, other = "PK\x03\x04 first release bytes", "PK\x03\x04 other bytes"
+
+    def env(content: str, **more: str) -> dict[str, str]:
+        return {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_AAR": content, "FAKE_LOG": str(log), **more}
 
     def fetch(content: str) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_AAR": content, "FAKE_LOG": str(tmp_path / "url")}
-        return subprocess.run(["sh", str(module / "fetch-onnxruntime-genai.sh")], env=env, capture_output=True,
+        log.unlink(missing_ok=True)
+        return subprocess.run(["sh", str(module / "fetch-onnxruntime-genai.sh")], env=env(content), capture_output=True,
                               text=True, timeout=60)
 
-    first = fetch("PK first release bytes")
+    html = fetch("<html>proxy login</html>")
+    assert html.returncode != 0 and "not a zip archive" in html.stderr and not aar.exists() and not pin.exists()
+    first = fetch(release)
     assert first.returncode == 0, first.stderr
-    assert (tmp_path / "url").read_text().strip() == GENAI_AAR_URL.format(version=version)
-    assert aar.read_text() == "PK first release bytes" and aar.with_suffix(".pom").is_file()
-    assert pin.read_text().split()[0] == hashlib.sha256(b"PK first release bytes").hexdigest()
+    assert log.read_text().strip() == GENAI_AAR_URL.format(version=version)
+    assert aar.read_text() == release and aar.with_suffix(".pom").is_file()
+    assert pin.read_text().split() == [hashlib.sha256(release.encode()).hexdigest(), aar.name]
     assert "pinned SHA-256" in first.stdout
-    swapped = fetch("PK other bytes")
-    assert swapped.returncode != 0 and "pins" in swapped.stderr and "not installed" in swapped.stderr
-    assert aar.read_text() == "PK first release bytes" and not list(maven.rglob("*.part"))
-    again = fetch("PK first release bytes")
-    assert again.returncode == 0 and "pinned" not in again.stdout
+    again = fetch(release)
+    assert again.returncode == 0 and "already" in again.stdout and not log.exists()   # matches its pin: no download
     aar.unlink()
+    swapped = fetch(other)
+    assert swapped.returncode != 0 and "pins" in swapped.stderr and "not installed" in swapped.stderr and not aar.exists()
     failed = fetch("")
     assert failed.returncode != 0 and not aar.exists() and not list(maven.rglob("*.part"))
+    hanging = subprocess.Popen(["sh", str(module / "fetch-onnxruntime-genai.sh")], env=env(release, FAKE_HANG="1"),
+                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not list(maven.rglob("*.part")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(maven.rglob("*.part")), "the stand-in curl never started writing"
+    os.killpg(hanging.pid, signal.SIGTERM)   # what Ctrl-C or a CI timeout does to the whole job
+    hanging.wait(timeout=30)
+    assert not list(maven.rglob("*.part")) and not aar.exists()
+    assert fetch(release).returncode == 0
     assert f'"{GENAI_AAR_URL.format(version=version)}"' in gradle
     assert 'file("maven/onnxruntime-genai-android-$genaiVersion.aar.sha256")' in gradle
-    verified = run_cli("verify", str(bundle))   # what fetching writes is not a tampered bundle
+    (module.parent / "local.properties").write_text("sdk.dir=/opt/android-sdk\n")   # what Android Studio writes
+    (module.parent / ".idea").mkdir()
+    (module.parent / ".idea" / "misc.xml").write_text("<project/>")
+    verified = run_cli("verify", str(bundle))   # what fetching and opening the project write is not tampering
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    aar.write_text(other)
+    assert_clean_failure(run_cli("verify", str(bundle)), f"{aar.name}: does not match the SHA-256")
 
 
 def test_verify_passes_then_names_a_tampered_file(bundles: dict[str, Path], tmp_path: Path) -> None:
