@@ -361,7 +361,7 @@ WorkersOption = Annotated[Optional[int], typer.Option(min=1, help="Ray actors, e
 SampleOption = Annotated[Optional[int], typer.Option(min=1, help="Take N requests drawn at random (seeded by --seed, "
                                                                 "file order kept); reads the input in this process first.")]
 LimitOption = Annotated[Optional[int], typer.Option(min=1, help="Take only the first N requests (after --sample).")]
-SeedOption = Annotated[int, typer.Option(min=0, help="Seed for --sample.")]
+SeedOption = Annotated[Optional[int], typer.Option(min=0, help="Seed for --sample (default 0).")]
 
 
 def batch_engine(engine: str | None, ray_address: str | None, shards: int) -> str:
@@ -392,7 +392,7 @@ def evaluate_router(
                                                        "(OUTPUT/parts) and report.json; re-running the same job resumes it.")] = None,
     sample: SampleOption = None,
     limit: LimitOption = None,
-    seed: SeedOption = 0,
+    seed: SeedOption = None,
     by_source: Annotated[bool, typer.Option("--by-source", help="Also figures per `source` of the data.")] = False,
     engine: BatchEngineOption = None,
     ray_address: RayAddressOption = None,
@@ -414,7 +414,8 @@ def evaluate_router(
     spec_data, base_dir = spec_for_method(path, method)
     routing = parse_spec(spec_data, str(path))
     with tempfile.TemporaryDirectory(prefix="slmkit-eval-") as scratch:
-        inputs, skipped = selected_inputs(data, tuple(routing.router.labels), False, sample, limit, seed, Path(scratch))
+        inputs, skipped, selection = selected_inputs(data, tuple(routing.router.labels), False, sample, limit, seed,
+                                                     Path(scratch), output)
         chosen = batch_engine(engine, ray_address, len(plan(describe_all(inputs))))
         with progress_display() as progress:
             task = progress.add_task(f"Routing with {routing.router.method} ({chosen})", total=None)
@@ -431,7 +432,7 @@ def evaluate_router(
     overlap = None if trained is None else {"requests": tally.routing.n, "seen": tally.seen_in_training,
                                             "share": tally.seen_in_training / tally.routing.n}
     figures.update({"data": data[0] if len(data) == 1 else data, "spec": str(path), "skipped_lines": tally.skipped,
-                    "training_overlap": overlap})
+                    "selection": selection, "training_overlap": overlap})
     print_figures(f"{routing.router.method} on {', '.join(Path(url).name for url in data)} (latency p50 "
                   f"{figures['latency_ms']['p50']:.2f} ms, p95 {figures['latency_ms']['p95']:.2f} ms)", {"eval": figures})
     print_sweep(figures)
@@ -454,22 +455,49 @@ def evaluate_router(
 
 
 def selected_inputs(urls: list[str], labels: tuple[str, ...], workload: bool, sample: int | None, limit: int | None,
-                    seed: int, scratch: Path) -> tuple[list[str], list[str]]:
-    """The inputs a batch routing command reads and the lines skipped on the way ("URL byte N: why", for
-    its tally): `urls` as given, or with --sample/--limit the selection (runtime/batch/select.py) written
-    to `scratch`. One rule for `router eval` and `simulate --router-only`; each line parsed as the batch
-    router parses it. Raises SlmkitError when no line is usable."""
+                    seed: int | None, scratch: Path, output: str | None) -> tuple[list[str], list[str], dict | None]:
+    """The inputs a batch routing command reads, the lines skipped on the way ("URL byte N: why", for its tally)
+    and the selection for its report: `urls` as given, or with --sample/--limit the selection
+    (runtime/batch/select.py), written to OUTPUT/selections/ when the job has an --output (so its rows point at
+    a file that stays, and the same command resumes), else to `scratch`. One rule for `router eval` and
+    `simulate --router-only`, each line parsed as the batch router parses it. Raises SlmkitError for --seed
+    without --sample, or when no line is usable."""
+    check_seed(seed, sample)
     if sample is None and limit is None:
-        return urls, []
+        return urls, [], None
     from functools import partial
 
     from slmkit.runtime.batch.route import parse_input
-    from slmkit.runtime.batch.select import select_lines, write_selection
+    from slmkit.runtime.batch.select import select_lines, selection_jsonl
     from slmkit.runtime.simulate.workload import WHAT
 
     what = WHAT if workload else "labelled requests (each line a `prompt` or `messages` and a `tier` label)"
-    chosen, skipped = select_lines(urls, partial(parse_input, labels=labels, workload=workload), what, sample, limit, seed)
-    return [write_selection(chosen, scratch / "selected.jsonl")], skipped
+    chosen, skipped = select_lines(urls, partial(parse_input, labels=labels, workload=workload), what, sample, limit,
+                                   seed or 0)
+    text, name = selection_jsonl(chosen)
+    if output:
+        from slmkit.runtime.batch.output import OutputFolder
+
+        where = OutputFolder(output).keep(f"selections/{name}.jsonl", text)
+    else:
+        where = str(scratch / f"{name}.jsonl")
+        Path(where).write_text(text, encoding="utf-8")
+    return [where], skipped, selection_record(urls, sample, seed, limit, len(chosen), where if output else None)
+
+
+def check_seed(seed: int | None, sample: int | None) -> None:
+    """Raises SlmkitError for --seed without --sample (it would change nothing)."""
+    if seed is not None and sample is None:
+        raise SlmkitError("--seed only chooses which lines --sample draws.", hint="Add --sample N, or leave out --seed.")
+
+
+def selection_record(urls: list[str], sample: int | None, seed: int | None, limit: int | None, requests: int,
+                     file: str | None = None) -> dict | None:
+    """What a report says of the --sample/--limit selection it was computed on (None: every line)."""
+    if sample is None and limit is None:
+        return None
+    return {"from": urls, "sample": sample, "seed": (seed or 0) if sample is not None else None, "limit": limit,
+            "requests": requests, "file": file}
 
 
 @router_app.command()

@@ -12,7 +12,8 @@ from rich.table import Table
 from slmkit.cli.paths import writable_folder
 from slmkit.cli.report import print_skipped
 from slmkit.cli.routing import (BatchEngineOption, BundleOption, LimitOption, RayAddressOption, SampleOption, SeedOption,
-                                SpecOption, WorkersOption, batch_engine, selected_inputs, spec_for_method, spec_path)
+                                SpecOption, WorkersOption, batch_engine, check_seed, selected_inputs, selection_record,
+                                spec_for_method, spec_path)
 from slmkit.cli.progress import progress as progress_display
 from slmkit.runtime.errors import SlmkitError
 from slmkit.runtime.router.provenance import overlap_warning
@@ -49,7 +50,7 @@ def simulate(
                                               "tier's expected answer length.")] = False,
     sample: SampleOption = None,
     limit: LimitOption = None,
-    seed: SeedOption = 0,
+    seed: SeedOption = None,
     devices_file: Annotated[Optional[Path], typer.Option("--devices", help="Extra device profiles (YAML).")] = None,
     output_tokens: Annotated[int, typer.Option(min=1, help="Answer length assumed for tiers that are not run and "
                                                "model none.")] = 200,
@@ -71,10 +72,11 @@ def simulate(
     if not router_only and (output or engine or ray_address or workers):
         raise SlmkitError("--output, --engine, --ray-address and --workers run the batch router: add --router-only.",
                           hint="A pipeline run answers every request in this process, one at a time.")
+    check_seed(seed, sample)
     profile = get_device(device, load_devices(devices_file))
     path = spec_path(spec, bundle)
     spec_data, base_dir = spec_for_method(path, None)
-    tally = None
+    tally, selection = None, None
     if router_only:   # route first: a bad input, option or output folder fails before the host is measured
         from slmkit.runtime.batch.shards import describe_all
 
@@ -85,12 +87,12 @@ def simulate(
             check_fit(pipeline, profile, host_calibration(refresh=False))
         finally:
             pipeline.close()
-        tally = _route_workload(workload, spec_data, base_dir, sample, limit, seed, output_tokens, output, engine,
-                                ray_address, workers)
+        tally, selection = _route_workload(workload, spec_data, base_dir, sample, limit, seed, output_tokens, output,
+                                           engine, ray_address, workers)
     pipeline = Pipeline.from_spec_file(path)
     try:
         dataset = None if router_only else read_workload(workload, tuple(pipeline.spec.router.labels), sample=sample,
-                                                         limit=limit, seed=seed)
+                                                         limit=limit, seed=seed or 0)
         with console.status("Measuring this host and the on-device models"):
             host = host_calibration(refresh=recalibrate)
             predictions = predict_local_tiers(pipeline, profile, host)
@@ -104,6 +106,9 @@ def simulate(
         pipeline.close()
     summary = (simulator.summarize(outcomes, dataset, requests_per_day) if dataset is not None
                else simulator.summarize_routing(tally, requests_per_day))
+    if dataset is not None:
+        selection = selection_record(workload, sample, seed, limit, len(dataset.items))
+    summary["selection"] = selection
     json_path, html_path = write_report(summary, report)
     _print_summary(summary)
     console.print(f"[green]Wrote[/] {html_path} and {json_path.name}"
@@ -111,10 +116,11 @@ def simulate(
 
 
 def _route_workload(workload: list[str], spec_data: dict, base_dir: Path, sample: int | None, limit: int | None,
-                    seed: int, output_tokens: int, output: str | None, engine: str | None, ray_address: str | None,
+                    seed: int | None, output_tokens: int, output: str | None, engine: str | None, ray_address: str | None,
                     workers: int | None):
     """simulate --router-only: the workload (or the --sample/--limit selection of it) through the batch
-    router; the merged tally. Raises SlmkitError when no line is usable."""
+    router; the merged tally and the selection (cli/routing.py `selected_inputs`). Raises SlmkitError when no
+    line is usable."""
     import tempfile
 
     from slmkit.runtime.batch.route import route_files
@@ -122,8 +128,8 @@ def _route_workload(workload: list[str], spec_data: dict, base_dir: Path, sample
     from slmkit.runtime.simulate.workload import WHAT
 
     with tempfile.TemporaryDirectory(prefix="slmkit-simulate-") as scratch:
-        inputs, skipped = selected_inputs(workload, tuple(spec_data["router"]["labels"]), True, sample, limit, seed,
-                                          Path(scratch))
+        inputs, skipped, selection = selected_inputs(workload, tuple(spec_data["router"]["labels"]), True, sample, limit,
+                                                     seed, Path(scratch), output)
         chosen_engine = batch_engine(engine, ray_address, len(plan(describe_all(inputs))))
         with progress_display() as progress:
             task = progress.add_task(f"Routing ({chosen_engine})", total=None)
@@ -135,7 +141,7 @@ def _route_workload(workload: list[str], spec_data: dict, base_dir: Path, sample
     if not tally.routing.n:
         first = f" ({tally.skipped_examples[0]})" if tally.skipped_examples else ""
         raise SlmkitError(f"{', '.join(workload)} holds no usable {WHAT}{first}.")
-    return tally
+    return tally, selection
 
 
 def _print_summary(s: dict) -> None:

@@ -97,6 +97,16 @@ class OutputFolder:
             self.fs.mv(temporary, final)
         self._write_text(self.tally(index), json.dumps(state))
 
+    def keep(self, name: str, text: str) -> str:
+        """OUT/`name` holding `text`, written (renamed into place) only when absent, so a content-named file
+        keeps its version and a job reading it can be resumed; returns its URL."""
+        path = self._join(*name.split("/"))
+        if not self.fs.exists(path):
+            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+            self._write_text(path, text)
+        protocol = self.url.split("://", 1)[0] + "://" if "://" in self.url else ""
+        return path if not protocol or path.startswith(protocol) else protocol + path
+
     def write_report(self, name: str, text: str) -> str:
         """OUT/`name`, renamed into place; returns its URL."""
         path = self._join(name)

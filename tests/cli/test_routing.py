@@ -126,9 +126,33 @@ def test_eval_sample_draws_n_seeded_and_counts_the_lines_it_skipped(tmp_path: Pa
     assert [r["n"] for r in reports] == [50, 50, 50] and all(r["skipped_lines"] == 1 for r in reports)
     untimed = [{k: v for k, v in r.items() if k != "latency_ms"} for r in reports]
     assert untimed[0] == untimed[1] and untimed[0]["confusion"] != untimed[2]["confusion"]
+    assert reports[0]["selection"] == {"from": [str(small_data)], "sample": 50, "seed": 7, "limit": None,
+                                       "requests": 50, "file": None}
     limited = run_cli("router", "eval", "--data", str(small_data), "--sample", "50", "--seed", "7", "--limit", "20",
                       "--engine", "local", "--report", str(tmp_path / "d.json"))
     assert limited.returncode == 0 and json.loads((tmp_path / "d.json").read_text())["n"] == 20
+    alone = run_cli("router", "eval", "--data", str(small_data), "--seed", "7")
+    assert alone.returncode == 1 and "--seed only chooses which lines --sample draws" in alone.stderr
+
+
+def test_a_sampled_eval_with_output_keeps_its_selection_and_resumes(tmp_path: Path, small_data: Path) -> None:
+    """The rows of a --sample job point at a selection file that stays in OUTPUT; the same command resumes."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "eval"
+    args = ["router", "eval", "--data", str(small_data), "--sample", "40", "--seed", "3", "--output", str(out), "--engine", "local"]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    report = json.loads((out / "report.json").read_text())
+    kept = Path(report["selection"]["file"])
+    assert kept.parent == out / "selections" and len(kept.read_text().splitlines()) == 40
+    assert set(pq.read_table(out / "parts").column("file").to_pylist()) == {str(kept)}
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert {k: v for k, v in json.loads((out / "report.json").read_text()).items() if k != "latency_ms"} == \
+        {k: v for k, v in report.items() if k != "latency_ms"}
+    other = run_cli(*args[:-2], "--seed", "4", "--engine", "local")
+    assert other.returncode == 1 and "holds another job's output" in other.stderr
 
 
 @pytest.mark.parametrize("args, message", [

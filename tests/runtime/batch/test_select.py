@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from slmkit.runtime.batch.route import parse_input
-from slmkit.runtime.batch.select import select_lines, write_selection
+from slmkit.runtime.batch.select import select_lines, selection_jsonl
 from slmkit.runtime.errors import SlmkitError
 
 LABELS = ("simple", "medium", "complex")
@@ -49,7 +49,18 @@ def test_a_workload_keeps_unlabelled_lines_and_nothing_usable_is_one_error(tmp_p
         select_lines([str(bad)], partial(parse_input, labels=LABELS, workload=True), "requests")
 
 
-def test_the_selection_is_written_as_jsonl(tmp_path: Path) -> None:
-    chosen, _ = select_lines([str(_data(tmp_path))], partial(parse_input, labels=LABELS, workload=False), "x", limit=2)
-    out = write_selection(chosen, tmp_path / "selected.jsonl")
-    assert [json.loads(line)["prompt"] for line in Path(out).read_text().splitlines()] == ["q0", "q1"]
+def test_limit_alone_stops_reading_at_the_nth_usable_line(tmp_path: Path) -> None:
+    path = str(_data(tmp_path))
+    chosen, skipped = select_lines([path], partial(parse_input, labels=LABELS, workload=False), "x", limit=3)
+    assert [record["prompt"] for record, _ in chosen] == ["q0", "q1", "q2"] and skipped == []   # the bad lines come later
+    chosen, skipped = select_lines([path], partial(parse_input, labels=LABELS, workload=False), "x", limit=6)
+    assert len(chosen) == 6 and len(skipped) == 1                                                # line 4 met, line 7 not
+
+
+def test_the_selection_is_jsonl_named_by_its_content(tmp_path: Path) -> None:
+    parse = partial(parse_input, labels=LABELS, workload=False)
+    chosen, _ = select_lines([str(_data(tmp_path))], parse, "x", limit=2)
+    text, name = selection_jsonl(chosen)
+    assert [json.loads(line)["prompt"] for line in text.splitlines()] == ["q0", "q1"] and len(name) == 12
+    assert selection_jsonl(select_lines([str(_data(tmp_path))], parse, "x", limit=2)[0])[1] == name
+    assert selection_jsonl(select_lines([str(_data(tmp_path))], parse, "x", limit=3)[0])[1] != name
