@@ -408,6 +408,7 @@ def evaluate_router(
     from slmkit.runtime.batch.shards import describe_all, plan
     from slmkit.runtime.evaluation import GROUP_FIGURES
     from slmkit.runtime.router.provenance import head_info, overlap_warning, trained_on
+    from slmkit.runtime.data import skipped_lines
     from slmkit.runtime.spec import parse_spec
 
     path = spec_path(spec, bundle)
@@ -431,7 +432,8 @@ def evaluate_router(
     trained = trained_on(head_info(routing.router, base_dir))
     overlap = None if trained is None else {"requests": tally.routing.n, "seen": tally.seen_in_training,
                                             "share": tally.seen_in_training / tally.routing.n}
-    figures.update({"data": data[0] if len(data) == 1 else data, "spec": str(path), "skipped_lines": tally.skipped,
+    figures.update({"data": data[0] if len(data) == 1 else data, "spec": str(path),
+                    "skipped_lines": skipped_lines(tally.skipped, tally.skipped_examples),
                     "selection": selection, "training_overlap": overlap})
     print_figures(f"{routing.router.method} on {', '.join(Path(url).name for url in data)} (latency p50 "
                   f"{figures['latency_ms']['p50']:.2f} ms, p95 {figures['latency_ms']['p95']:.2f} ms)", {"eval": figures})

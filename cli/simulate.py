@@ -320,6 +320,7 @@ def shadow_report(
 ) -> None:
     """Turn shadow records into the cut-over report: share that would have stayed on-device, cost
     routed vs served, tier mixes, disagreement examples."""
+    from slmkit.runtime.data import skipped_lines
     from slmkit.runtime.shadow.report import ShadowTally, read_records, write_shadow_report
     from slmkit.runtime.spec import load_spec
 
@@ -328,7 +329,7 @@ def shadow_report(
     print_skipped(console, skipped, where="report.json lists them (up to 1,000)")
     if not tally.n:
         raise SlmkitError(f"{log} holds no usable shadow record.")
-    figures = tally.figures() | {"skipped_lines": {"count": len(skipped), "lines": skipped[:1000]}}
+    figures = tally.figures() | {"skipped_lines": skipped_lines(len(skipped), skipped)}
     json_path, html_path = write_shadow_report(figures, report)
     out.print(f"{tally.n:,} requests: {_pct(figures['would_stay_on_device'])} would have stayed on-device; cost "
               f"${figures['cost']['served_usd']:,.2f} served vs ${figures['cost']['routed_usd']:,.2f} routed "

@@ -33,6 +33,15 @@ class Dataset:
         return [item.tier for item in self.items]
 
 
+SKIPPED_LISTED = 1000   # skipped lines a report names; the rest are counted
+
+
+def skipped_lines(count: int, lines: list[str]) -> dict:
+    """How every report states the input lines it skipped: {"count": all of them, "lines": the first
+    SKIPPED_LISTED named ("FILE byte N: why")}."""
+    return {"count": count, "lines": lines[:SKIPPED_LISTED]}
+
+
 def open_text(path: Path):
     """A text handle on `path`, UTF-8, gunzipped when the name ends in .gz."""
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")

@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from slmkit.runtime.backends.base import BackendError, estimate_tokens
+from slmkit.runtime.data import skipped_lines
 from slmkit.runtime.batch.job import run_shards
 from slmkit.runtime.batch.output import OutputFolder, PartWriter
 from slmkit.runtime.batch.shards import Shard, describe_all, plan, read
@@ -191,7 +192,8 @@ class LabelTally:
             expected = sum(sum(self.agreement[t].values()) * sum(self.agreement[u][t] for u in TIERS)
                            for t in TIERS) / compared ** 2
             kappa = (observed - expected) / (1 - expected) if expected < 1 else 1.0
-        return {"n": self.n, "labelled": self.labelled, "failed": self.failed, "skipped_lines": self.skipped,
+        return {"n": self.n, "labelled": self.labelled, "failed": self.failed,
+                "skipped_lines": skipped_lines(self.skipped, self.skipped_examples),
                 "failures": dict(sorted(self.failures.items(), key=lambda item: -item[1])),
                 "input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "cost_usd": self.cost_usd,
                 "tier_mix": {t: (c / self.labelled if self.labelled else None) for t, c in self.tiers.items()},

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from slmkit.runtime.backends.base import estimate_request_tokens
 from slmkit.runtime.confidence.evaluate import is_right
-from slmkit.runtime.data import Dataset
+from slmkit.runtime.data import Dataset, skipped_lines
 from slmkit.runtime.evaluation import (DEFAULT_OUTPUT_TOKENS, GROUP_FIGURES, evaluate, percentile, share, simple_threshold,
                                       sweep_thresholds, with_simple_threshold)
 from slmkit.runtime.models.embedded import resolve_model_file
@@ -211,8 +211,9 @@ class Simulator:
                 "right_when_escalated": share(escalated)}
 
     def _common(self, n: int, skipped: list[str], skipped_count: int) -> dict:
-        """What both modes report the same way: size, skipped lines (the first few named), device, host, predictions."""
-        return {"n": n, "skipped_lines": skipped, "skipped_count": skipped_count, "device": self.device.model_dump(),
+        """What both modes report the same way: size, skipped lines (runtime/data.py `skipped_lines`), device,
+        host, predictions."""
+        return {"n": n, "skipped_lines": skipped_lines(skipped_count, skipped), "device": self.device.model_dump(),
                 "host": vars(self.host), "predictions": {tier: p.to_dict() for tier, p in self.predictions.items()},
                 "unpredicted_tiers": self.unpredicted}
 

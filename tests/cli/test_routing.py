@@ -105,7 +105,7 @@ def test_eval_writes_parquet_rows_and_the_report_and_resumes(tmp_path: Path, sma
     result = run_cli("router", "eval", "--data", str(small_data), "--output", str(out), "--engine", "local")
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    assert report["n"] == 560 and report["skipped_lines"] == 1
+    assert report["n"] == 560 and report["skipped_lines"]["count"] == 1
     rows = pq.read_table(out / "parts")
     assert rows.num_rows == 561 and rows.column("label").null_count == 1
     again = run_cli("router", "eval", "--data", str(small_data), "--output", str(out), "--engine", "local")
@@ -123,7 +123,7 @@ def test_eval_sample_draws_n_seeded_and_counts_the_lines_it_skipped(tmp_path: Pa
                          "--engine", "local", "--report", str(tmp_path / f"{name}.json"))
         assert result.returncode == 0, result.stderr
         reports.append(json.loads((tmp_path / f"{name}.json").read_text()))
-    assert [r["n"] for r in reports] == [50, 50, 50] and all(r["skipped_lines"] == 1 for r in reports)
+    assert [r["n"] for r in reports] == [50, 50, 50] and all(r["skipped_lines"]["count"] == 1 for r in reports)
     untimed = [{k: v for k, v in r.items() if k != "latency_ms"} for r in reports]
     assert untimed[0] == untimed[1] and untimed[0]["confusion"] != untimed[2]["confusion"]
     assert reports[0]["selection"] == {"from": [str(small_data)], "sample": 50, "seed": 7, "limit": None,

@@ -52,7 +52,7 @@ def test_router_only_simulation_writes_both_reports(tmp_path: Path) -> None:
     stderr = "".join(result.stderr.split())   # rich wraps long paths anywhere
     assert "w.jsonlbyte67:notJSON(Expectingvalue" in stderr
     summary = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert summary["n"] == 3 and summary["mode"] == "router-only" and len(summary["skipped_lines"]) == 1
+    assert summary["n"] == 3 and summary["mode"] == "router-only" and summary["skipped_lines"]["count"] == 1
     assert summary["device"]["name"] == "raspberry-pi-5" and summary["predictions"]["on-device"]["fits"]
     assert summary["routing"]["n"] == 2 and summary["cost"]["requests_per_day"] == 50000
     assert (tmp_path / "r" / "report.html").read_text().count("<svg") == 4
@@ -83,7 +83,7 @@ def test_router_only_is_a_resumable_batch_job_with_the_same_figures_on_ray(tmp_p
     local = run_cli(*base, "--engine", "local", "--output", str(tmp_path / "rows"), "--report", str(tmp_path / "a"))
     assert local.returncode == 0, local.stderr
     summary = json.loads((tmp_path / "a" / "report.json").read_text())
-    assert summary["n"] == 400 and summary["routing"]["n"] == 200 and summary["skipped_count"] == 0
+    assert summary["n"] == 400 and summary["routing"]["n"] == 200 and summary["skipped_lines"] == {"count": 0, "lines": []}
     rows = pq.read_table(tmp_path / "rows" / "parts")
     assert rows.num_rows == 400 and rows.column("cost_usd").null_count == 0
     assert sum(rows.column("cost_usd").to_pylist()) / 400 * 10_000 == pytest.approx(summary["cost"]["usd_per_day"])

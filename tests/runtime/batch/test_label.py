@@ -46,7 +46,7 @@ def test_labels_follow_the_task_table_and_agreement_is_reported(tmp_path: Path) 
         tally = label_files([str(data)], spec_with_labeller(mock.url), str(default_spec_path().parent), str(tmp_path / "out"),
                             "labeller", rate=100, engine="local")
     f = tally.figures()
-    assert f["n"] == 6 and f["labelled"] == 6 and f["failed"] == 0 and f["skipped_lines"] == 1
+    assert f["n"] == 6 and f["labelled"] == 6 and f["failed"] == 0 and f["skipped_lines"]["count"] == 1
     assert f["tier_mix"] == {"simple": 2 / 6, "medium": 1 / 6, "complex": 3 / 6}   # a short summary: simple by the table
     assert f["agreement"]["compared"] == 3 and f["agreement"]["tier_agreement"] == pytest.approx(2 / 3)
     assert f["agreement"]["confusion"]["simple"]["complex"] == 1                  # the math line labelled simple before
