@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from slmkit.cli.paths import writable_file, writable_folder
 from slmkit.cli.progress import progress_callback
 from slmkit.cli.report import print_problem
 from slmkit.converter.targets.registry import engine_help, quant_help, target_help
+
+if TYPE_CHECKING:
+    from slmkit.converter.models.checkpoint import Checkpoint
 
 console = Console(stderr=True)
 out = Console()
@@ -36,21 +39,28 @@ def convert(
     """Convert a checkpoint into an on-device artifact (model file, tokenizer, manifest)."""
     require_extra("convert", "convert")
     from slmkit.converter.convert import convert as run_convert
-    from slmkit.converter.models.resolve import resolve
     from slmkit.converter.targets.base import ConvertOptions
     from slmkit.converter.targets.registry import get_target
 
     get_target(target)  # unknown target: fail before loading anything
-    with console.status(_resolving_message(model)):
-        ckpt = resolve(model)
-    for note in ckpt.notes:
-        console.print(f"[yellow]note:[/] {note}")
+    ckpt = resolve_checkpoint(model)
     with progress_callback() as progress:
         folder = run_convert(model, ckpt, target, quant, output, force=force, progress=progress,
                              options=ConvertOptions(block_size=block_size, cache_length=cache_length,
                                                     deployment_target=deployment_target))
     console.print(f"[green]Wrote[/] {folder}")
     out.print(str(folder))
+
+
+def resolve_checkpoint(model: str) -> Checkpoint:
+    """`model` resolved to a Checkpoint (converter/models/resolve.py) under a status line, its notes printed."""
+    from slmkit.converter.models.resolve import resolve
+
+    with console.status(_resolving_message(model)):
+        ckpt = resolve(model)
+    for note in ckpt.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    return ckpt
 
 
 def _resolving_message(model: str) -> str:

@@ -33,7 +33,7 @@ def package(
 ) -> None:
     """Bundle a parity-checked model, the routing spec and router, and the app template for a platform."""
     require_extra("convert", "package")
-    from slmkit.converter.models.resolve import resolve
+    from slmkit.cli.convert import resolve_checkpoint
     from slmkit.converter.package.bundle import (
         build_bundle,
         get_platform,
@@ -43,7 +43,7 @@ def package(
     from slmkit.runtime.models.recipe import all_recipes
 
     precheck_size(all_recipes().get(model), get_platform(platform))  # before any download or conversion
-    ckpt = resolve(model)
+    ckpt = resolve_checkpoint(model)
     with progress_callback() as progress:
         manifest = build_bundle(model, ckpt, platform, output, quant=quant, router=router, with_gguf=with_gguf,
                                 allow_parity_failure=allow_parity_failure, force=force, progress=progress)

@@ -476,6 +476,9 @@ def selected_inputs(urls: list[str], labels: tuple[str, ...], workload: bool, sa
     what = WHAT if workload else "labelled requests (each line a `prompt` or `messages` and a `tier` label)"
     chosen, skipped = select_lines(urls, partial(parse_input, labels=labels, workload=workload), what, sample, limit,
                                    seed or 0)
+    if sample is not None and len(chosen) < min(sample, limit or sample):
+        console.print(f"[yellow]note[/] --sample {sample:,} is more than the {len(chosen):,} usable lines: taking them all",
+                      highlight=False)
     text, name = selection_jsonl(chosen)
     if output:
         from slmkit.runtime.batch.output import OutputFolder

@@ -12,7 +12,7 @@ from slmkit.converter.errors import SlmkitError
 from slmkit.converter.models.checkpoint import Checkpoint
 from slmkit.runtime.manifest import ARTIFACT, PARITY, file_entries, read_manifest
 from slmkit.runtime.paths import cache_dir
-from slmkit.runtime.progress import ProgressCallback
+from slmkit.runtime.progress import ProgressCallback, Steps
 
 
 def artifact_cache(ckpt: Checkpoint, target: str, quant: str) -> Path:
@@ -35,9 +35,11 @@ def reusable(folder: Path, model: str, ckpt: Checkpoint, target: str, quant: str
 
 def ensure_artifact(model: str, ckpt: Checkpoint, target: str, quant: str,
                     progress: ProgressCallback | None) -> tuple[Path, bool]:
-    """(folder, reused?): the cached artifact when still valid, else a fresh conversion into the cache."""
+    """(folder, reused?): the cached artifact when still valid (said as a finished progress step), else a fresh
+    conversion into the cache."""
     folder = artifact_cache(ckpt, target, quant)
     if folder.is_dir() and reusable(folder, model, ckpt, target, quant):
+        Steps(progress).start(f"Reusing the cached {target} {quant} artifact ({folder})").finish()
         return folder, True
     return convert(model, ckpt, target, quant, folder, force=True, progress=progress), False
 
