@@ -80,10 +80,28 @@ def observed_special_tokens(directory: Path) -> dict[str, bool]:
 
 
 
+# from_pretrained keyword arguments that transformers' save_pretrained writes back into tokenizer_config.json: how
+# that one process loaded the files (offline or not, which cache), not what the tokenizer is. Left in, the same
+# model's artifact differs from machine to machine.
+LOADING_KWARGS = ("local_files_only", "cache_dir", "token", "use_auth_token", "force_download", "proxies", "_commit_hash")
+
+
+def drop_loading_kwargs(folder: Path) -> None:
+    """Remove LOADING_KWARGS from `folder/tokenizer_config.json`, if the file exists."""
+    path = folder / "tokenizer_config.json"
+    if path.is_file():
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if any(key in config for key in LOADING_KWARGS):
+            kept = {key: value for key, value in config.items() if key not in LOADING_KWARGS}
+            path.write_text(json.dumps(kept, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def state_tokenizer_config(folder: Path, observed: dict[str, bool]) -> None:
-    """Make `folder/tokenizer_config.json` say what the HF tokenizer does: BOS/EOS and the chat template."""
+    """Make `folder/tokenizer_config.json` say what the HF tokenizer does: BOS/EOS and the chat template, and
+    nothing of how it was loaded (LOADING_KWARGS)."""
     path = folder / "tokenizer_config.json"
     config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    config = {key: value for key, value in config.items() if key not in LOADING_KWARGS}
     config["add_bos_token"], config["add_eos_token"] = observed["bos"], observed["eos"]
     template = folder / "chat_template.jinja"
     if "chat_template" not in config and template.is_file():

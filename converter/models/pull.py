@@ -81,6 +81,8 @@ def _rebuild(gguf_file: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from slmkit.converter.tokenizer_files import drop_loading_kwargs
+
     hf_logging.disable_progress_bar()  # the CLI shows a status line instead
     tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
     model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
@@ -90,6 +92,7 @@ def _rebuild(gguf_file: Path, out: Path) -> None:
         del model.config.quantization_config
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    drop_loading_kwargs(out)
 
 
 def _gguf_field(reader: Any, key: str) -> Any:
