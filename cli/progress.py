@@ -18,6 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
 from rich.text import Text
 
 from slmkit.runtime.progress import ProgressCallback, ProgressEvent
@@ -50,8 +51,13 @@ class _Remaining(ProgressColumn):
 
 def progress() -> Progress:
     """The display; a row counting bytes is added with `add_task(..., unit="bytes")`, others count items."""
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), _Amount(), TimeElapsedColumn(),
-                    _Remaining(), console=_console, transient=False)
+    # The description gets what the other columns leave (about 52 characters: spinner, a 16-cell bar, an amount
+    # up to "999.9/999.9 MB", two clocks) and is cut with "…", never wrapped: on an 80-column terminal the bar,
+    # the amount and the times stay readable.
+    description = TextColumn("{task.description}", table_column=Column(
+        no_wrap=True, overflow="ellipsis", max_width=max(16, _console.width - 52)))
+    return Progress(SpinnerColumn(), description, BarColumn(bar_width=16), _Amount(), TimeElapsedColumn(), _Remaining(),
+                    console=_console, transient=False)
 
 
 @contextmanager

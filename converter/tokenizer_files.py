@@ -83,7 +83,8 @@ def observed_special_tokens(directory: Path) -> dict[str, bool]:
 # from_pretrained keyword arguments that transformers' save_pretrained writes back into tokenizer_config.json: how
 # that one process loaded the files (offline or not, which cache), not what the tokenizer is. Left in, the same
 # model's artifact differs from machine to machine.
-LOADING_KWARGS = ("local_files_only", "cache_dir", "token", "use_auth_token", "force_download", "proxies", "_commit_hash")
+LOADING_KWARGS = ("local_files_only", "is_local", "cache_dir", "token", "use_auth_token", "force_download", "proxies",
+                  "_commit_hash")
 
 
 def drop_loading_kwargs(folder: Path) -> None:

@@ -92,10 +92,12 @@ class BundleManifest(Manifest):
 
 
 _MODELS = {ARTIFACT: ArtifactManifest, BUNDLE: BundleManifest}
-# What building a bundle's app templates writes inside it (README: `swift test` in app/ios, the Gradle
-# wrapper and the genai AAR fetch in app/android): not part of the bundle, not reported by verify.
+# What building or opening a bundle's app templates writes inside it (README: `swift test` in app/ios; the Gradle
+# wrapper, Android Studio's local.properties/.idea, a gradle.properties the app's settings need, and the genai AAR
+# fetch in app/android): not part of the bundle, not reported by verify (pinned downloads are checked instead).
 BUNDLE_BUILD_OUTPUTS = ("app/ios/.build", "app/ios/.swiftpm", "app/android/.gradle", "app/android/build",
                         "app/android/.kotlin", "app/android/.idea", "app/android/local.properties",
+                        "app/android/gradle.properties", "app/android/captures", "app/android/slmkit-routing/.cxx",
                         "app/android/slmkit-routing/build", "app/android/slmkit-routing/maven")
 # Folders of the app templates that downloads land in (never packaged, so outside the manifest): each download
 # pins its SHA-256 on the first fetch in a "<file name>.sha256" at the folder's top ("<sha256>  <file name>"),

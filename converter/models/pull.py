@@ -8,6 +8,8 @@ tokens/scores/types, and BPE vocabularies get the pre-tokenizer the GGUF names.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +87,8 @@ def _rebuild(gguf_file: Path, out: Path) -> None:
 
     hf_logging.disable_progress_bar()  # the CLI shows a status line instead
     tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
+    with _quiet_gguf_loader():
+        model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
     # A GGUF-loaded model refuses save_pretrained while it still looks quantized.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -93,6 +96,25 @@ def _rebuild(gguf_file: Path, out: Path) -> None:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     drop_loading_kwargs(out)
+
+
+@contextmanager
+def _quiet_gguf_loader() -> Iterator[None]:
+    """transformers' GGUF loader draws its own tqdm bar per load (modeling_gguf_pytorch_utils, `tqdm(reader.tensors)`),
+    which disable_progress_bar() does not reach; under the CLI's status line that bar is turned off here."""
+    from functools import partial
+
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is None:
+        yield
+        return
+    gguf_utils.tqdm = partial(original, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
 
 
 def _gguf_field(reader: Any, key: str) -> Any:

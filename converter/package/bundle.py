@@ -113,6 +113,18 @@ def _spec(base: Path, platform: Platform, name: str, model_ref: str, context: in
 ORT_MOBILE_FILES = ("model.ort", "model.required_operators.config")
 
 
+def _parity_names_the_bundled_copy(folder: Path, relative: str) -> None:
+    """parity.json names the artifact it checked by its cache path (the packaging machine's, e.g. /home/NAME/...):
+    in a bundle, and so in an app's assets, it names the copy by its path inside the bundle instead."""
+    from slmkit.runtime.manifest import PARITY
+
+    path = folder / PARITY
+    if path.is_file():
+        report = json.loads(path.read_text(encoding="utf-8"))
+        report["artifact"] = relative
+        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
 def _drop_unused_ort(folder: Path) -> None:
     """Remove ORT_MOBILE_FILES from an Android bundle's copy of an ONNX artifact when its genai_config.json
     does not use them (they are the model a second time: ~115 MB for SmolLM2-135M), and list the artifact's
@@ -183,6 +195,7 @@ def build_bundle(model: str, ckpt: Checkpoint, platform_name: str, output: Path,
         for a in artifacts:
             a["path"] = f"models/{a['folder'].name}"
             shutil.copytree(a["folder"], staging / a["path"])
+            _parity_names_the_bundled_copy(staging / a["path"], a["path"])
             if platform.name == "android":
                 _drop_unused_ort(staging / a["path"])
         model_ref = f"{main['path']}/{main['manifest']['model_file']}" if platform.target == "gguf" else main["path"]

@@ -60,7 +60,7 @@ class OutputFolder:
             if previous != job:
                 differ = sorted(k for k in set(job) | set(previous if isinstance(previous, dict) else {})
                                 if not isinstance(previous, dict) or previous.get(k) != job.get(k))
-                raise SlmkitError(f"{self.url} holds another job's output ({', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'}), so it cannot "
+                raise SlmkitError(f"{self.url} holds another job's output ({', '.join(differ)} changed), so it cannot "
                                   f"be resumed.", hint="Write to a new --output folder, or delete this one to start over.")
             return
         self.fs.makedirs(self._join("parts"), exist_ok=True)

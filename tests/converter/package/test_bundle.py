@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -108,19 +109,19 @@ def test_the_android_module_carries_its_assets(bundles: dict[str, Path], tmp_pat
 
 
 FAKE_CURL = """#!/bin/sh
-# Stands in for curl: writes $FAKE_AAR to the file after -o (or fails like curl -f on a 404), records the URL;
-# with FAKE_HANG it writes part of it and hangs, like a slow download.
+# Stands in for curl: copies the file $FAKE_AAR to the file after -o (or fails like curl -f on a 404), records the
+# URL; with FAKE_HANG it writes part of it and hangs, like a slow download.
 out=""; while [ $# -gt 0 ]; do case "$1" in -o) out="$2"; shift 2;; http*) echo "$1" > "$FAKE_LOG"; shift;; *) shift;; esac; done
 [ -n "$FAKE_AAR" ] || { echo "curl: (22) The requested URL returned error: 404" >&2; exit 22; }
-printf %s "$FAKE_AAR" > "$out"
+cp "$FAKE_AAR" "$out"
 [ -z "${FAKE_HANG:-}" ] || exec sleep 60
 """
 
 
 def test_the_aar_fetch_pins_its_sha256_and_refuses_other_bytes(bundles: dict[str, Path], tmp_path: Path) -> None:
     """fetch-onnxruntime-genai.sh (curl stood in for): the first fetch installs the AAR and pins its SHA-256; a
-    later fetch of other bytes, a page that is no zip, a failed or killed download each install nothing and leave
-    no .part; an AAR matching its pin is not fetched again; `verify` names an AAR swapped after the fetch."""
+    later fetch of other bytes, a proxy's page, a transfer cut short, a failed or killed download each install
+    nothing and leave no .part; an AAR matching its pin is not fetched again; `verify` names an AAR swapped after."""
     import hashlib
     import signal
     import time
@@ -139,23 +140,31 @@ def test_the_aar_fetch_pins_its_sha256_and_refuses_other_bytes(bundles: dict[str
     aar = maven / f"com/microsoft/onnxruntime/onnxruntime-genai-android/{version}/onnxruntime-genai-android-{version}.aar"
     pin = maven / f"onnxruntime-genai-android-{version}.aar.sha256"
     log = tmp_path / "url"
-    release, other = "PK\x03\x04 first release bytes", "PK\x03\x04 other bytes"
+    release, other, cut, html = (tmp_path / name for name in ("release.aar", "other.aar", "cut.aar", "page.html"))
+    for aar_file, classes in ((release, b"release classes"), (other, b"other classes")):
+        with zipfile.ZipFile(aar_file, "w") as archive:
+            archive.writestr("AndroidManifest.xml", "<manifest package='ai.onnxruntime.genai'/>")
+            archive.writestr("classes.jar", classes * 1000)
+    cut.write_bytes(release.read_bytes()[: release.stat().st_size // 2])   # a transfer cut short, curl exit 0
+    html.write_text("<html>proxy login</html>")
 
-    def env(content: str, **more: str) -> dict[str, str]:
-        return {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_AAR": content, "FAKE_LOG": str(log), **more}
+    def env(content: Path | str, **more: str) -> dict[str, str]:
+        return {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_AAR": str(content), "FAKE_LOG": str(log), **more}
 
-    def fetch(content: str) -> subprocess.CompletedProcess[str]:
+    def fetch(content: Path | str) -> subprocess.CompletedProcess[str]:
         log.unlink(missing_ok=True)
         return subprocess.run(["sh", str(module / "fetch-onnxruntime-genai.sh")], env=env(content), capture_output=True,
                               text=True, timeout=60)
 
-    html = fetch("<html>proxy login</html>")
-    assert html.returncode != 0 and "not a zip archive" in html.stderr and not aar.exists() and not pin.exists()
+    for bad in (html, cut):
+        refused = fetch(bad)
+        assert refused.returncode != 0 and "did not return a whole AAR" in refused.stderr, refused.stderr
+        assert not aar.exists() and not pin.exists() and not list(maven.rglob("*.part"))
     first = fetch(release)
     assert first.returncode == 0, first.stderr
     assert log.read_text().strip() == GENAI_AAR_URL.format(version=version)
-    assert aar.read_text() == release and aar.with_suffix(".pom").is_file()
-    assert pin.read_text().split() == [hashlib.sha256(release.encode()).hexdigest(), aar.name]
+    assert aar.read_bytes() == release.read_bytes() and aar.with_suffix(".pom").is_file()
+    assert pin.read_text().split() == [hashlib.sha256(release.read_bytes()).hexdigest(), aar.name]
     assert "pinned SHA-256" in first.stdout
     again = fetch(release)
     assert again.returncode == 0 and "already" in again.stdout and not log.exists()   # matches its pin: no download
@@ -173,6 +182,14 @@ def test_the_aar_fetch_pins_its_sha256_and_refuses_other_bytes(bundles: dict[str
     os.killpg(hanging.pid, signal.SIGTERM)   # what Ctrl-C or a CI timeout does to the whole job
     hanging.wait(timeout=30)
     assert not list(maven.rglob("*.part")) and not aar.exists()
+    alone = subprocess.Popen(["sh", str(module / "fetch-onnxruntime-genai.sh")], env=env(release, FAKE_HANG="1"),
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not list(maven.rglob("*.part")) and time.monotonic() < deadline + 30:
+        time.sleep(0.05)
+    started = time.monotonic()
+    alone.send_signal(signal.SIGTERM)        # the script alone (kill PID): it stops its curl, not after the download
+    assert alone.wait(timeout=30) == 143 and time.monotonic() - started < 10
+    assert not list(maven.rglob("*.part")) and not aar.exists()
     assert fetch(release).returncode == 0
     assert f'"{GENAI_AAR_URL.format(version=version)}"' in gradle
     assert 'file("maven/onnxruntime-genai-android-$genaiVersion.aar.sha256")' in gradle
@@ -181,7 +198,7 @@ def test_the_aar_fetch_pins_its_sha256_and_refuses_other_bytes(bundles: dict[str
     (module.parent / ".idea" / "misc.xml").write_text("<project/>")
     verified = run_cli("verify", str(bundle))   # what fetching and opening the project write is not tampering
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    aar.write_text(other)
+    aar.write_bytes(other.read_bytes())
     assert_clean_failure(run_cli("verify", str(bundle)), f"{aar.name}: does not match the SHA-256")
 
 
@@ -395,8 +412,12 @@ def test_field_template_keeps_its_date_live_and_folds_the_system_prompt(bundles:
     assert "26 Jul 2024" not in json.dumps(fmt)
     rows = [json.loads(line) for line in (bundles["android"] / "vectors" / "chat_format.jsonl").read_text().splitlines()]
     assert all("now" in row and "Today Date: 07 Mar 2026" in row["expected"] for row in rows)
-    parity = json.loads(next((bundles["android"] / ANDROID_ASSETS / "models").glob("*/parity.json")).read_text())
+    found = next((bundles["android"] / ANDROID_ASSETS / "models").glob("*/parity.json"))
+    parity = json.loads(found.read_text())
     assert parity["passed"] and parity["tokenizer"]["problems"] == []
+    assert parity["artifact"] == f"models/{found.parent.name}"   # not the packaging machine's cache path
+    config = json.loads((found.parent / "tokenizer_config.json").read_text())
+    assert not {"local_files_only", "is_local"} & set(config)
 
 
 

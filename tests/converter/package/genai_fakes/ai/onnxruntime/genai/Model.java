@@ -1,7 +1,8 @@
-// Fake of onnxruntime-genai's Java API: the public signatures of src/java/src/main/java/ai/onnxruntime/genai as
-// read in its sources (0.16-dev, the newest the source mirror holds; the pinned release's AAR is compiled against
-// by the Gradle build in .github/workflows/android.yml). GenAiEngine.kt compiles against exactly these members,
-// and genai_engine_check/ drives it through FakeNative. Not the real library.
+// Fake of the part of onnxruntime-genai's Java API that GenAiEngine.kt uses: those members with the signatures and
+// visibility of src/java/src/main/java/ai/onnxruntime/genai in its sources (0.16-dev, the newest the source mirror
+// holds; the pinned release's AAR is compiled against by the Gradle build in .github/workflows/android.yml), and
+// nothing the API lacks, so a member GenAiEngine needs but the API lacks fails to compile. genai_engine_check/ drives GenAiEngine
+// through FakeNative (test controls, not part of the library).
 package ai.onnxruntime.genai;
 
 public final class Model implements AutoCloseable {

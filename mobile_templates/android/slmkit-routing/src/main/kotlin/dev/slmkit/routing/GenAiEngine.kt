@@ -18,7 +18,8 @@ import kotlin.concurrent.write
  * failure of onnxruntime-genai — a prompt longer than the context, a model that does not load, the native
  * library missing on the device (a LinkageError) — is a TierException, so the pipeline falls through to the
  * next tier. Generations may run on several threads at once; `close()` stops them at their next token and
- * waits for that (one decode step, not a whole answer) before freeing the model. Interrupting the calling
+ * waits for that before freeing the model: one decode step, or the rest of a prompt's prefill (a single native
+ * call) when it lands during one — call it off the main thread. Interrupting the calling
  * thread cancels a generation between two tokens. `contextTokens` (the tier's
  * context_tokens) bounds prompt + answer as the Python runtime does (runtime/backends/genai.py): a longer
  * prompt is refused (the pipeline falls through) and the answer is cut to the room left.

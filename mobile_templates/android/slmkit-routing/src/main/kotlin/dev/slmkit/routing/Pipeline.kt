@@ -309,7 +309,7 @@ class Pipeline(val spec: RoutingSpec, router: Router, private val engineFor: (Ti
         return Response(answer.second, answer.first, trace)
     }
 
-    /** Closes every loaded engine (each waits for its running generation) and refuses later requests: a
+    /** Closes every loaded engine (each stops its running generations first) and refuses later requests: a
      *  closed pipeline answers with an error Response and never loads an engine again. Idempotent. */
     override fun close() {
         closed = true
